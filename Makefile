@@ -1,0 +1,55 @@
+# ITB Clinic — `make` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint format check migrate seed bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): requirements.txt | $(PY)
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $(STAMP) $@
+
+run: $(STAMP) ## Run the whole app (web, worker, beat) on SQLite + filesystem broker, with demo data
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VENV)/bin/honcho start
+
+test: $(DEV_STAMP) ## Run the whole test suite (SQLite by default; DATABASE_URL/CELERY_BROKER_URL to change)
+	$(PY) -m pytest
+
+lint: $(DEV_STAMP) ## ruff check + format check, bandit, pip-audit
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/bandit -q -r itbclinic patients pumps refills -x '*/migrations/*' --severity-level high
+	$(VENV)/bin/pip-audit -r requirements.txt --progress-spinner off
+
+format: $(DEV_STAMP) ## Format the code with ruff
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+migrate: $(STAMP) ## Apply database migrations
+	$(PY) manage.py migrate --noinput
+
+seed: $(STAMP) ## Load the demo clinic (idempotent)
+	$(PY) manage.py seed_demo
+
+bench: $(DEV_STAMP) ## Benchmarks (need DATABASE_URL pointing at PostgreSQL)
+	$(PY) benchmarks/reminder_scan.py
+
+clean: ## Remove the virtualenv and local data (var/)
+	rm -rf $(VENV) var staticfiles

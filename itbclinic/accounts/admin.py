@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from .models import User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    list_display = ("username", "email", "first_name", "last_name", "role_names", "is_active", "last_login")
+    list_filter = ("groups", "is_active", "is_staff")
+    search_fields = ("username", "email", "first_name", "last_name")
+    fieldsets = (*BaseUserAdmin.fieldsets, ("Contact", {"fields": ("phone",)}))
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description="roles")
+    def role_names(self, obj: User) -> str:
+        return ", ".join(g.name for g in obj.groups.all())

@@ -1,0 +1,197 @@
+"""Pump and drug catalogues, implants and dose prescriptions. Knows patients, never refills."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from itbclinic.records import ClinicalRecord
+from patients.models import VERTEBRAL_LEVELS, Patient
+
+
+class PumpModel(models.Model):
+    """A catalogue row of settings per pump model (DOMAIN.md "Pumps"); editable in the admin."""
+
+    class Flow(models.TextChoices):
+        PROGRAMMABLE = "programmable", "Programmable"
+        CONSTANT = "constant", "Constant flow (dose changes only via concentration)"
+
+    manufacturer = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    reservoir_ml = models.DecimalField(max_digits=5, decimal_places=1)
+    flow = models.CharField(max_length=16, choices=Flow.choices)
+    alarm_threshold_ml = models.DecimalField(
+        max_digits=4, decimal_places=1, help_text="Low-reservoir alarm volume used for the refill date."
+    )
+    # Battery: None for pumps without a battery (Codman 3000 is never replaced for battery).
+    battery_earliest_end_years = models.PositiveSmallIntegerField(null=True, blank=True)
+    battery_hard_stop_years = models.PositiveSmallIntegerField(null=True, blank=True)
+    replacement_plan_months_before = models.PositiveSmallIntegerField(default=6)
+    eri_grace_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    residual_tolerance_ml = models.DecimalField(
+        max_digits=4, decimal_places=1, default=2, help_text="Aspiration discrepancy above this is flagged [S27]."
+    )
+    pocket_fill_tolerance_ml = models.DecimalField(
+        max_digits=4, decimal_places=1, default=1, help_text="Post-fill discrepancy that may mean a pocket fill [S28]."
+    )
+    mri_note = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["manufacturer", "name", "reservoir_ml"]
+        constraints = [
+            models.UniqueConstraint(fields=["manufacturer", "name", "reservoir_ml"], name="pumpmodel_unique"),
+            models.CheckConstraint(condition=Q(reservoir_ml__gt=0), name="pumpmodel_reservoir_positive"),
+            models.CheckConstraint(
+                condition=Q(alarm_threshold_ml__gte=0) & Q(alarm_threshold_ml__lt=F("reservoir_ml")),
+                name="pumpmodel_alarm_below_reservoir",
+            ),
+            models.CheckConstraint(
+                condition=Q(battery_hard_stop_years__isnull=True)
+                | Q(battery_earliest_end_years__isnull=True)
+                | Q(battery_earliest_end_years__lte=F("battery_hard_stop_years")),
+                name="pumpmodel_battery_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer} {self.name} {self.reservoir_ml:g} mL"
+
+    @property
+    def has_battery(self) -> bool:
+        return self.battery_hard_stop_years is not None or self.battery_earliest_end_years is not None
+
+
+class Drug(models.Model):
+    """A drug product at one concentration (DOMAIN.md "Drugs")."""
+
+    name = models.CharField(max_length=100)
+    concentration_mcg_per_ml = models.DecimalField(max_digits=7, decimal_places=1)
+    screening_only = models.BooleanField(default=False)
+    compounded = models.BooleanField(default=False)
+    max_interval_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Stability cap on the refill interval, whatever the volume."
+    )
+    is_active = models.BooleanField(default=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name", "concentration_mcg_per_ml"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "concentration_mcg_per_ml"], name="drug_unique"),
+            models.CheckConstraint(condition=Q(concentration_mcg_per_ml__gt=0), name="drug_concentration_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.concentration_mcg_per_ml:g} mcg/mL"
+
+
+class DrugPumpInterval(models.Model):
+    """A refill-interval cap for one drug in one pump model (overrides the drug's own cap)."""
+
+    drug = models.ForeignKey(Drug, on_delete=models.CASCADE, related_name="pump_intervals")
+    pump_model = models.ForeignKey(PumpModel, on_delete=models.CASCADE, related_name="drug_intervals")
+    max_interval_days = models.PositiveSmallIntegerField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["drug", "pump_model"], name="drugpumpinterval_unique"),
+            models.CheckConstraint(condition=Q(max_interval_days__gt=0), name="drugpumpinterval_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.drug} in {self.pump_model}: {self.max_interval_days} days"
+
+
+class Implant(ClinicalRecord):
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="implants")
+    pump_model = models.ForeignKey(PumpModel, on_delete=models.PROTECT, related_name="implants")
+    # Copied from the model so "serial unique per manufacturer" can be a database constraint.
+    manufacturer = models.CharField(max_length=100, editable=False)
+    serial_number = models.CharField(max_length=64)
+    implanted_on = models.DateField()
+    surgeon = models.CharField(max_length=200)
+    hospital = models.CharField(max_length=200)
+    catheter_model = models.CharField(max_length=100, blank=True)
+    catheter_tip_level = models.CharField(max_length=3, choices=VERTEBRAL_LEVELS)
+    mri_notes = models.TextField(blank=True)
+    eri_reported_on = models.DateField("ERI reported on", null=True, blank=True)
+    explanted_on = models.DateField(null=True, blank=True)
+    explant_reason = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-implanted_on", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["manufacturer", "serial_number"],
+                condition=Q(entered_in_error=False),
+                name="implant_serial_unique_per_manufacturer",
+            ),
+            models.UniqueConstraint(
+                fields=["patient"],
+                condition=Q(explanted_on__isnull=True, entered_in_error=False),
+                name="implant_one_active_per_patient",
+            ),
+            models.CheckConstraint(
+                condition=Q(explanted_on__isnull=True) | Q(explanted_on__gte=F("implanted_on")),
+                name="implant_explant_after_implant",
+            ),
+            models.CheckConstraint(
+                condition=Q(eri_reported_on__isnull=True) | Q(eri_reported_on__gte=F("implanted_on")),
+                name="implant_eri_after_implant",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pump_model} #{self.serial_number}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.explanted_on is None and not self.entered_in_error
+
+
+class DosePrescription(ClinicalRecord):
+    """The dose in force from `effective_at` on: the prescription history of one implant.
+
+    A refill visit that changes the dose writes one too; the forecast always uses the latest.
+    """
+
+    class Mode(models.TextChoices):
+        SIMPLE_CONTINUOUS = "simple_continuous", "Simple continuous"
+        FLEX = "flex", "Flexible (steps per day)"
+        PERIODIC_BOLUS = "periodic_bolus", "Periodic bolus"
+
+    implant = models.ForeignKey(Implant, on_delete=models.PROTECT, related_name="prescriptions")
+    effective_at = models.DateTimeField()
+    daily_dose_mcg = models.DecimalField(
+        max_digits=8, decimal_places=2, help_text="Total per 24 h (flex/bolus: the sum of the day)."
+    )
+    concentration_mcg_per_ml = models.DecimalField(max_digits=7, decimal_places=1)
+    dosing_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.SIMPLE_CONTINUOUS)
+    # Flex: [{"start": "HH:MM", "mcg_per_hour": "…"}…]; periodic bolus: [{"at": "HH:MM", "mcg": "…"}…]
+    schedule = models.JSONField(default=list, blank=True)
+    prescribed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-effective_at", "-id"]
+        get_latest_by = "effective_at"
+        constraints = [
+            models.CheckConstraint(condition=Q(daily_dose_mcg__gt=0), name="doseprescription_dose_positive"),
+            models.CheckConstraint(
+                condition=Q(concentration_mcg_per_ml__gt=0), name="doseprescription_concentration_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.daily_dose_mcg} mcg/day from {self.effective_at:%Y-%m-%d}"

@@ -1,0 +1,329 @@
+"""The care schedule: refill visits, appointments, reminders, alerts. Knows patients and pumps."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from itbclinic.records import ClinicalRecord
+from patients.models import Patient
+from pumps.models import DosePrescription, Drug, Implant
+
+
+def default_reminder_offsets() -> list[int]:
+    return [14, 2]
+
+
+def default_closed_weekdays() -> list[int]:
+    return [5, 6]  # Saturday, Sunday (Monday is 0)
+
+
+class ClinicSettings(models.Model):
+    """The clinic's own settings (one row), editable by the clinic admin."""
+
+    name = models.CharField(max_length=200, default="ITB Clinic")
+    phone = models.CharField(max_length=32, default="+44 20 7946 0000")
+    address = models.TextField(default="Neurology outpatients, level 2")
+    nursing_email = models.EmailField(default="itb-nurses@clinic.invalid")
+    safety_margin_days = models.PositiveSmallIntegerField(
+        default=5, validators=[MaxValueValidator(30)], help_text="Refill due this many days before the alarm [S8]."
+    )
+    reminder_offsets_days = models.JSONField(
+        default=default_reminder_offsets, help_text="Days before an appointment that patients are reminded."
+    )
+    reminder_hour = models.PositiveSmallIntegerField(default=9, validators=[MaxValueValidator(23)])
+    unbooked_alert_days = models.PositiveSmallIntegerField(
+        default=21, help_text="Alert nurses when due-by is this close and no refill is booked."
+    )
+    urgent_alert_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Urgent daily alert when the alarm date is this close and nothing is booked."
+    )
+    replacement_alert_days = models.PositiveSmallIntegerField(default=90)
+    refills_per_day = models.PositiveSmallIntegerField(default=8)
+    closed_weekdays = models.JSONField(default=default_closed_weekdays, blank=True)
+    default_place = models.CharField(max_length=200, default="ITB clinic room 2")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "clinic settings"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="clinicsettings_singleton")]
+
+    def __str__(self) -> str:
+        return f"Settings of {self.name}"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> "ClinicSettings":
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class ClosedDay(models.Model):
+    date = models.DateField(unique=True)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.reason}".strip()
+
+
+class RefillVisit(ClinicalRecord):
+    """One refill of the pump (DOMAIN.md "The refill visit records")."""
+
+    class BatteryStatus(models.TextChoices):
+        OK = "ok", "OK"
+        ERI = "eri", "Elective replacement indicator (ERI)"
+        EOS = "eos", "End of service"
+        NOT_APPLICABLE = "n/a", "No battery"
+        UNKNOWN = "unknown", "Not read"
+
+    implant = models.ForeignKey(Implant, on_delete=models.PROTECT, related_name="refill_visits")
+    performed_at = models.DateTimeField(db_index=True)
+    performed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    prescriber = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    pump_serial = models.CharField(max_length=64)
+    reservoir_ml = models.DecimalField(max_digits=5, decimal_places=1)
+    expected_residual_ml = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    actual_residual_ml = models.DecimalField(max_digits=5, decimal_places=2)
+    discrepancy_ml = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    discrepancy_flagged = models.BooleanField(default=False)
+    volume_added_ml = models.DecimalField(max_digits=5, decimal_places=2)
+    drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="+")
+    drug_lot = models.CharField(max_length=64)
+    concentration_mcg_per_ml = models.DecimalField(max_digits=7, decimal_places=1)
+    daily_dose_before_mcg = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    daily_dose_after_mcg = models.DecimalField(max_digits=8, decimal_places=2)
+    dosing_mode = models.CharField(
+        max_length=20, choices=DosePrescription.Mode.choices, default=DosePrescription.Mode.SIMPLE_CONTINUOUS
+    )
+    schedule = models.JSONField(default=list, blank=True)
+    bridge_bolus_mcg = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    alarm_threshold_ml = models.DecimalField(max_digits=4, decimal_places=1)
+    alarm_on = models.DateField()
+    empty_on = models.DateField()
+    due_by = models.DateField(db_index=True)
+    battery_status = models.CharField(max_length=8, choices=BatteryStatus.choices, default=BatteryStatus.OK)
+    notes = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-performed_at", "-id"]
+        get_latest_by = "performed_at"
+        constraints = [
+            models.CheckConstraint(condition=Q(actual_residual_ml__gte=0), name="refillvisit_residual_not_negative"),
+            models.CheckConstraint(condition=Q(volume_added_ml__gt=0), name="refillvisit_volume_added_positive"),
+            models.CheckConstraint(
+                condition=Q(volume_added_ml__lte=F("reservoir_ml")), name="refillvisit_fill_within_reservoir"
+            ),
+            models.CheckConstraint(
+                condition=Q(concentration_mcg_per_ml__gt=0), name="refillvisit_concentration_positive"
+            ),
+            models.CheckConstraint(condition=Q(daily_dose_after_mcg__gt=0), name="refillvisit_dose_positive"),
+            models.CheckConstraint(
+                condition=Q(daily_dose_before_mcg__isnull=True) | Q(daily_dose_before_mcg__gt=0),
+                name="refillvisit_dose_before_positive",
+            ),
+            models.CheckConstraint(condition=Q(alarm_threshold_ml__gte=0), name="refillvisit_threshold_not_negative"),
+            models.CheckConstraint(condition=Q(alarm_on__lte=F("empty_on")), name="refillvisit_alarm_before_empty"),
+            models.CheckConstraint(condition=Q(due_by__lte=F("alarm_on")), name="refillvisit_due_before_alarm"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refill of {self.pump_serial} on {self.performed_at:%Y-%m-%d}"
+
+    @property
+    def volume_after_fill_ml(self) -> Decimal:
+        # The residual is aspirated and discarded before the fill: the reservoir holds what was added.
+        return self.volume_added_ml
+
+
+class Appointment(ClinicalRecord):
+    class Kind(models.TextChoices):
+        REFILL = "refill", "Refill"
+        REPLACEMENT = "replacement", "Replacement surgery"
+        TRIAL = "trial", "Screening trial"
+        REVIEW = "review", "Review"
+
+    class Status(models.TextChoices):
+        BOOKED = "booked", "Booked"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        NO_SHOW = "no_show", "No-show"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointments")
+    implant = models.ForeignKey(Implant, null=True, blank=True, on_delete=models.PROTECT, related_name="appointments")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    starts_at = models.DateTimeField(db_index=True)
+    duration_minutes = models.PositiveSmallIntegerField(default=30)
+    place = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOOKED, db_index=True)
+    cancel_reason = models.TextField(blank=True)
+    outside_window_reason = models.TextField(
+        blank=True, help_text="A clinician's reason for booking a refill outside the safe window."
+    )
+    visit = models.OneToOneField(
+        RefillVisit, null=True, blank=True, on_delete=models.PROTECT, related_name="appointment"
+    )
+    booked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    notes = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["implant"],
+                condition=Q(kind="refill", status="booked", entered_in_error=False),
+                name="appointment_one_booked_refill_per_implant",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="refill") | Q(implant__isnull=False), name="appointment_refill_has_implant"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="cancelled") | ~Q(cancel_reason=""), name="appointment_cancel_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.starts_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+
+class AppointmentChangeRequest(models.Model):
+    """A patient's request for another date; it lands on the nurses' worklist."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for the clinic"
+        DONE = "done", "Rebooked"
+        DECLINED = "declined", "Declined"
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.PROTECT, related_name="change_requests")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True)
+    preferred_dates = models.CharField(max_length=200, blank=True)
+    message = models.TextField(max_length=2000)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    response = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"Change request for {self.appointment} ({self.get_status_display()})"
+
+
+class Reminder(models.Model):
+    """One message that must reach a patient: the database, not the broker, is the record.
+
+    One row per (appointment, offset, channel) under a unique constraint, so a scan that runs
+    twice, or two beats, cannot create a second reminder for the same thing.
+    """
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.PROTECT, related_name="reminders")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="reminders")
+    offset_days = models.PositiveSmallIntegerField()
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    send_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["send_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["appointment", "offset_days", "channel"], name="reminder_one_per_appointment_offset_channel"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "send_at"], name="reminder_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} reminder {self.offset_days}d before appointment {self.appointment_id} ({self.status})"
+
+
+class Alert(models.Model):
+    """Something a nurse or clinician must act on; one row per (kind, subject, key date)."""
+
+    class Kind(models.TextChoices):
+        REFILL_UNBOOKED = "refill_unbooked", "Refill due soon, nothing booked"
+        REFILL_URGENT = "refill_urgent", "URGENT: alarm date near, nothing booked"
+        NO_SHOW = "no_show", "Missed appointment"
+        BOOKED_AFTER_DUE = "booked_after_due", "Appointment after the due-by date"
+        REMINDER_FAILED = "reminder_failed", "Reminder could not be sent"
+        BATTERY_WINDOW = "battery_window", "Pump entering its battery window"
+        REPLACEMENT_PLAN = "replacement_plan", "Replacement surgery to plan"
+        ERI = "eri", "ERI recorded: pump stops in 90 days"
+        CHANGE_REQUEST = "change_request", "Patient asked for a new date"
+
+    class Audience(models.TextChoices):
+        NURSES = "nurses", "Nurses"
+        CLINICIANS = "clinicians", "Clinicians"
+
+    class Severity(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        URGENT = "urgent", "Urgent"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.NURSES)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="alerts")
+    implant = models.ForeignKey(Implant, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    appointment = models.ForeignKey(Appointment, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    reminder = models.ForeignKey(Reminder, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    # What makes the alert distinct: the due-by date, the day of an urgent repeat, the ERI date…
+    key_date = models.DateField()
+    message = models.TextField()
+    raised_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "patient", "key_date"], name="alert_one_per_kind_patient_date"),
+        ]
+        indexes = [models.Index(fields=["resolved_at", "audience"], name="alert_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} – patient {self.patient_id} ({self.key_date})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

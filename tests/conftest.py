@@ -1,0 +1,40 @@
+"""Shared fixtures. Services needed by a test fail (never skip) in CI: see `require_service`."""
+
+import os
+
+import pytest
+
+from tests import factories
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip locally when a service is absent; fail in CI (ITB_REQUIRE_SERVICES=1)."""
+    message = f"{name} unavailable: {reason}"
+    if os.environ.get("ITB_REQUIRE_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def nurse(db):
+    return factories.NurseFactory()
+
+
+@pytest.fixture
+def clinician(db):
+    return factories.ClinicianFactory()
+
+
+@pytest.fixture
+def clinic_admin(db):
+    return factories.ClinicAdminFactory()
+
+
+@pytest.fixture
+def patient_user(db):
+    return factories.PatientUserFactory()
+
+
+@pytest.fixture
+def password():
+    return factories.TEST_PASSWORD

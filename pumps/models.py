@@ -124,6 +124,11 @@ class Implant(ClinicalRecord):
     explanted_on = models.DateField(null=True, blank=True)
     explant_reason = models.TextField(blank=True)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The forecast in force (last refill, then any dose change since), kept current by the care
+    # schedule's services so that the whole clinic's schedule is one indexed, set-based query.
+    forecast_alarm_on = models.DateField(null=True, blank=True, editable=False)
+    forecast_empty_on = models.DateField(null=True, blank=True, editable=False)
+    forecast_due_by = models.DateField(null=True, blank=True, editable=False, db_index=True)
 
     history = HistoricalRecords()
 

@@ -42,6 +42,9 @@ class ClinicSettings(models.Model):
         default=7, help_text="Urgent daily alert when the alarm date is this close and nothing is booked."
     )
     replacement_alert_days = models.PositiveSmallIntegerField(default=90)
+    refill_window_days = models.PositiveSmallIntegerField(
+        default=21, help_text="A refill is proposed within this many days before its due-by date."
+    )
     refills_per_day = models.PositiveSmallIntegerField(default=8)
     closed_weekdays = models.JSONField(default=default_closed_weekdays, blank=True)
     default_place = models.CharField(max_length=200, default="ITB clinic room 2")

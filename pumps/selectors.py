@@ -1,0 +1,59 @@
+"""Reads of implants, doses and battery plans."""
+
+import datetime as dt
+
+from django.db.models import QuerySet
+
+from patients.models import Patient
+
+from .calculations import ReplacementPlan, battery_window, replacement_plan
+from .models import DosePrescription, Implant
+
+
+def implant_get_active(*, patient: Patient) -> Implant | None:
+    return (
+        Implant.objects.valid().filter(patient=patient, explanted_on__isnull=True).select_related("pump_model").first()
+    )
+
+
+def implant_list_active() -> QuerySet[Implant]:
+    return Implant.objects.valid().filter(explanted_on__isnull=True, patient__status="active")
+
+
+def dose_get_in_force(*, implant: Implant, at: dt.datetime | None = None) -> DosePrescription | None:
+    """The latest valid prescription effective at `at` (or the latest of all)."""
+    qs = DosePrescription.objects.valid().filter(implant=implant)
+    if at is not None:
+        qs = qs.filter(effective_at__lte=at)
+    return qs.order_by("-effective_at", "-id").first()
+
+
+def dose_list_since(*, implant: Implant, after: dt.datetime) -> list[DosePrescription]:
+    return list(
+        DosePrescription.objects.valid().filter(implant=implant, effective_at__gt=after).order_by("effective_at", "id")
+    )
+
+
+def implant_get_replacement_plan(*, implant: Implant) -> ReplacementPlan | None:
+    """The battery plan from the model's settings [S1][S4]; None for pumps without a battery."""
+    model = implant.pump_model
+    if model.battery_hard_stop_years is None and implant.eri_reported_on is None:
+        return None
+    return replacement_plan(
+        implanted_on=implant.implanted_on,
+        service_life_years=model.battery_hard_stop_years or 100,
+        plan_months_before=model.replacement_plan_months_before,
+        eri_on=implant.eri_reported_on,
+        eri_grace_days=model.eri_grace_days or 90,
+    )
+
+
+def implant_get_battery_window_opens_on(*, implant: Implant) -> dt.date | None:
+    model = implant.pump_model
+    if model.battery_earliest_end_years is None:
+        return None
+    return battery_window(
+        implanted_on=implant.implanted_on,
+        earliest_end_years=model.battery_earliest_end_years,
+        hard_stop_years=model.battery_hard_stop_years or model.battery_earliest_end_years,
+    ).window_opens_on

@@ -16,6 +16,15 @@ from refills.models import Appointment, RefillVisit
 TEST_PASSWORD = "correct-horse-battery-staple-42"
 
 
+def _role_granter(default: Role | None):
+    def grant(obj, create, extracted, **kwargs):
+        role = extracted or default
+        if create and role:
+            obj.groups.add(Group.objects.get(name=Role(role).value))
+
+    return factory.PostGeneration(grant)
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
@@ -26,27 +35,23 @@ class UserFactory(factory.django.DjangoModelFactory):
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
     password = factory.django.Password(TEST_PASSWORD)
-
-    @factory.post_generation
-    def role(self, create, extracted, **kwargs):
-        if create and extracted:
-            self.groups.add(Group.objects.get(name=Role(extracted).value))
+    role = _role_granter(None)
 
 
 class NurseFactory(UserFactory):
-    role = Role.NURSE
+    role = _role_granter(Role.NURSE)
 
 
 class ClinicianFactory(UserFactory):
-    role = Role.CLINICIAN
+    role = _role_granter(Role.CLINICIAN)
 
 
 class ClinicAdminFactory(UserFactory):
-    role = Role.CLINIC_ADMIN
+    role = _role_granter(Role.CLINIC_ADMIN)
 
 
 class PatientUserFactory(UserFactory):
-    role = Role.PATIENT
+    role = _role_granter(Role.PATIENT)
 
 
 class PatientFactory(factory.django.DjangoModelFactory):

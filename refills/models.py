@@ -42,6 +42,12 @@ class ClinicSettings(models.Model):
         default=7, help_text="Urgent daily alert when the alarm date is this close and nothing is booked."
     )
     replacement_alert_days = models.PositiveSmallIntegerField(default=90)
+    clinicians_email = models.EmailField(
+        default="itb-clinicians@clinic.invalid", help_text="Battery, replacement and ERI alerts are emailed here."
+    )
+    no_show_after_hours = models.PositiveSmallIntegerField(
+        default=4, help_text="A booked refill with no visit this many hours after its start is a no-show."
+    )
     refill_window_days = models.PositiveSmallIntegerField(
         default=21, help_text="A refill is proposed within this many days before its due-by date."
     )
@@ -257,9 +263,30 @@ class Reminder(models.Model):
     channel = models.CharField(max_length=8, choices=Channel.choices)
     send_at = models.DateTimeField(db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    class ReasonCode(models.TextChoices):
+        NONE = "", "—"
+        # Cancelled because what it announced changed (moved, cancelled, consent withdrawn…);
+        # such a row comes back to pending if the change is undone.
+        OBSOLETE = "obsolete", "No longer applies"
+        # Cancelled because its send time had passed when the booking was made, or a later
+        # (closer) reminder is already due: a stale "in 14 days" message helps nobody.
+        STALE = "stale", "Too late to send"
+        FAILED = "failed", "Failed"
+
+    # The appointment time this reminder announces: part of the key, so a moved appointment
+    # gets its own reminders and a sent one for the old time stays in the log.
+    appointment_starts_at = models.DateTimeField()
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Set by the dispatcher's claim; the send task acts only while the row still carries it.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Deliveries handed to the email/SMS backend: above 1 means a duplicate went out (counted, kept rare).
+    send_count = models.PositiveSmallIntegerField(default=0)
+    # Times the row was found stuck in "sending" and put back in the queue (a would-be loss).
+    recovered_count = models.PositiveSmallIntegerField(default=0)
+    reason_code = models.CharField(max_length=16, choices=ReasonCode.choices, blank=True, default="")
+    status_reason = models.CharField(max_length=200, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -268,10 +295,17 @@ class Reminder(models.Model):
         ordering = ["send_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["appointment", "offset_days", "channel"], name="reminder_one_per_appointment_offset_channel"
+                fields=["appointment", "appointment_starts_at", "offset_days", "channel"],
+                name="reminder_one_per_appointment_time_offset_channel",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False), name="reminder_sent_has_sent_at"
             ),
         ]
-        indexes = [models.Index(fields=["status", "send_at"], name="reminder_due_idx")]
+        indexes = [
+            models.Index(fields=["status", "send_at"], name="reminder_due_idx"),
+            models.Index(fields=["status", "claimed_at"], name="reminder_claimed_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} reminder {self.offset_days}d before appointment {self.appointment_id} ({self.status})"
@@ -316,6 +350,7 @@ class Alert(models.Model):
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    resolution = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-raised_at"]

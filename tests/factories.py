@@ -65,7 +65,7 @@ class PatientFactory(factory.django.DjangoModelFactory):
     spasticity_origin = Patient.Origin.SPINAL
     diagnosis = Patient.Diagnosis.MS
     email = factory.LazyAttribute(lambda o: f"{o.mrn.lower()}@example.org")
-    phone = "+447700900123"
+    phone = "+447911123456"
     reminder_consent = True
     reminder_channel = Patient.Channel.EMAIL
 

@@ -4,6 +4,10 @@ The forecast in force for one implant: the last refill, then every dose change s
 Pure like calculations.py (dates and Decimals in, a dataclass out): a dose change between two
 refills starts a new segment from the volume the old dose left on that day, so the forecast
 always uses the dose in force (DOMAIN.md "Refill arithmetic"; STYLE.md 2).
+
+The volume carried from one segment to the next is a 28-digit Decimal. Where a compounded
+strength makes it a recurring decimal, rounding can only move a day count that lands exactly on
+a whole day down by one (an earlier, safer date), never later.
 """
 
 import datetime as dt

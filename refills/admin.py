@@ -1,0 +1,232 @@
+"""Admin of the care schedule: clinic settings, closed days, visits, appointments, reminders, alerts."""
+
+from django import forms
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from itbclinic.admin_actions import ClinicalRecordAdmin, ReadOnlyAdminMixin
+
+from .models import (
+    Alert,
+    Appointment,
+    AppointmentChangeRequest,
+    ClinicSettings,
+    ClosedDay,
+    RefillVisit,
+    Reminder,
+)
+
+PATIENT_SEARCH = ("patient__mrn", "patient__given_name", "patient__family_name")
+
+
+class ClinicSettingsForm(forms.ModelForm):
+    class Meta:
+        model = ClinicSettings
+        fields = (
+            "name",
+            "phone",
+            "address",
+            "nursing_email",
+            "default_place",
+            "safety_margin_days",
+            "refill_window_days",
+            "refills_per_day",
+            "closed_weekdays",
+            "reminder_offsets_days",
+            "reminder_hour",
+            "unbooked_alert_days",
+            "urgent_alert_days",
+            "replacement_alert_days",
+        )
+
+    def _int_list(self, name: str, *, low: int, high: int) -> list[int]:
+        value = self.cleaned_data.get(name)
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise forms.ValidationError("Give a list of whole numbers, e.g. [14, 2].")
+        if any(v < low or v > high for v in value):
+            raise forms.ValidationError(f"Each number must be between {low} and {high}.")
+        return sorted(set(value), reverse=name == "reminder_offsets_days")
+
+    def clean_reminder_offsets_days(self) -> list[int]:
+        return self._int_list("reminder_offsets_days", low=0, high=365)
+
+    def clean_closed_weekdays(self) -> list[int]:
+        # Monday is 0, Sunday 6 (Python's weekday()).
+        return self._int_list("closed_weekdays", low=0, high=6)
+
+
+@admin.register(ClinicSettings)
+class ClinicSettingsAdmin(SimpleHistoryAdmin):
+    """One row (ClinicSettings.load()): no second one, never deleted."""
+
+    form = ClinicSettingsForm
+    list_display = (
+        "name",
+        "phone",
+        "safety_margin_days",
+        "refill_window_days",
+        "refills_per_day",
+        "reminder_offsets_days",
+        "closed_weekdays",
+    )
+    fieldsets = (
+        ("Clinic", {"fields": ("name", "phone", "address", "nursing_email", "default_place")}),
+        (
+            "Scheduling",
+            {"fields": ("safety_margin_days", "refill_window_days", "refills_per_day", "closed_weekdays")},
+        ),
+        ("Reminders", {"fields": ("reminder_offsets_days", "reminder_hour")}),
+        ("Alerts", {"fields": ("unbooked_alert_days", "urgent_alert_days", "replacement_alert_days")}),
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and not ClinicSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ClosedDay)
+class ClosedDayAdmin(admin.ModelAdmin):
+    list_display = ("date", "weekday", "reason")
+    search_fields = ("reason",)
+    date_hierarchy = "date"
+
+    @admin.display(description="day", ordering="date")
+    def weekday(self, obj: ClosedDay) -> str:
+        return f"{obj.date:%A}"
+
+
+@admin.register(RefillVisit)
+class RefillVisitAdmin(ClinicalRecordAdmin):
+    list_display = (
+        "performed_at",
+        "patient",
+        "pump_serial",
+        "concentration_mcg_per_ml",
+        "volume_added_ml",
+        "daily_dose_before_mcg",
+        "daily_dose_after_mcg",
+        "expected_residual_ml",
+        "actual_residual_ml",
+        "discrepancy_ml",
+        "discrepancy_flagged",
+        "due_by",
+        "battery_status",
+        "performed_by",
+        "entered_in_error",
+    )
+    list_filter = ("discrepancy_flagged", "battery_status", "dosing_mode", "drug", "entered_in_error")
+    search_fields = ("pump_serial", "drug_lot", *(f"implant__{name}" for name in PATIENT_SEARCH))
+    date_hierarchy = "performed_at"
+    list_select_related = ("implant__patient", "performed_by")
+    # Volumes, doses and dates make the forecast: a wrong visit is marked in error and re-recorded.
+    editable_fields = ("notes",)
+
+    @admin.display(description="patient", ordering="implant__patient__family_name")
+    def patient(self, obj: RefillVisit) -> str:
+        return str(obj.implant.patient)
+
+
+@admin.register(Appointment)
+class AppointmentAdmin(ClinicalRecordAdmin):
+    list_display = (
+        "starts_at",
+        "patient",
+        "kind",
+        "status",
+        "place",
+        "implant_serial",
+        "booked_by",
+        "visit",
+        "entered_in_error",
+    )
+    list_filter = ("status", "kind", "entered_in_error")
+    search_fields = (*PATIENT_SEARCH, "implant__serial_number", "place")
+    date_hierarchy = "starts_at"
+    list_select_related = ("patient", "implant", "booked_by", "visit")
+    # Time and status change through appointment_move / _cancel / _mark_no_show (safe window, 409).
+    editable_fields = ("place", "notes")
+
+    @admin.display(description="pump serial", ordering="implant__serial_number")
+    def implant_serial(self, obj: Appointment) -> str:
+        return obj.implant.serial_number if obj.implant else ""
+
+
+@admin.register(AppointmentChangeRequest)
+class AppointmentChangeRequestAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+    list_display = ("requested_at", "patient", "appointment_at", "preferred_dates", "status", "handled_by")
+    list_filter = ("status",)
+    search_fields = tuple(f"appointment__{name}" for name in PATIENT_SEARCH)
+    date_hierarchy = "requested_at"
+    list_select_related = ("appointment__patient", "handled_by")
+
+    @admin.display(description="patient", ordering="appointment__patient__family_name")
+    def patient(self, obj: AppointmentChangeRequest) -> str:
+        return str(obj.appointment.patient)
+
+    @admin.display(description="appointment", ordering="appointment__starts_at")
+    def appointment_at(self, obj: AppointmentChangeRequest):
+        return obj.appointment.starts_at
+
+
+@admin.register(Reminder)
+class ReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "send_at",
+        "patient",
+        "appointment_at",
+        "offset_days",
+        "channel",
+        "status",
+        "attempts",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("status", "channel", "offset_days")
+    search_fields = PATIENT_SEARCH
+    date_hierarchy = "send_at"
+    list_select_related = ("patient", "appointment")
+
+    @admin.display(description="appointment", ordering="appointment__starts_at")
+    def appointment_at(self, obj: Reminder):
+        return obj.appointment.starts_at
+
+
+class AlertOpenFilter(admin.SimpleListFilter):
+    title = "open or resolved"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Open"), ("no", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "raised_at",
+        "severity",
+        "kind",
+        "audience",
+        "patient",
+        "key_date",
+        "is_open",
+        "emailed_at",
+        "resolved_at",
+        "resolved_by",
+    )
+    list_filter = (AlertOpenFilter, "severity", "kind", "audience")
+    search_fields = (*PATIENT_SEARCH, "message")
+    date_hierarchy = "raised_at"
+    list_select_related = ("patient", "resolved_by")
+
+    @admin.display(boolean=True, description="open")
+    def is_open(self, obj: Alert) -> bool:
+        return obj.is_open

@@ -38,3 +38,19 @@ def patient_user(db):
 @pytest.fixture
 def password():
     return factories.TEST_PASSWORD
+
+
+@pytest.fixture(autouse=True)
+def _http_and_static_files_for_tests(settings):
+    """Two production settings that tests cannot use as they are.
+
+    - The test client and live_server speak plain HTTP: no redirect to HTTPS. Production
+      (DEBUG off) redirects every request but /healthz; tests/itbclinic/test_settings.py checks
+      that. Cookies stay marked Secure: the test client sends them anyway.
+    - The manifest storage needs `collectstatic` to have run: tests serve the source files.
+    """
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "patients",
     "pumps",
     "refills",
+    "audit",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Per-address limit on login/password-reset/invitation POSTs (portal/throttling.py).
+    "portal.throttling.AuthPostRateLimitMiddleware",
     # django-axes must come last: it reads the outcome of authentication.
     "axes.middleware.AxesMiddleware",
 ]
@@ -212,6 +216,33 @@ STORAGES = {
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ITB Clinic <no-reply@itbclinic.invalid>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# A backend class by name overrides EMAIL_URL's (e.g. a provider's API backend).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)  # noqa: F821 (set by email_url above)
+
+# ---------------------------------------------------------------------------
+# SMS (refills/messaging.py): console in the demo, a Twilio-shaped REST provider by env
+# ---------------------------------------------------------------------------
+SMS_BACKEND = env.str("SMS_BACKEND", default="refills.sms_backends.ConsoleBackend")
+SMS_PROVIDER_URL = env.str("SMS_PROVIDER_URL", default="https://api.twilio.com")
+SMS_PROVIDER_ACCOUNT_SID = env.str("SMS_PROVIDER_ACCOUNT_SID", default="")
+SMS_PROVIDER_AUTH_TOKEN = env.str("SMS_PROVIDER_AUTH_TOKEN", default="")
+SMS_PROVIDER_FROM = env.str("SMS_PROVIDER_FROM", default="ITBClinic")
+SMS_PROVIDER_TIMEOUT = env.float("SMS_PROVIDER_TIMEOUT", default=10.0)
+
+# ---------------------------------------------------------------------------
+# Reminder delivery (refills/reminders.py, refills/tasks.py). The clinical settings (offsets,
+# hour, alert thresholds) live in the database; these are the delivery machinery's.
+# ---------------------------------------------------------------------------
+# A row left in "sending" this long (worker killed, broker lost the message) goes back to pending.
+# Must exceed the longest retry backoff below, or a row waiting for its retry would be re-sent.
+REMINDER_STUCK_AFTER_MINUTES = env.int("REMINDER_STUCK_AFTER_MINUTES", default=10)
+REMINDER_MAX_RECOVERIES = env.int("REMINDER_MAX_RECOVERIES", default=6)
+REMINDER_SEND_MAX_RETRIES = env.int("REMINDER_SEND_MAX_RETRIES", default=5)
+REMINDER_RETRY_BACKOFF_SECONDS = env.int("REMINDER_RETRY_BACKOFF_SECONDS", default=15)
+REMINDER_RETRY_BACKOFF_MAX_SECONDS = env.int("REMINDER_RETRY_BACKOFF_MAX_SECONDS", default=300)
+REMINDER_DISPATCH_BATCH = env.int("REMINDER_DISPATCH_BATCH", default=500)
+# A reminder whose time has passed is still sent late only if the appointment is this far ahead.
+REMINDER_MIN_LEAD_HOURS = env.int("REMINDER_MIN_LEAD_HOURS", default=12)
 
 # ---------------------------------------------------------------------------
 # Celery: filesystem broker under var/ by default, Redis by CELERY_BROKER_URL
@@ -243,6 +274,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Every minute: proves beat → broker → worker end to end (visible in the worker log).
     "heartbeat": {"task": "itbclinic.heartbeat_task", "schedule": 60.0},
+    # Every 5 minutes: materialise due reminders, cancel obsolete ones, raise/resolve alerts (level-triggered).
+    "scan-reminders": {"task": "refills.scan_reminders_task", "schedule": 300.0},
+    # Every minute: claim reminders whose time has come and enqueue one send each, after commit.
+    "dispatch-reminders": {"task": "refills.dispatch_reminders_task", "schedule": 60.0},
+    # Every 5 minutes: rows stuck in "sending" (lost message, killed worker) go back to pending.
+    "recover-reminders": {"task": "refills.recover_reminders_task", "schedule": 300.0},
 }
 
 # ---------------------------------------------------------------------------
@@ -292,9 +329,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Paths can carry calendar/invitation/reset tokens: masked before anything is written.
+    "filters": {"redact_secrets": {"()": "audit.logging.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        # runserver's request lines go through the same redacting handler.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }
 
 # ---------------------------------------------------------------------------
@@ -303,3 +349,18 @@ LOGGING = {
 # ---------------------------------------------------------------------------
 CLINIC_NAME = env.str("CLINIC_NAME", default="ITB Clinic")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+# ---------------------------------------------------------------------------
+# Patient portal and access log (issue 6)
+# ---------------------------------------------------------------------------
+# Reverse proxies we run in front of the app that append to X-Forwarded-For (0: trust none,
+# the access log records REMOTE_ADDR).
+AUDIT_TRUSTED_PROXY_COUNT = env.int("AUDIT_TRUSTED_PROXY_COUNT", default=0)
+PORTAL_INVITATION_MAX_AGE_HOURS = env.int("PORTAL_INVITATION_MAX_AGE_HOURS", default=72)
+# Cache-based limits on login and password-reset POSTs per client address ("count/seconds");
+# axes still locks a username after repeated failures.
+AUTH_POST_RATE_LIMITS = {
+    "login": env.str("LOGIN_POST_RATE", default="20/300"),
+    "password_reset": env.str("PASSWORD_RESET_POST_RATE", default="5/900"),
+    "portal:invitation_accept": env.str("INVITATION_POST_RATE", default="10/900"),
+}

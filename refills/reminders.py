@@ -1,0 +1,979 @@
+"""
+Reminders to patients and alerts to nurses and clinicians. The database is the record.
+
+Level-triggered, set-based: `reminders_scan` and `alerts_scan` look at the whole clinic each time,
+in a fixed number of queries whatever its size, and make the reminder and alert rows agree with
+the schedule. Running them twice, or from two beats, changes nothing (unique keys, conditional
+updates). Nothing is scheduled far ahead on the broker (SECURITY.md "Reminders never lost").
+
+A reminder row, one per (appointment, appointment time, offset, channel):
+    pending --dispatcher claims--> sending --send task--> sent
+                                          \\--retries exhausted / refused--> failed (+ nurse alert)
+    sending for longer than REMINDER_STUCK_AFTER_MINUTES --recovery--> pending
+    pending --appointment moved/cancelled, consent withdrawn--> cancelled (obsolete; back if undone)
+    pending --its time passed before it could help--> cancelled (stale)
+A duplicate is better than a loss: `send_count` > 1 counts duplicates, `recovered_count` near-losses.
+
+Times: a reminder goes at `reminder_hour` clinic-local time, `offset_days` before the local date
+of the appointment, whatever the daylight-saving offset of either day.
+"""
+
+import datetime as dt
+import logging
+import smtplib
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import TruncDate
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from patients.models import Patient
+from pumps.calculations import add_months, battery_window, replacement_plan
+from pumps.models import Implant, PumpModel
+
+from .messaging import SmsPermanentError, send_sms
+from .models import Alert, Appointment, ClinicSettings, RefillVisit, Reminder
+from .services import appointment_mark_no_show
+
+logger = logging.getLogger(__name__)
+
+# Worth retrying: the mail server, the SMS provider, the network or the database may be back soon.
+TRANSIENT_SEND_ERRORS: tuple[type[BaseException], ...] = (
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPDataError,
+    smtplib.SMTPResponseException,
+    smtplib.SMTPException,
+    ConnectionError,  # includes refills.messaging.SmsTransientError
+    TimeoutError,
+    socket.gaierror,
+    OperationalError,
+    InterfaceError,
+)
+# Retrying cannot help: the address or number is refused. Fail at once and tell the nurses.
+PERMANENT_SEND_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPRecipientsRefused, SmsPermanentError)
+
+REFILL_ALERT_KINDS = (Alert.Kind.REFILL_UNBOOKED, Alert.Kind.REFILL_URGENT, Alert.Kind.BOOKED_AFTER_DUE)
+
+
+def _clinic_tz() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+# ---------------------------------------------------------------------------
+# When a reminder goes
+# ---------------------------------------------------------------------------
+def reminder_send_at(*, starts_at: dt.datetime, offset_days: int, hour: int) -> dt.datetime:
+    """`hour`:00 clinic-local time, `offset_days` before the appointment's clinic-local date.
+
+    The date is computed in local terms first and only then made aware, so a reminder two days
+    before a Monday-after-the-clocks-change appointment still goes at 09:00 on the wall clock.
+    """
+    tz = _clinic_tz()
+    day = starts_at.astimezone(tz).date() - dt.timedelta(days=offset_days)
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReminder:
+    offset_days: int
+    send_at: dt.datetime
+    status: str
+    reason_code: str = ""
+    status_reason: str = ""
+
+
+def reminder_plan(
+    *, starts_at: dt.datetime, offsets: Iterable[int], hour: int, now: dt.datetime, min_lead: dt.timedelta
+) -> list[PlannedReminder]:
+    """Which reminders an appointment gets, decided when its rows are created.
+
+    Every offset whose time is still ahead is pending. Offsets whose time has already passed
+    (a late booking) are skipped as stale, except that when *no* offset is left ahead the closest
+    one goes at once, as a catch-up, provided the appointment is at least `min_lead` away: a
+    patient booked tomorrow gets one reminder now, never a "14 days" one.
+    """
+    times = sorted(
+        ((offset, reminder_send_at(starts_at=starts_at, offset_days=offset, hour=hour)) for offset in set(offsets)),
+        reverse=True,
+    )
+    any_ahead = any(send_at > now for _, send_at in times)
+    past = [offset for offset, send_at in times if send_at <= now]
+    catch_up = min(past) if past and not any_ahead and starts_at - now >= min_lead else None
+    plan = []
+    for offset, send_at in times:
+        if send_at > now or offset == catch_up:
+            plan.append(PlannedReminder(offset, send_at, Reminder.Status.PENDING))
+        else:
+            local = timezone.localtime(send_at, _clinic_tz())
+            plan.append(
+                PlannedReminder(
+                    offset,
+                    send_at,
+                    Reminder.Status.CANCELLED,
+                    Reminder.ReasonCode.STALE,
+                    f"Not sent: booked after its time ({local:%d %b %H:%M}); a closer reminder covers it.",
+                )
+            )
+    return plan
+
+
+# ---------------------------------------------------------------------------
+# Which reminder rows should exist
+# ---------------------------------------------------------------------------
+def _contact_q(prefix: str, channel_field: str) -> Q:
+    """The patient has an address for the channel (email or SMS)."""
+    return (Q(**{channel_field: Reminder.Channel.EMAIL}) & ~Q(**{f"{prefix}email": ""})) | (
+        Q(**{channel_field: Reminder.Channel.SMS}) & ~Q(**{f"{prefix}phone": ""})
+    )
+
+
+def _patient_reachable_q(prefix: str) -> Q:
+    return Q(
+        **{
+            f"{prefix}status": Patient.Status.ACTIVE,
+            f"{prefix}entered_in_error": False,
+            f"{prefix}reminder_consent": True,
+        }
+    ) & _contact_q(prefix, f"{prefix}reminder_channel")
+
+
+def _appointments_to_remind(*, now: dt.datetime) -> QuerySet[Appointment]:
+    return (
+        Appointment.objects.valid()
+        .filter(status=Appointment.Status.BOOKED, starts_at__gt=now)
+        .filter(_patient_reachable_q("patient__"))
+    )
+
+
+def _reminders_cancel_obsolete(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
+    """Pending rows that no longer announce anything true are cancelled (four set-based updates)."""
+    pending = Reminder.objects.filter(status=Reminder.Status.PENDING)
+    if appointment_id is not None:
+        pending = pending.filter(appointment_id=appointment_id)
+    not_booked = ~Q(appointment__status=Appointment.Status.BOOKED) | Q(appointment__entered_in_error=True)
+    rules = [
+        (pending.filter(not_booked), "Appointment cancelled, completed or missed."),
+        (pending.exclude(appointment_starts_at=F("appointment__starts_at")), "Appointment moved to another time."),
+        (
+            pending.exclude(_patient_reachable_q("patient__") & Q(channel=F("patient__reminder_channel"))),
+            "Patient inactive, consent withdrawn, or channel or contact changed.",
+        ),
+        (pending.exclude(offset_days__in=clinic.reminder_offsets_days), "Reminder offsets changed in the settings."),
+    ]
+    cancelled = 0
+    for queryset, reason in rules:
+        cancelled += queryset.update(
+            status=Reminder.Status.CANCELLED,
+            reason_code=Reminder.ReasonCode.OBSOLETE,
+            status_reason=reason,
+            claim_token=None,
+            updated_at=now,
+        )
+    return cancelled
+
+
+def _reminders_reopen(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
+    """Rows cancelled as obsolete whose reason was undone (moved back, consent given again) return."""
+    rows = Reminder.objects.filter(
+        status=Reminder.Status.CANCELLED,
+        reason_code=Reminder.ReasonCode.OBSOLETE,
+        send_at__gt=now,
+        appointment__status=Appointment.Status.BOOKED,
+        appointment__entered_in_error=False,
+        appointment_starts_at=F("appointment__starts_at"),
+        channel=F("patient__reminder_channel"),
+        offset_days__in=clinic.reminder_offsets_days,
+    ).filter(_patient_reachable_q("patient__"))
+    if appointment_id is not None:
+        rows = rows.filter(appointment_id=appointment_id)
+    return rows.update(status=Reminder.Status.PENDING, reason_code="", status_reason="", updated_at=now)
+
+
+def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
+    """Create the missing rows of booked future appointments: one select, one bulk insert."""
+    offsets = sorted(set(clinic.reminder_offsets_days or []))
+    if not offsets:
+        return 0
+    missing = None
+    for offset in offsets:
+        lacks = ~Exists(
+            Reminder.objects.filter(
+                appointment=OuterRef("pk"),
+                appointment_starts_at=OuterRef("starts_at"),
+                channel=OuterRef("patient__reminder_channel"),
+                offset_days=offset,
+            )
+        )
+        missing = lacks if missing is None else (missing | lacks)
+    appointments = _appointments_to_remind(now=now).filter(missing)
+    if appointment_id is not None:
+        appointments = appointments.filter(pk=appointment_id)
+    min_lead = dt.timedelta(hours=settings.REMINDER_MIN_LEAD_HOURS)
+    rows = []
+    for appointment_pk, patient_pk, starts_at, channel in appointments.values_list(
+        "pk", "patient_id", "starts_at", "patient__reminder_channel"
+    ):
+        for planned in reminder_plan(
+            starts_at=starts_at, offsets=offsets, hour=clinic.reminder_hour, now=now, min_lead=min_lead
+        ):
+            rows.append(
+                Reminder(
+                    appointment_id=appointment_pk,
+                    patient_id=patient_pk,
+                    appointment_starts_at=starts_at,
+                    offset_days=planned.offset_days,
+                    channel=channel,
+                    send_at=planned.send_at,
+                    status=planned.status,
+                    reason_code=planned.reason_code,
+                    status_reason=planned.status_reason,
+                )
+            )
+    # Rows that exist already (another offset of the same appointment, a concurrent scan) are
+    # left as they are: the unique key makes a second row impossible.
+    Reminder.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderScanResult:
+    cancelled: int
+    reopened: int
+    planned: int
+
+
+@transaction.atomic
+def reminders_scan(*, now: dt.datetime) -> ReminderScanResult:
+    """Make the reminder rows agree with the schedule: cancel obsolete, reopen, materialise."""
+    clinic = ClinicSettings.load()
+    return ReminderScanResult(
+        cancelled=_reminders_cancel_obsolete(clinic=clinic, now=now, appointment_id=None),
+        reopened=_reminders_reopen(clinic=clinic, now=now, appointment_id=None),
+        planned=_reminders_materialise(clinic=clinic, now=now, appointment_id=None),
+    )
+
+
+@transaction.atomic
+def reminders_materialise_for_appointment(*, appointment: Appointment, now: dt.datetime | None = None) -> int:
+    """The scan, for one appointment: call it inside appointment_book / _move / _cancel.
+
+    The rows then exist in the booking's own transaction; the periodic scan would find them
+    anyway a few minutes later (level-triggered), so forgetting this call delays, never loses.
+    """
+    now = now or timezone.now()
+    clinic = ClinicSettings.load()
+    _reminders_cancel_obsolete(clinic=clinic, now=now, appointment_id=appointment.pk)
+    _reminders_reopen(clinic=clinic, now=now, appointment_id=appointment.pk)
+    return _reminders_materialise(clinic=clinic, now=now, appointment_id=appointment.pk)
+
+
+# ---------------------------------------------------------------------------
+# Dispatch: claim due rows, enqueue one send each after commit
+# ---------------------------------------------------------------------------
+EnqueueSend = Callable[..., None]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    claimed: list[int]
+    skipped_stale: int
+    claim_token: str | None
+
+
+def _reminders_cancel_stale_due(*, now: dt.datetime) -> int:
+    """Due rows that would now mislead: the appointment has begun, or a closer reminder is due too."""
+    due = Reminder.objects.filter(status=Reminder.Status.PENDING, send_at__lte=now)
+    started = due.filter(appointment__starts_at__lte=now).update(
+        status=Reminder.Status.CANCELLED,
+        reason_code=Reminder.ReasonCode.STALE,
+        status_reason="Not sent: the appointment time had come before it could go.",
+        updated_at=now,
+    )
+    closer_due = Reminder.objects.filter(
+        appointment=OuterRef("appointment"),
+        appointment_starts_at=OuterRef("appointment_starts_at"),
+        channel=OuterRef("channel"),
+        offset_days__lt=OuterRef("offset_days"),
+        send_at__lte=now,
+        status__in=[Reminder.Status.PENDING, Reminder.Status.SENDING, Reminder.Status.SENT],
+    )
+    superseded = due.filter(Exists(closer_due)).update(
+        status=Reminder.Status.CANCELLED,
+        reason_code=Reminder.ReasonCode.STALE,
+        status_reason="Not sent: it was late and a closer reminder was due at the same time.",
+        updated_at=now,
+    )
+    return started + superseded
+
+
+@transaction.atomic
+def reminders_dispatch(*, now: dt.datetime, enqueue: EnqueueSend, batch_size: int | None = None) -> DispatchResult:
+    """Claim due pending rows and hand each to `enqueue(reminder_id=, claim_token=)`.
+
+    The claim is one conditional UPDATE … WHERE status = 'pending': atomic on PostgreSQL (a
+    concurrent claimer re-checks the WHERE after the row lock and skips the row) and on SQLite
+    (one writer at a time). The rows this call won carry its fresh token. `enqueue` must defer
+    the broker call until after commit (`transaction.on_commit`): a message for an uncommitted
+    claim could otherwise run first and find nothing to do.
+    """
+    skipped = _reminders_cancel_stale_due(now=now)
+    batch_size = batch_size or settings.REMINDER_DISPATCH_BATCH
+    due_ids = list(
+        Reminder.objects.filter(status=Reminder.Status.PENDING, send_at__lte=now)
+        .order_by("send_at", "id")
+        .values_list("id", flat=True)[:batch_size]
+    )
+    if not due_ids:
+        return DispatchResult(claimed=[], skipped_stale=skipped, claim_token=None)
+    token = uuid.uuid4()
+    Reminder.objects.filter(id__in=due_ids, status=Reminder.Status.PENDING).update(
+        status=Reminder.Status.SENDING, claimed_at=now, claim_token=token, updated_at=now
+    )
+    claimed = list(
+        Reminder.objects.filter(status=Reminder.Status.SENDING, claim_token=token)
+        .order_by("send_at", "id")
+        .values_list("id", flat=True)
+    )
+    for reminder_id in claimed:
+        enqueue(reminder_id=reminder_id, claim_token=str(token))
+    return DispatchResult(claimed=claimed, skipped_stale=skipped, claim_token=str(token))
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverResult:
+    requeued: int
+    failed: int
+
+
+def reminders_recover_stuck(
+    *, now: dt.datetime, stuck_after: dt.timedelta | None = None, max_recoveries: int | None = None
+) -> RecoverResult:
+    """Rows left in `sending` (worker killed, message lost with the broker) go back to pending.
+
+    The send task refreshes `claimed_at` at every attempt and its retry backoff is capped below
+    the timeout, so a row still being retried is never taken for stuck. A row recovered
+    `max_recoveries` times fails for good and goes to the nurses rather than loop silently.
+    """
+    stuck_after = stuck_after or dt.timedelta(minutes=settings.REMINDER_STUCK_AFTER_MINUTES)
+    max_recoveries = settings.REMINDER_MAX_RECOVERIES if max_recoveries is None else max_recoveries
+    stuck = Reminder.objects.filter(status=Reminder.Status.SENDING, claimed_at__lt=now - stuck_after)
+    minutes = int(stuck_after.total_seconds() // 60)
+    requeued = stuck.filter(recovered_count__lt=max_recoveries).update(
+        status=Reminder.Status.PENDING,
+        claim_token=None,
+        recovered_count=F("recovered_count") + 1,
+        status_reason=f"Back in the queue after {minutes} min in sending (worker or broker lost it).",
+        updated_at=now,
+    )
+    failed = 0
+    for reminder_id in stuck.filter(recovered_count__gte=max_recoveries).values_list("id", flat=True):
+        failed += reminder_mark_failed(
+            reminder_id=reminder_id, error=f"Stuck in sending {max_recoveries + 1} times.", now=now
+        )
+    return RecoverResult(requeued=requeued, failed=failed)
+
+
+# ---------------------------------------------------------------------------
+# Send one reminder (called by the send task; idempotent)
+# ---------------------------------------------------------------------------
+class SendOutcome:
+    SENT = "sent"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+def _reminder_problem(reminder: Reminder, now: dt.datetime) -> str:
+    """Why this reminder must not go any more ('' when it still should)."""
+    appointment, patient = reminder.appointment, reminder.patient
+    if appointment.status != Appointment.Status.BOOKED or appointment.entered_in_error:
+        return "Appointment cancelled, completed or missed."
+    if appointment.starts_at != reminder.appointment_starts_at:
+        return "Appointment moved to another time."
+    if appointment.starts_at <= now:
+        return "Not sent: the appointment time had come before it could go."
+    if patient.status != Patient.Status.ACTIVE or patient.entered_in_error or not patient.reminder_consent:
+        return "Patient inactive or consent withdrawn."
+    if patient.reminder_channel != reminder.channel:
+        return "Patient's preferred channel changed."
+    if (reminder.channel == Reminder.Channel.EMAIL and not patient.email) or (
+        reminder.channel == Reminder.Channel.SMS and not patient.phone
+    ):
+        return "No address for this channel."
+    return ""
+
+
+def reminder_message_context(*, reminder: Reminder, clinic: ClinicSettings) -> dict:
+    """What a reminder says: date, time, place, how to reschedule. No clinical detail."""
+    return {
+        "given_name": reminder.patient.given_name,
+        "starts_at": timezone.localtime(reminder.appointment.starts_at, _clinic_tz()),
+        "place": reminder.appointment.place,
+        "clinic": clinic,
+        "site_url": settings.SITE_URL,
+    }
+
+
+def _deliver(*, reminder: Reminder, clinic: ClinicSettings) -> None:
+    context = reminder_message_context(reminder=reminder, clinic=clinic)
+    if reminder.channel == Reminder.Channel.SMS:
+        body = render_to_string("refills/email/reminder_sms.txt", context).strip()
+        send_sms(to=reminder.patient.phone.as_e164, body=body)
+        return
+    subject = " ".join(render_to_string("refills/email/reminder_subject.txt", context).split())
+    body = render_to_string("refills/email/reminder_body.txt", context)
+    EmailMessage(subject=subject, body=body, to=[reminder.patient.email]).send(fail_silently=False)
+
+
+def reminder_send(*, reminder_id: int, claim_token: str | None, now: dt.datetime) -> str:
+    """Send one claimed reminder, at most once per claim; transient errors propagate (retry).
+
+    Acts only while the row is `sending` under this claim: a redelivered message for a row that
+    was sent, cancelled, or recovered and claimed again does nothing. Every attempt refreshes
+    `claimed_at`, so the stuck-row recovery leaves a row alone while its retries run.
+    """
+    claimed = Reminder.objects.filter(pk=reminder_id, status=Reminder.Status.SENDING)
+    if claim_token:
+        claimed = claimed.filter(claim_token=claim_token)
+    if not claimed.update(attempts=F("attempts") + 1, claimed_at=now, updated_at=now):
+        return SendOutcome.SKIPPED
+    reminder = Reminder.objects.select_related("appointment", "patient").get(pk=reminder_id)
+    problem = _reminder_problem(reminder, now)
+    if problem:
+        claimed.update(
+            status=Reminder.Status.CANCELLED,
+            reason_code=Reminder.ReasonCode.OBSOLETE,
+            status_reason=problem,
+            claim_token=None,
+            updated_at=now,
+        )
+        return SendOutcome.CANCELLED
+    clinic = ClinicSettings.load()
+    try:
+        _deliver(reminder=reminder, clinic=clinic)
+    except PERMANENT_SEND_ERRORS as exc:
+        reminder_mark_failed(reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}", now=now)
+        return SendOutcome.FAILED
+    except TRANSIENT_SEND_ERRORS as exc:
+        _reminder_record_error(reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    # Whatever happened meanwhile (recovered, re-claimed, cancelled), this one went out: record it.
+    marked = (
+        Reminder.objects.filter(pk=reminder_id)
+        .exclude(status=Reminder.Status.SENT)
+        .update(
+            status=Reminder.Status.SENT,
+            sent_at=now,
+            send_count=F("send_count") + 1,
+            claim_token=None,
+            reason_code="",
+            status_reason="",
+            last_error="",
+            updated_at=now,
+        )
+    )
+    if marked:
+        return SendOutcome.SENT
+    Reminder.objects.filter(pk=reminder_id).update(send_count=F("send_count") + 1, updated_at=now)
+    logger.warning("reminder %s delivered again (duplicate, counted)", reminder_id)
+    return SendOutcome.DUPLICATE
+
+
+def _reminder_record_error(*, reminder_id: int, error: str) -> None:
+    try:
+        Reminder.objects.filter(pk=reminder_id).update(last_error=error[:2000])
+    except (OperationalError, InterfaceError):
+        # The database is what failed: the retry will record the next error.
+        logger.warning("reminder %s: could not record the error %s", reminder_id, error)
+
+
+@transaction.atomic
+def reminder_mark_failed(*, reminder_id: int, error: str, now: dt.datetime) -> int:
+    """Give up on a reminder: `failed`, and a REMINDER_FAILED alert on the nurses' worklist."""
+    marked = (
+        Reminder.objects.filter(pk=reminder_id)
+        .exclude(status__in=[Reminder.Status.SENT, Reminder.Status.CANCELLED, Reminder.Status.FAILED])
+        .update(
+            status=Reminder.Status.FAILED,
+            reason_code=Reminder.ReasonCode.FAILED,
+            status_reason="Could not be sent: contact the patient.",
+            last_error=error[:2000],
+            claim_token=None,
+            updated_at=now,
+        )
+    )
+    if not marked:
+        return 0
+    reminder = Reminder.objects.select_related("appointment").get(pk=reminder_id)
+    starts = timezone.localtime(reminder.appointment.starts_at, _clinic_tz())
+    Alert.objects.bulk_create(
+        [
+            Alert(
+                kind=Alert.Kind.REMINDER_FAILED,
+                audience=Alert.Audience.NURSES,
+                severity=Alert.Severity.WARNING,
+                patient_id=reminder.patient_id,
+                implant_id=reminder.appointment.implant_id,
+                appointment_id=reminder.appointment_id,
+                reminder=reminder,
+                key_date=timezone.localdate(reminder.send_at, _clinic_tz()),
+                message=(
+                    f"The {reminder.get_channel_display().lower()} reminder ({reminder.offset_days} days before) for "
+                    f"the appointment on {starts:%a %d %b %Y %H:%M} could not be sent: contact the patient."
+                ),
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    return 1
+
+
+# ---------------------------------------------------------------------------
+# Alerts: raised and resolved by a level-triggered scan
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AlertScanResult:
+    raised: int
+    resolved: int
+    no_shows: int
+    emailed: int
+
+
+def _alert(kind: str, *, patient_id: int, key_date: dt.date, message: str, **fields) -> Alert:
+    audience = (
+        Alert.Audience.CLINICIANS
+        if kind in (Alert.Kind.BATTERY_WINDOW, Alert.Kind.REPLACEMENT_PLAN, Alert.Kind.ERI)
+        else Alert.Audience.NURSES
+    )
+    return Alert(kind=kind, audience=audience, patient_id=patient_id, key_date=key_date, message=message, **fields)
+
+
+def _active_implants() -> QuerySet[Implant]:
+    return Implant.objects.valid().filter(
+        explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False
+    )
+
+
+def _appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> list[Alert]:
+    """Booked refills long past with no visit become no-shows (the lead's service), one alert each."""
+    late = (
+        Appointment.objects.valid()
+        .filter(
+            kind=Appointment.Kind.REFILL,
+            status=Appointment.Status.BOOKED,
+            visit__isnull=True,
+            starts_at__lt=now - dt.timedelta(hours=clinic.no_show_after_hours),
+            patient__status=Patient.Status.ACTIVE,
+        )
+        .exclude(
+            # A refill recorded without naming its appointment still counts as the visit.
+            Exists(
+                RefillVisit.objects.valid().filter(
+                    implant=OuterRef("implant"), performed_at__gte=OuterRef("starts_at") - dt.timedelta(hours=12)
+                )
+            )
+        )
+        .order_by("starts_at")
+    )
+    alerts = []
+    for appointment in late:
+        appointment_mark_no_show(appointment=appointment, now=now)
+        starts = timezone.localtime(appointment.starts_at, _clinic_tz())
+        alerts.append(
+            _alert(
+                Alert.Kind.NO_SHOW,
+                patient_id=appointment.patient_id,
+                key_date=starts.date(),
+                implant_id=appointment.implant_id,
+                appointment_id=appointment.pk,
+                message=f"Missed the refill booked for {starts:%a %d %b %Y %H:%M}: rebook it.",
+            )
+        )
+    return alerts
+
+
+def _refill_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
+    """REFILL_UNBOOKED, REFILL_URGENT and BOOKED_AFTER_DUE for every active pump: one query.
+
+    REFILL_URGENT fires every day from `urgent_alert_days` before the alarm date until the pump
+    is refilled. A refill booked inside that last stretch does not silence it: one missed visit
+    there would leave the patient less than the urgent margin to the alarm (DOMAIN.md "Why a
+    missed refill is an emergency"); the message says what is booked.
+    """
+    tz = _clinic_tz()
+    booked = Appointment.objects.valid().filter(
+        implant=OuterRef("pk"), kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED
+    )
+    booked_after_due = Exists(
+        booked.annotate(day=TruncDate("starts_at", tzinfo=tz)).filter(day__gt=OuterRef("forecast_due_by"))
+    )
+    horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
+    rows = (
+        _active_implants()
+        .filter(forecast_due_by__isnull=False)
+        .filter(Q(forecast_due_by__lte=horizon) | Q(forecast_alarm_on__lte=horizon) | booked_after_due)
+        .annotate(booked_at=Subquery(booked.order_by("starts_at").values("starts_at")[:1]))
+        .values_list("pk", "patient_id", "forecast_due_by", "forecast_alarm_on", "booked_at")
+    )
+    alerts = []
+    for implant_pk, patient_pk, due_by, alarm_on, booked_at in rows:
+        booked_day = timezone.localtime(booked_at, tz).date() if booked_at else None
+        if booked_day is None and due_by <= today + dt.timedelta(days=clinic.unbooked_alert_days):
+            overdue = due_by < today
+            alerts.append(
+                _alert(
+                    Alert.Kind.REFILL_UNBOOKED,
+                    patient_id=patient_pk,
+                    key_date=due_by,
+                    implant_id=implant_pk,
+                    severity=Alert.Severity.URGENT if overdue else Alert.Severity.WARNING,
+                    message=f"Refill {'overdue since' if overdue else 'due by'} {due_by:%a %d %b %Y} "
+                    f"(alarm {alarm_on:%d %b}); no refill booked.",
+                )
+            )
+        if alarm_on <= today + dt.timedelta(days=clinic.urgent_alert_days):
+            days = (alarm_on - today).days
+            when = f"in {days} days" if days > 0 else ("TODAY" if days == 0 else f"{-days} days ago")
+            booking = (
+                f"refill booked for {booked_day:%a %d %b}: make sure it happens."
+                if booked_day and booked_day <= alarm_on
+                else "NOTHING BOOKED before it: book today."
+            )
+            alerts.append(
+                _alert(
+                    Alert.Kind.REFILL_URGENT,
+                    patient_id=patient_pk,
+                    key_date=today,
+                    implant_id=implant_pk,
+                    severity=Alert.Severity.URGENT,
+                    message=f"Pump alarm date {alarm_on:%a %d %b %Y} ({when}); {booking}",
+                )
+            )
+        if booked_day is not None and booked_day > due_by:
+            alerts.append(
+                _alert(
+                    Alert.Kind.BOOKED_AFTER_DUE,
+                    patient_id=patient_pk,
+                    key_date=due_by,
+                    implant_id=implant_pk,
+                    severity=Alert.Severity.URGENT if booked_day >= alarm_on else Alert.Severity.WARNING,
+                    message=f"Refill booked for {booked_day:%a %d %b %Y}, after its due-by date "
+                    f"{due_by:%d %b} (alarm {alarm_on:%d %b}): bring it forward.",
+                )
+            )
+    return alerts
+
+
+def _device_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
+    """BATTERY_WINDOW, REPLACEMENT_PLAN and ERI for the clinicians: three queries.
+
+    Dates come from pumps/calculations.py; the SQL only narrows the candidates by implant date
+    (a few days' slack for month-end clamping), so its cost follows the pumps near their end.
+    """
+    models = {m.pk: m for m in PumpModel.objects.filter(battery_earliest_end_years__isnull=False)}
+    models |= {m.pk: m for m in PumpModel.objects.filter(battery_hard_stop_years__isnull=False)}
+    alerts: list[Alert] = []
+    slack = dt.timedelta(days=4)
+    window_q = Q(pk__in=[])
+    plan_q = Q(pk__in=[])
+    plan_horizon = today + dt.timedelta(days=clinic.replacement_alert_days)
+    for model in models.values():
+        if model.battery_earliest_end_years:
+            cutoff = add_months(day=today, months=-12 * model.battery_earliest_end_years) + slack
+            window_q |= Q(pump_model_id=model.pk, implanted_on__lte=cutoff)
+        if model.battery_hard_stop_years:
+            months = 12 * model.battery_hard_stop_years - model.replacement_plan_months_before
+            cutoff = add_months(day=plan_horizon, months=-months) + slack
+            plan_q |= Q(pump_model_id=model.pk) & (Q(implanted_on__lte=cutoff) | Q(eri_reported_on__isnull=False))
+
+    already_windowed = Alert.objects.filter(kind=Alert.Kind.BATTERY_WINDOW, implant=OuterRef("pk"))
+    for implant in _active_implants().filter(window_q).exclude(Exists(already_windowed)):
+        model = models[implant.pump_model_id]
+        window = battery_window(
+            implanted_on=implant.implanted_on,
+            earliest_end_years=model.battery_earliest_end_years,
+            hard_stop_years=model.battery_hard_stop_years or model.battery_earliest_end_years,
+        )
+        if window.window_opens_on <= today:
+            stop = f"; it stops by {window.hard_stop_on:%d %b %Y}" if model.battery_hard_stop_years else ""
+            alerts.append(
+                _alert(
+                    Alert.Kind.BATTERY_WINDOW,
+                    patient_id=implant.patient_id,
+                    key_date=window.window_opens_on,
+                    implant_id=implant.pk,
+                    severity=Alert.Severity.INFO,
+                    message=f"{model} implanted {implant.implanted_on:%d %b %Y}: the battery may run out "
+                    f"from {window.window_opens_on:%d %b %Y}{stop}. Check it at each refill.",
+                )
+            )
+
+    replacement_booked = Appointment.objects.valid().filter(
+        patient=OuterRef("patient"), kind=Appointment.Kind.REPLACEMENT, status=Appointment.Status.BOOKED
+    )
+    for implant in _active_implants().filter(plan_q).exclude(Exists(replacement_booked)):
+        model = models[implant.pump_model_id]
+        plan = replacement_plan(
+            implanted_on=implant.implanted_on,
+            service_life_years=model.battery_hard_stop_years,
+            plan_months_before=model.replacement_plan_months_before,
+            eri_on=implant.eri_reported_on,
+            eri_grace_days=model.eri_grace_days if model.eri_grace_days is not None else 90,
+        )
+        if plan.plan_by <= plan_horizon:
+            alerts.append(
+                _alert(
+                    Alert.Kind.REPLACEMENT_PLAN,
+                    patient_id=implant.patient_id,
+                    key_date=plan.plan_by,
+                    implant_id=implant.pk,
+                    severity=Alert.Severity.URGENT
+                    if plan.stops_on <= today + dt.timedelta(days=30)
+                    else Alert.Severity.WARNING,
+                    message=f"Plan the replacement of the {model} by {plan.plan_by:%d %b %Y}: "
+                    f"the pump stops by {plan.stops_on:%d %b %Y}.",
+                )
+            )
+
+    eri_alerted = Alert.objects.filter(
+        kind=Alert.Kind.ERI, implant=OuterRef("pk"), key_date=OuterRef("eri_reported_on")
+    )
+    for implant in (
+        _active_implants()
+        .filter(eri_reported_on__isnull=False)
+        .exclude(Exists(eri_alerted))
+        .select_related("pump_model")
+    ):
+        model = implant.pump_model
+        grace = model.eri_grace_days if model.eri_grace_days is not None else 90
+        stops_on = implant.eri_reported_on + dt.timedelta(days=grace)
+        if model.battery_hard_stop_years:
+            stops_on = replacement_plan(
+                implanted_on=implant.implanted_on,
+                service_life_years=model.battery_hard_stop_years,
+                plan_months_before=model.replacement_plan_months_before,
+                eri_on=implant.eri_reported_on,
+                eri_grace_days=grace,
+            ).stops_on
+        alerts.append(
+            _alert(
+                Alert.Kind.ERI,
+                patient_id=implant.patient_id,
+                key_date=implant.eri_reported_on,
+                implant_id=implant.pk,
+                severity=Alert.Severity.URGENT,
+                message=f"ERI reported on {implant.eri_reported_on:%d %b %Y}: the {model} stops by "
+                f"{stops_on:%d %b %Y}. Book the replacement.",
+            )
+        )
+    return alerts
+
+
+_RESOLUTIONS = {
+    Alert.Kind.REFILL_UNBOOKED: "Cleared: a refill was booked or recorded.",
+    Alert.Kind.REFILL_URGENT: "Cleared: the pump was refilled.",
+    Alert.Kind.BOOKED_AFTER_DUE: "Cleared: the refill was brought forward, recorded or cancelled.",
+    Alert.Kind.REPLACEMENT_PLAN: "Cleared: replacement booked or pump explanted.",
+}
+
+
+def _alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) -> int:
+    """Open alerts whose condition no longer holds are resolved (by the system, with the reason)."""
+    wanted = {(a.kind, a.patient_id, a.key_date) for a in desired}
+    open_alerts = Alert.objects.filter(resolved_at__isnull=True)
+    resolved = 0
+    by_reason: dict[str, list[int]] = {}
+    for pk, kind, patient_pk, key_date in open_alerts.filter(
+        kind__in=[*REFILL_ALERT_KINDS, Alert.Kind.REPLACEMENT_PLAN]
+    ).values_list("pk", "kind", "patient_id", "key_date"):
+        if (kind, patient_pk, key_date) in wanted:
+            continue
+        if kind == Alert.Kind.REFILL_URGENT and (kind, patient_pk, today) in wanted:
+            reason = f"Repeated on {today:%d %b %Y}."
+        else:
+            reason = _RESOLUTIONS[kind]
+        by_reason.setdefault(reason, []).append(pk)
+    for reason, pks in by_reason.items():
+        for start in range(0, len(pks), 500):
+            resolved += Alert.objects.filter(pk__in=pks[start : start + 500], resolved_at__isnull=True).update(
+                resolved_at=now, resolution=reason
+            )
+    # Device alerts end with the pump (explant) or the patient's care here.
+    gone = ~Q(implant__explanted_on__isnull=True) | Q(implant__entered_in_error=True) | ~Q(patient__status="active")
+    resolved += (
+        open_alerts.filter(
+            kind__in=[Alert.Kind.BATTERY_WINDOW, Alert.Kind.ERI, Alert.Kind.NO_SHOW], implant__isnull=False
+        )
+        .filter(gone)
+        .update(resolved_at=now, resolution="Cleared: pump explanted or patient no longer in care.")
+    )
+    # A missed refill is dealt with once a later one is booked or done.
+    later = Appointment.objects.valid().filter(
+        patient=OuterRef("patient"),
+        kind=Appointment.Kind.REFILL,
+        status__in=[Appointment.Status.BOOKED, Appointment.Status.COMPLETED],
+        starts_at__gt=OuterRef("appointment__starts_at"),
+    )
+    refilled = RefillVisit.objects.valid().filter(
+        implant=OuterRef("implant"), performed_at__gt=OuterRef("appointment__starts_at")
+    )
+    resolved += (
+        open_alerts.filter(kind=Alert.Kind.NO_SHOW)
+        .filter(Exists(later) | Exists(refilled))
+        .update(resolved_at=now, resolution="Cleared: the refill was rebooked or done.")
+    )
+    # A failed reminder stops mattering once its appointment has passed or changed.
+    resolved += (
+        open_alerts.filter(kind=Alert.Kind.REMINDER_FAILED)
+        .filter(~Q(appointment__status=Appointment.Status.BOOKED) | Q(appointment__starts_at__lte=now))
+        .update(resolved_at=now, resolution="Cleared: the appointment has passed or changed.")
+    )
+    return resolved
+
+
+def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
+    """Raise what holds, resolve what cleared, mark no-shows, email the new alerts."""
+    today = timezone.localdate(now, _clinic_tz())
+    clinic = ClinicSettings.load()
+    with transaction.atomic():
+        no_show_alerts = _appointments_mark_no_show(clinic=clinic, now=now)
+        desired = [*_refill_alerts(clinic=clinic, today=today), *_device_alerts(clinic=clinic, today=today)]
+        before = Alert.objects.count()
+        Alert.objects.bulk_create([*no_show_alerts, *desired], ignore_conflicts=True)
+        raised = Alert.objects.count() - before
+        resolved = _alerts_resolve(desired=desired, today=today, now=now)
+    emailed = alerts_email_new(now=now)
+    return AlertScanResult(raised=raised, resolved=resolved, no_shows=len(no_show_alerts), emailed=emailed)
+
+
+def alerts_email_new(*, now: dt.datetime) -> int:
+    """One digest per audience with the alerts not yet emailed; `emailed_at` keeps it to once.
+
+    The rows are claimed first (emailed_at set to this call's own instant), and released again if
+    the mail server fails, so the next scan tries again: an alert is emailed once, or retried.
+    """
+    clinic = ClinicSettings.load()
+    emailed = 0
+    recipients = {Alert.Audience.NURSES: clinic.nursing_email, Alert.Audience.CLINICIANS: clinic.clinicians_email}
+    for audience, address in recipients.items():
+        candidates = list(
+            Alert.objects.filter(audience=audience, emailed_at__isnull=True, resolved_at__isnull=True)
+            .order_by("id")
+            .values_list("id", flat=True)[:500]
+        )
+        if not candidates:
+            continue
+        marker = now
+        Alert.objects.filter(pk__in=candidates, emailed_at__isnull=True).update(emailed_at=marker)
+        alerts = list(
+            Alert.objects.filter(pk__in=candidates, emailed_at=marker)
+            .select_related("patient")
+            .annotate(urgent_first=_severity_rank())
+            .order_by("urgent_first", "kind", "key_date")
+        )
+        if not alerts:
+            continue
+        context = {
+            "alerts": alerts,
+            "urgent": sum(a.severity == Alert.Severity.URGENT for a in alerts),
+            "audience": dict(Alert.Audience.choices)[audience],
+            "clinic": clinic,
+            "site_url": settings.SITE_URL,
+        }
+        subject = " ".join(render_to_string("refills/email/alerts_subject.txt", context).split())
+        body = render_to_string("refills/email/alerts_body.txt", context)
+        try:
+            EmailMessage(subject=subject, body=body, to=[address]).send(fail_silently=False)
+        except Exception:
+            logger.exception("alert digest to %s failed; the next scan retries", audience)
+            Alert.objects.filter(pk__in=[a.pk for a in alerts], emailed_at=marker).update(emailed_at=None)
+            continue
+        emailed += len(alerts)
+    return emailed
+
+
+def _severity_rank() -> Case:
+    return Case(
+        When(severity=Alert.Severity.URGENT, then=Value(0)),
+        When(severity=Alert.Severity.WARNING, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+
+
+@transaction.atomic
+def alert_resolve(*, alert: Alert, by, note: str = "", now: dt.datetime | None = None) -> Alert:
+    """A nurse or clinician closes an alert by hand (e.g. the patient was phoned)."""
+    now = now or timezone.now()
+    Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
+        resolved_at=now, resolved_by=by, resolution=(note.strip() or "Resolved by hand.")[:200]
+    )
+    alert.refresh_from_db()
+    return alert
+
+
+# ---------------------------------------------------------------------------
+# Reads for the nurses' pages (the staff web app renders them)
+# ---------------------------------------------------------------------------
+def reminder_list(
+    *, patient: Patient | None = None, status: str | None = None, appointment: Appointment | None = None
+) -> QuerySet[Reminder]:
+    """The reminder log (sent, pending, failed, cancelled, with the reason), newest send time first."""
+    qs = Reminder.objects.select_related("patient", "appointment")
+    if patient is not None:
+        qs = qs.filter(patient=patient)
+    if status:
+        qs = qs.filter(status=status)
+    if appointment is not None:
+        qs = qs.filter(appointment=appointment)
+    return qs.order_by("-send_at", "-id")
+
+
+def alert_list_open(*, audience: str | None = None, patient: Patient | None = None) -> QuerySet[Alert]:
+    """Open alerts, urgent first, then the most recent."""
+    qs = Alert.objects.filter(resolved_at__isnull=True).select_related("patient", "implant", "appointment")
+    if audience:
+        qs = qs.filter(audience=audience)
+    if patient is not None:
+        qs = qs.filter(patient=patient)
+    return qs.annotate(urgent_first=_severity_rank()).order_by("urgent_first", "-raised_at", "-id")
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderFigures:
+    sent: int
+    failed: int
+    pending: int
+    sending: int
+    cancelled: int
+    duplicates: int
+    recovered: int
+
+
+def reminder_figures() -> ReminderFigures:
+    """Counts for the log header and the simulation: duplicates and recoveries are counted, never hidden."""
+    by_status = dict(Reminder.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    extra = Reminder.objects.aggregate(
+        duplicates=Sum(Case(When(send_count__gt=1, then=F("send_count") - 1), default=Value(0))),
+        recovered=Sum("recovered_count"),
+    )
+    return ReminderFigures(
+        sent=by_status.get(Reminder.Status.SENT, 0),
+        failed=by_status.get(Reminder.Status.FAILED, 0),
+        pending=by_status.get(Reminder.Status.PENDING, 0),
+        sending=by_status.get(Reminder.Status.SENDING, 0),
+        cancelled=by_status.get(Reminder.Status.CANCELLED, 0),
+        duplicates=extra["duplicates"] or 0,
+        recovered=extra["recovered"] or 0,
+    )

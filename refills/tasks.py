@@ -1,0 +1,79 @@
+"""Celery adapters of refills/reminders.py: read the clock, call one service, own the retries.
+
+Beat (one, declared in settings.CELERY_BEAT_SCHEDULE) runs the scan, the dispatcher and the
+recovery; the dispatcher enqueues one `send_reminder_task` per claimed row after commit.
+"""
+
+import logging
+from functools import partial
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import reminders
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="refills.scan_reminders_task", ignore_result=True)
+def scan_reminders_task() -> dict:
+    now = timezone.now()
+    scan = reminders.reminders_scan(now=now)
+    alerts = reminders.alerts_scan(now=now)
+    logger.info("reminder scan: %s; alerts: %s", scan, alerts)
+    return {"planned": scan.planned, "cancelled": scan.cancelled, "raised": alerts.raised}
+
+
+def enqueue_send_reminder(*, reminder_id: int, claim_token: str) -> None:
+    """After commit, publish one send. If the broker is down the row stays `sending` and the
+    recovery returns it to pending: `robust` keeps one failed publish from stopping the others."""
+    transaction.on_commit(
+        partial(send_reminder_task.apply_async, args=(reminder_id,), kwargs={"claim_token": claim_token}),
+        robust=True,
+    )
+
+
+@shared_task(name="refills.dispatch_reminders_task", ignore_result=True)
+def dispatch_reminders_task() -> int:
+    result = reminders.reminders_dispatch(now=timezone.now(), enqueue=enqueue_send_reminder)
+    if result.claimed or result.skipped_stale:
+        logger.info("dispatched %d reminders, %d stale skipped", len(result.claimed), result.skipped_stale)
+    return len(result.claimed)
+
+
+@shared_task(name="refills.recover_reminders_task", ignore_result=True)
+def recover_reminders_task() -> int:
+    result = reminders.reminders_recover_stuck(now=timezone.now())
+    if result.requeued or result.failed:
+        logger.warning("recovered %d stuck reminders, %d given up", result.requeued, result.failed)
+    return result.requeued
+
+
+@shared_task(
+    bind=True,
+    name="refills.send_reminder_task",
+    ignore_result=True,
+    # Acknowledge after the work, and requeue if the worker dies mid-send: the task is
+    # idempotent (it acts only while the row is `sending` under its claim).
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=reminders.TRANSIENT_SEND_ERRORS,
+    retry_backoff=settings.REMINDER_RETRY_BACKOFF_SECONDS,
+    # Capped well below REMINDER_STUCK_AFTER_MINUTES, so recovery never races a pending retry.
+    retry_backoff_max=settings.REMINDER_RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    max_retries=settings.REMINDER_SEND_MAX_RETRIES,
+)
+def send_reminder_task(self, reminder_id: int, claim_token: str | None = None) -> str:
+    try:
+        return reminders.reminder_send(reminder_id=reminder_id, claim_token=claim_token, now=timezone.now())
+    except reminders.TRANSIENT_SEND_ERRORS as exc:
+        if self.request.retries < self.max_retries:
+            raise  # autoretry_for schedules the next attempt with backoff and jitter
+        logger.error("reminder %s failed after %d retries: %r", reminder_id, self.request.retries, exc)
+        reminders.reminder_mark_failed(
+            reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}", now=timezone.now()
+        )
+        return reminders.SendOutcome.FAILED

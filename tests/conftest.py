@@ -54,3 +54,14 @@ def _http_and_static_files_for_tests(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def sms_outbox(settings):
+    """Text messages go to `refills.messaging.outbox` in tests, emptied per test (like mail.outbox)."""
+    from refills import messaging
+
+    settings.SMS_BACKEND = "refills.sms_backends.LocmemBackend"
+    messaging.outbox.clear()
+    yield messaging.outbox
+    messaging.outbox.clear()

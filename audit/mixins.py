@@ -1,0 +1,120 @@
+"""
+Ways for views to write the access log without repeating themselves.
+
+- Call `audit_record_access(...)` directly where a view already holds the patient.
+- `AuditedObjectMixin` for Django class-based views and DRF generic views/viewsets: every
+  `get_object()` of a patient-linked object records one row (GET → "view", other methods →
+  "change"; set `audit_action = AccessLog.Action.EXPORT` on an export view).
+- `@audit_patient_view(patient_kwarg="patient_id")` for function views whose URL names the
+  patient: it records a row after the view answered successfully (2xx), so a 404/403 writes none.
+- `AuditedModelAdminMixin` for ModelAdmins of patient-linked models (change/history views).
+"""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse
+
+from patients.models import Patient
+
+from .models import AccessLog
+from .services import audit_record_access
+
+# Attribute paths that lead from a clinical object to its patient, tried in order.
+_PATIENT_PATHS = ("patient", "implant", "trial", "appointment", "assessment", "step")
+
+
+def patient_of(obj, *, _depth: int = 0) -> Patient | None:
+    """The patient a record belongs to (Patient, Implant, RefillVisit, Appointment, Trial...)."""
+    if isinstance(obj, Patient):
+        return obj
+    if obj is None or _depth > 3:
+        return None
+    for attr in _PATIENT_PATHS:
+        if hasattr(type(obj), attr):
+            found = patient_of(getattr(obj, attr, None), _depth=_depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _action_for(request: HttpRequest, default: str | None) -> str:
+    if default:
+        return default
+    return AccessLog.Action.VIEW if request.method in ("GET", "HEAD") else AccessLog.Action.CHANGE
+
+
+class AuditedObjectMixin:
+    """Records an access-log row for the object each request fetches with `get_object()`."""
+
+    audit_action: str | None = None
+
+    def get_audit_detail(self, obj) -> str:
+        return f"{type(obj).__name__.lower()} {obj.pk}"
+
+    def get_object(self, *args, **kwargs):
+        obj = super().get_object(*args, **kwargs)
+        patient = patient_of(obj)
+        if patient is not None:
+            audit_record_access(
+                user=self.request.user,
+                patient=patient,
+                action=_action_for(self.request, self.audit_action),
+                request=self.request,
+                detail=self.get_audit_detail(obj),
+            )
+        return obj
+
+
+def audit_patient_view(
+    *, patient_kwarg: str = "patient_id", action: str | None = None, detail: str = ""
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Decorator: after a 2xx answer, log that the user saw the patient named by the URL."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            response = view(request, *args, **kwargs)
+            if 200 <= response.status_code < 300:
+                patient = Patient.objects.filter(pk=kwargs.get(patient_kwarg)).first()
+                if patient is not None:
+                    audit_record_access(
+                        user=request.user,
+                        patient=patient,
+                        action=_action_for(request, action),
+                        request=request,
+                        detail=detail,
+                    )
+            return response
+
+        return wrapped
+
+    return decorator
+
+
+class AuditedModelAdminMixin:
+    """For the admin of a patient-linked model: opening a row is an access to that patient."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        self._audit(request, object_id, response)
+        return response
+
+    def history_view(self, request, object_id, extra_context=None):
+        response = super().history_view(request, object_id, extra_context)
+        self._audit(request, object_id, response)
+        return response
+
+    def _audit(self, request, object_id, response) -> None:
+        if not (200 <= response.status_code < 300):
+            return
+        obj = self.get_object(request, object_id)
+        patient = patient_of(obj)
+        if patient is not None:
+            audit_record_access(
+                user=request.user,
+                patient=patient,
+                action=_action_for(request, None),
+                request=request,
+                detail=f"admin {type(obj).__name__.lower()} {obj.pk}",
+            )

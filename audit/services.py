@@ -1,0 +1,76 @@
+"""Writes to the access log. Call `audit_record_access` wherever a patient's record is shown or exported."""
+
+import ipaddress
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+
+from patients.models import Patient
+
+from .models import AccessLog
+
+logger = logging.getLogger("itbclinic.audit")
+
+
+def client_address(*, request: HttpRequest) -> str | None:
+    """The caller's address: REMOTE_ADDR, or X-Forwarded-For only behind a configured proxy.
+
+    AUDIT_TRUSTED_PROXY_COUNT = n (default 0) says n reverse proxies we run append to
+    X-Forwarded-For; the address they saw is the n-th from the right. Without that setting the
+    header is ignored, because any client can send it.
+    """
+    trusted = int(getattr(settings, "AUDIT_TRUSTED_PROXY_COUNT", 0) or 0)
+    candidate = request.META.get("REMOTE_ADDR", "")
+    if trusted > 0:
+        hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+        if len(hops) >= trusted:
+            candidate = hops[-trusted]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+def _resource_of(request: HttpRequest | None) -> str:
+    match = getattr(request, "resolver_match", None) if request is not None else None
+    if match is not None and match.view_name:
+        return match.view_name
+    return "unknown"
+
+
+@transaction.atomic
+def audit_record_access(
+    *,
+    user,
+    patient: Patient,
+    action: str,
+    request: HttpRequest | None,
+    detail: str = "",
+    resource: str | None = None,
+    via_token: bool = False,
+) -> AccessLog:
+    """Append one row: `user` saw (or exported) `patient`'s record through `request`.
+
+    `action` is an `AccessLog.Action` ("view", "export", "change"). `resource` defaults to the
+    route name of the request (never its path, which can hold a token). `detail` is a short, safe
+    description ("appointment 42", "wallet card"): never put a token, password or session id in it.
+    `user` may be None only for token-authenticated reads (`via_token=True`).
+    """
+    if action not in AccessLog.Action.values:
+        raise ValueError(f"action must be one of {AccessLog.Action.values}, got {action!r}")
+    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    entry = AccessLog.objects.create(
+        user=user if authenticated else None,
+        username=user.get_username() if authenticated else "",
+        patient=patient,
+        action=action,
+        resource=(resource or _resource_of(request))[:200],
+        detail=detail[:200],
+        method=(request.method or "")[:8] if request is not None else "",
+        remote_addr=client_address(request=request) if request is not None else None,
+        via_token=via_token,
+    )
+    logger.info("access user=%s patient=%s action=%s resource=%s", entry.user_id, patient.pk, action, entry.resource)
+    return entry

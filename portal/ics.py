@@ -1,0 +1,47 @@
+"""iCalendar files for a patient's appointments (a single event or the private feed)."""
+
+import datetime as dt
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from icalendar import Calendar, Event
+
+from refills.models import Appointment, ClinicSettings
+
+from .content import what_to_bring
+
+
+def _event(*, appointment: Appointment, clinic: ClinicSettings, now: dt.datetime, zone: ZoneInfo) -> Event:
+    start = appointment.starts_at.astimezone(zone)
+    event = Event()
+    # No name and no clinical detail: a calendar feed can be read by anyone who has its address.
+    event.add("uid", f"appointment-{appointment.pk}@itbclinic")
+    event.add("summary", f"{clinic.name}: {appointment.get_kind_display().lower()} appointment")
+    event.add("dtstart", start)
+    event.add("dtend", start + dt.timedelta(minutes=appointment.duration_minutes))
+    event.add("dtstamp", now)
+    event.add("location", f"{appointment.place}, {clinic.address}")
+    bring = "; ".join(what_to_bring(appointment=appointment))
+    event.add(
+        "description",
+        f"Bring: {bring}.\nTo change this appointment, use the patient portal or phone {clinic.phone}.",
+    )
+    event.add("status", "CONFIRMED")
+    return event
+
+
+def appointments_calendar(
+    *, appointments: Iterable[Appointment], clinic: ClinicSettings, now: dt.datetime, name: str
+) -> bytes:
+    zone = ZoneInfo(settings.TIME_ZONE)
+    cal = Calendar()
+    cal.add("prodid", "-//ITB Clinic//Patient portal//EN")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", name)
+    cal.add("x-wr-timezone", settings.TIME_ZONE)
+    for appointment in appointments:
+        cal.add_component(_event(appointment=appointment, clinic=clinic, now=now, zone=zone))
+    cal.add_missing_timezones()
+    return cal.to_ical()

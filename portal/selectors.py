@@ -1,0 +1,103 @@
+"""Reads for the portal: always scoped to what the logged-in user may see."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+from patients.models import Patient
+from pumps.calculations import ReplacementPlan
+from pumps.models import Implant
+from pumps.selectors import implant_get_active, implant_get_battery_window_opens_on, implant_get_replacement_plan
+from refills.models import Appointment, AppointmentChangeRequest, ClinicSettings, RefillVisit
+from refills.selectors import appointment_get_next, refill_visit_list
+
+from .models import CalendarFeed, CarerLink, hash_feed_token
+
+
+def portal_patient_list_for(*, user) -> QuerySet[Patient]:
+    """The patient's own record and those of the patients a carer is linked to (active links)."""
+    if not getattr(user, "is_authenticated", False):
+        return Patient.objects.none()
+    linked = CarerLink.objects.filter(carer=user, revoked_at__isnull=True).values("patient_id")
+    return Patient.objects.valid().filter(Q(user=user) | Q(pk__in=linked)).order_by("family_name", "given_name", "pk")
+
+
+def portal_patient_get(*, user, patient_id: int) -> Patient | None:
+    return portal_patient_list_for(user=user).filter(pk=patient_id).first()
+
+
+def portal_is_carer_for(*, user, patient: Patient) -> bool:
+    return patient.user_id != user.pk
+
+
+def portal_appointment_get(*, patient: Patient, appointment_id: int) -> Appointment | None:
+    return Appointment.objects.valid().filter(patient=patient, pk=appointment_id).first()
+
+
+def portal_appointment_list_upcoming(*, patient: Patient, now: dt.datetime) -> QuerySet[Appointment]:
+    return (
+        Appointment.objects.valid()
+        .filter(patient=patient, status=Appointment.Status.BOOKED, starts_at__gte=now)
+        .order_by("starts_at", "id")
+    )
+
+
+def portal_change_request_list(*, patient: Patient, limit: int = 5) -> list[AppointmentChangeRequest]:
+    return list(
+        AppointmentChangeRequest.objects.filter(appointment__patient=patient)
+        .select_related("appointment")
+        .order_by("-requested_at", "-id")[:limit]
+    )
+
+
+def portal_change_request_get_open(*, appointment: Appointment) -> AppointmentChangeRequest | None:
+    return appointment.change_requests.filter(status=AppointmentChangeRequest.Status.OPEN).first()
+
+
+def calendar_feed_get_active(*, user, patient: Patient) -> CalendarFeed | None:
+    return CalendarFeed.objects.filter(user=user, patient=patient, revoked_at__isnull=True).first()
+
+
+def calendar_feed_get_by_token(*, token: str) -> CalendarFeed | None:
+    if not token or len(token) > 200:
+        return None
+    return (
+        CalendarFeed.objects.filter(token_hash=hash_feed_token(token), revoked_at__isnull=True)
+        .select_related("patient", "user")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class PortalSummary:
+    """Everything the portal home shows, read in a fixed number of queries."""
+
+    patient: Patient
+    clinic: ClinicSettings
+    next_appointment: Appointment | None
+    open_change_request: AppointmentChangeRequest | None
+    implant: Implant | None
+    latest_refill: RefillVisit | None
+    recent_refills: list[RefillVisit]
+    replacement: ReplacementPlan | None
+    battery_window_opens_on: dt.date | None
+    change_requests: list[AppointmentChangeRequest]
+
+
+def portal_summary_get(*, patient: Patient, now: dt.datetime, refills: int = 3) -> PortalSummary:
+    implant = implant_get_active(patient=patient)
+    recent = list(refill_visit_list(implant=implant)[:refills]) if implant is not None else []
+    next_appointment = appointment_get_next(patient=patient, now=now)
+    return PortalSummary(
+        patient=patient,
+        clinic=ClinicSettings.load(),
+        next_appointment=next_appointment,
+        open_change_request=portal_change_request_get_open(appointment=next_appointment) if next_appointment else None,
+        implant=implant,
+        latest_refill=recent[0] if recent else None,
+        recent_refills=recent,
+        replacement=implant_get_replacement_plan(implant=implant) if implant is not None else None,
+        battery_window_opens_on=implant_get_battery_window_opens_on(implant=implant) if implant is not None else None,
+        change_requests=portal_change_request_list(patient=patient),
+    )

@@ -1,0 +1,281 @@
+"""Portal pages. Every page that names a patient checks it against the logged-in user: 404 otherwise."""
+
+import logging
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import PasswordResetConfirmView
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from audit.models import AccessLog
+from audit.services import audit_record_access
+from itbclinic.accounts.roles import Role, has_role
+from patients.models import Patient
+
+from . import selectors, services
+from .content import alarm_description, what_to_bring
+from .forms import ChangeRequestForm, InvitationForm, ReminderPreferencesForm
+from .ics import appointments_calendar
+from .tokens import invitation_token_generator
+
+security_log = logging.getLogger("itbclinic.security")
+
+
+def portal_view(view):
+    """Logged in, with the patient role (patients and carers); staff are refused (403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not has_role(request.user, Role.PATIENT):
+            raise PermissionDenied("The patient portal is for patients and their carers.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _patient_or_404(request: HttpRequest, patient_id: int) -> Patient:
+    patient = selectors.portal_patient_get(user=request.user, patient_id=patient_id)
+    if patient is None:
+        # Not 403: whether another patient exists is itself private (SECURITY.md, BOLA).
+        security_log.warning("portal: user %s denied patient %s", request.user.pk, patient_id)
+        raise Http404("No such patient.")
+    return patient
+
+
+def _common(request: HttpRequest, patient: Patient) -> dict:
+    patients = list(selectors.portal_patient_list_for(user=request.user))
+    return {
+        "patient": patient,
+        "is_carer": selectors.portal_is_carer_for(user=request.user, patient=patient),
+        "other_patients": [p for p in patients if p.pk != patient.pk],
+    }
+
+
+@never_cache
+@require_GET
+@portal_view
+def home(request: HttpRequest) -> HttpResponse:
+    patients = list(selectors.portal_patient_list_for(user=request.user))
+    if len(patients) == 1:
+        return redirect("portal:patient_home", patient_id=patients[0].pk)
+    return render(request, "portal/choose_patient.html", {"patients": patients})
+
+
+@never_cache
+@require_GET
+@portal_view
+def patient_home(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = _patient_or_404(request, patient_id)
+    summary = selectors.portal_summary_get(patient=patient, now=timezone.now())
+    audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
+    context = {
+        **_common(request, patient),
+        "s": summary,
+        "today": timezone.localdate(),
+        "alarm_lines": alarm_description(pump_model=summary.implant.pump_model if summary.implant else None),
+        "bring": what_to_bring(appointment=summary.next_appointment) if summary.next_appointment else [],
+    }
+    return render(request, "portal/home.html", context)
+
+
+@never_cache
+@require_GET
+@portal_view
+def appointment_ics(request: HttpRequest, patient_id: int, appointment_id: int) -> HttpResponse:
+    patient = _patient_or_404(request, patient_id)
+    appointment = selectors.portal_appointment_get(patient=patient, appointment_id=appointment_id)
+    if appointment is None:
+        raise Http404("No such appointment.")
+    clinic = selectors.ClinicSettings.load()
+    body = appointments_calendar(
+        appointments=[appointment], clinic=clinic, now=timezone.now(), name=f"{clinic.name} appointment"
+    )
+    audit_record_access(
+        user=request.user,
+        patient=patient,
+        action=AccessLog.Action.EXPORT,
+        request=request,
+        detail=f"appointment {appointment.pk} (.ics)",
+    )
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="appointment-{appointment.starts_at:%Y-%m-%d}.ics"'
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@portal_view
+def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -> HttpResponse:
+    patient = _patient_or_404(request, patient_id)
+    appointment = selectors.portal_appointment_get(patient=patient, appointment_id=appointment_id)
+    if appointment is None:
+        raise Http404("No such appointment.")
+    open_request = selectors.portal_change_request_get_open(appointment=appointment)
+    form = ChangeRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.change_request_create(
+                appointment=appointment,
+                requested_by=request.user,
+                preferred_date=form.cleaned_data["preferred_date"],
+                message=form.cleaned_data["message"],
+                today=timezone.localdate(),
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "Thank you. The clinic has your request and will contact you.")
+            return redirect("portal:patient_home", patient_id=patient.pk)
+    audit_record_access(
+        user=request.user,
+        patient=patient,
+        action=AccessLog.Action.VIEW,
+        request=request,
+        detail=f"appointment {appointment.pk}",
+    )
+    context = {**_common(request, patient), "appointment": appointment, "form": form, "open_request": open_request}
+    return render(request, "portal/change_request.html", context)
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@portal_view
+def reminder_preferences(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = _patient_or_404(request, patient_id)
+    initial = {
+        "reminder_channel": patient.reminder_channel,
+        "reminder_consent": "yes" if patient.reminder_consent else "no",
+    }
+    form = ReminderPreferencesForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.patient_update_reminder_preferences(
+                patient=patient,
+                channel=form.cleaned_data["reminder_channel"],
+                consent=form.cleaned_data["reminder_consent"],
+                by=request.user,
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "Your reminder choices are saved.")
+            return redirect("portal:patient_home", patient_id=patient.pk)
+    audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
+    return render(request, "portal/reminders.html", {**_common(request, patient), "form": form})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@portal_view
+def calendar_settings(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = _patient_or_404(request, patient_id)
+    new_url = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "create":
+            _feed, token = services.calendar_feed_create(user=request.user, patient=patient)
+            # Shown once, in this answer only: the database keeps just the token's hash.
+            new_url = request.build_absolute_uri(reverse("portal:calendar_feed", kwargs={"token": token}))
+        elif action == "revoke":
+            services.calendar_feed_revoke(user=request.user, patient=patient)
+            messages.success(request, "The calendar address is switched off. Calendars using it stop updating.")
+            return redirect("portal:calendar_settings", patient_id=patient.pk)
+        else:
+            return HttpResponse("Unknown action.", status=400, content_type="text/plain")
+    feed = selectors.calendar_feed_get_active(user=request.user, patient=patient)
+    context = {**_common(request, patient), "feed": feed, "new_url": new_url}
+    return render(request, "portal/calendar.html", context)
+
+
+@never_cache
+@require_GET
+def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
+    """No login: a phone's calendar polls it. The token is the key; a revoked one answers 404."""
+    feed = selectors.calendar_feed_get_by_token(token=token)
+    if feed is None or feed.patient.entered_in_error:
+        raise Http404("No such calendar.")
+    now = timezone.now()
+    clinic = selectors.ClinicSettings.load()
+    appointments = selectors.portal_appointment_list_upcoming(patient=feed.patient, now=now)
+    body = appointments_calendar(appointments=appointments, clinic=clinic, now=now, name=f"{clinic.name} appointments")
+    services.calendar_feed_mark_used(feed=feed, now=now)
+    audit_record_access(
+        user=feed.user,
+        patient=feed.patient,
+        action=AccessLog.Action.EXPORT,
+        request=request,
+        detail=f"calendar feed {feed.pk}",
+        via_token=True,
+    )
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@login_required
+def invite(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """Staff-facing: a nurse invites the patient or a carer (linked from the staff patient page)."""
+    if not has_role(request.user, Role.NURSE):
+        raise PermissionDenied("Only nurses invite patients to the portal.")
+    patient = get_object_or_404(Patient.objects.valid(), pk=patient_id)
+    form = InvitationForm(request.POST or None, initial={"email": patient.email})
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation = services.portal_invite_patient(
+                patient=patient,
+                email=form.cleaned_data["email"],
+                invited_by=request.user,
+                carer=form.cleaned_data["carer"],
+                consent_note=form.cleaned_data["consent_note"],
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            who = "carer" if invitation.carer else "patient"
+            messages.success(request, f"Invitation sent to {invitation.email} ({who}).")
+            return redirect("portal:invite", patient_id=patient.pk)
+    audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
+    invitations = services.PortalInvitation.objects.filter(patient=patient).select_related("user", "invited_by")[:10]
+    carers = patient.carer_links.select_related("carer").order_by("-consent_recorded_at")
+    context = {"patient": patient, "form": form, "invitations": invitations, "carers": carers}
+    return render(request, "portal/invite.html", context)
+
+
+class InvitationAcceptView(PasswordResetConfirmView):
+    """The emailed link: choose a password, then land on the portal home, logged in."""
+
+    token_generator = invitation_token_generator
+    template_name = "portal/invitation_accept.html"
+    post_reset_login = True
+    post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
+    success_url = reverse_lazy("portal:home")
+
+    def get_user(self, uidb64):
+        user = super().get_user(uidb64)
+        # The token alone lasts PASSWORD_RESET_TIMEOUT; the invitation's own, shorter life rules too.
+        if user is not None and services.portal_invitation_pending(user=user, now=timezone.now()) is None:
+            return None
+        return user
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.portal_invitation_accept(user=form.user, now=timezone.now())
+        return response

@@ -20,24 +20,7 @@ PATIENT_SEARCH = ("patient__mrn", "patient__given_name", "patient__family_name")
 
 
 class ClinicSettingsForm(forms.ModelForm):
-    class Meta:
-        model = ClinicSettings
-        fields = (
-            "name",
-            "phone",
-            "address",
-            "nursing_email",
-            "default_place",
-            "safety_margin_days",
-            "refill_window_days",
-            "refills_per_day",
-            "closed_weekdays",
-            "reminder_offsets_days",
-            "reminder_hour",
-            "unbooked_alert_days",
-            "urgent_alert_days",
-            "replacement_alert_days",
-        )
+    # No Meta: the admin builds the form from ClinicSettingsAdmin's fieldsets.
 
     def _int_list(self, name: str, *, low: int, high: int) -> list[int]:
         value = self.cleaned_data.get(name)
@@ -76,8 +59,29 @@ class ClinicSettingsAdmin(SimpleHistoryAdmin):
             {"fields": ("safety_margin_days", "refill_window_days", "refills_per_day", "closed_weekdays")},
         ),
         ("Reminders", {"fields": ("reminder_offsets_days", "reminder_hour")}),
-        ("Alerts", {"fields": ("unbooked_alert_days", "urgent_alert_days", "replacement_alert_days")}),
+        (
+            "Alerts",
+            {
+                "fields": (
+                    "unbooked_alert_days",
+                    "urgent_alert_days",
+                    "no_show_after_hours",
+                    "replacement_alert_days",
+                    "clinicians_email",
+                )
+            },
+        ),
     )
+
+    def get_fieldsets(self, request, obj=None):
+        # A setting added later still shows up, under "Other", until it is given its place.
+        placed = {name for _title, options in self.fieldsets for name in options["fields"]}
+        rest = [
+            f.name
+            for f in ClinicSettings._meta.concrete_fields
+            if f.editable and f.name not in placed and not f.primary_key
+        ]
+        return [*self.fieldsets, ("Other", {"fields": rest})] if rest else list(self.fieldsets)
 
     def has_add_permission(self, request) -> bool:
         return super().has_add_permission(request) and not ClinicSettings.objects.exists()
@@ -179,18 +183,21 @@ class ReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "offset_days",
         "channel",
         "status",
+        "reason_code",
         "attempts",
+        "send_count",
+        "recovered_count",
         "sent_at",
         "last_error",
     )
-    list_filter = ("status", "channel", "offset_days")
+    list_filter = ("status", "channel", "reason_code", "offset_days")
     search_fields = PATIENT_SEARCH
     date_hierarchy = "send_at"
     list_select_related = ("patient", "appointment")
 
-    @admin.display(description="appointment", ordering="appointment__starts_at")
+    @admin.display(description="appointment", ordering="appointment_starts_at")
     def appointment_at(self, obj: Reminder):
-        return obj.appointment.starts_at
+        return obj.appointment_starts_at
 
 
 class AlertOpenFilter(admin.SimpleListFilter):
@@ -221,6 +228,7 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "emailed_at",
         "resolved_at",
         "resolved_by",
+        "resolution",
     )
     list_filter = (AlertOpenFilter, "severity", "kind", "audience")
     search_fields = (*PATIENT_SEARCH, "message")

@@ -1,0 +1,139 @@
+"""Rows of every admin-registered model, and the two kinds of admin user."""
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from patients.models import AshworthScore, Patient, ScreeningTrial, TrialAssessment, TrialStep
+from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant, PumpModel
+from refills.models import (
+    Alert,
+    Appointment,
+    AppointmentChangeRequest,
+    ClinicSettings,
+    ClosedDay,
+    RefillVisit,
+    Reminder,
+)
+from tests import factories
+
+_seq = itertools.count(1)
+
+
+def _aware(*args) -> dt.datetime:
+    return timezone.make_aware(dt.datetime(*args))
+
+
+def _assessment() -> TrialAssessment:
+    assessment = factories.TrialAssessmentFactory()
+    for group, score in (("hip_adductors_l", "3"), ("hip_adductors_r", "2")):
+        AshworthScore.objects.create(assessment=assessment, muscle_group=group, score=score)
+    return assessment
+
+
+def _pump_model() -> PumpModel:
+    n = next(_seq)
+    return PumpModel.objects.create(
+        manufacturer="Testco", name=f"Pump {n}", reservoir_ml=Decimal("20"), flow="programmable", alarm_threshold_ml=2
+    )
+
+
+def _drug() -> Drug:
+    return Drug.objects.create(name=f"Compounded baclofen {next(_seq)}", concentration_mcg_per_ml=Decimal("1500"))
+
+
+def _change_request() -> AppointmentChangeRequest:
+    appointment = factories.AppointmentFactory()
+    return AppointmentChangeRequest.objects.create(
+        appointment=appointment, requested_by=factories.PatientUserFactory(), message="Can we move it?"
+    )
+
+
+def _reminder() -> Reminder:
+    appointment = factories.AppointmentFactory()
+    return Reminder.objects.create(
+        appointment=appointment,
+        patient=appointment.patient,
+        offset_days=14,
+        channel=Reminder.Channel.EMAIL,
+        appointment_starts_at=appointment.starts_at,
+        send_at=appointment.starts_at - dt.timedelta(days=14),
+    )
+
+
+def _alert() -> Alert:
+    implant = factories.ImplantFactory()
+    return Alert.objects.create(
+        kind=Alert.Kind.REFILL_URGENT,
+        severity=Alert.Severity.URGENT,
+        patient=implant.patient,
+        implant=implant,
+        key_date=dt.date(2025, 3, 1),
+        message="Alarm in 5 days, nothing booked",
+    )
+
+
+def _closed_day() -> ClosedDay:
+    return ClosedDay.objects.create(date=dt.date(2025, 1, 1) + dt.timedelta(days=next(_seq)), reason="Bank holiday")
+
+
+MAKERS = {
+    Patient: lambda: factories.PatientFactory(),
+    ScreeningTrial: lambda: factories.ScreeningTrialFactory(),
+    TrialStep: lambda: factories.TrialStepFactory(),
+    TrialAssessment: _assessment,
+    AshworthScore: lambda: _assessment().ashworth_scores.first(),
+    PumpModel: _pump_model,
+    Drug: _drug,
+    DrugPumpInterval: lambda: DrugPumpInterval.objects.create(
+        drug=_drug(), pump_model=factories.pump_model(), max_interval_days=180
+    ),
+    Implant: lambda: factories.ImplantFactory(),
+    DosePrescription: lambda: factories.DosePrescriptionFactory(),
+    RefillVisit: lambda: factories.RefillVisitFactory(),
+    Appointment: lambda: factories.AppointmentFactory(),
+    AppointmentChangeRequest: _change_request,
+    Reminder: _reminder,
+    Alert: _alert,
+    ClinicSettings: ClinicSettings.load,
+    ClosedDay: _closed_day,
+}
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Each clinical row's factory makes users; Argon2 per user would dominate these page tests.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def make_row():
+    def _make(model):
+        return MAKERS[model]()
+
+    return _make
+
+
+@pytest.fixture
+def superuser(db):
+    return factories.UserFactory(is_staff=True, is_superuser=True, username="root")
+
+
+@pytest.fixture
+def admin_staff(db):
+    """A clinic admin with access to the Django admin (is_staff)."""
+    return factories.ClinicAdminFactory(is_staff=True, username="clinicadmin")
+
+
+def changeform_data(response, **changes) -> dict:
+    """The POST body a browser would send back from an admin change page, with `changes` applied."""
+    form = response.context["adminform"].form
+    data = {name: "" if form[name].value() is None else form[name].value() for name in form.fields}
+    for inline in response.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management.add_prefix(name): management[name].value() for name in management.fields})
+    data.update(changes)
+    return data

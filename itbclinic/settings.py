@@ -246,6 +246,8 @@ REMINDER_RETRY_BACKOFF_MAX_SECONDS = env.int("REMINDER_RETRY_BACKOFF_MAX_SECONDS
 REMINDER_DISPATCH_BATCH = env.int("REMINDER_DISPATCH_BATCH", default=500)
 # A reminder whose time has passed is still sent late only if the appointment is this far ahead.
 REMINDER_MIN_LEAD_HOURS = env.int("REMINDER_MIN_LEAD_HOURS", default=12)
+# A reminder created up to this long after its time (scan latency, a booking at 09:05) still goes.
+REMINDER_LATE_GRACE_HOURS = env.int("REMINDER_LATE_GRACE_HOURS", default=6)
 
 # ---------------------------------------------------------------------------
 # Celery: filesystem broker under var/ by default, Redis by CELERY_BROKER_URL
@@ -318,6 +320,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name ("kind", "status") or a list (vertebral levels).
+    "ENUM_NAME_OVERRIDES": {
+        "TrialKindEnum": "patients.models.ScreeningTrial.Kind",
+        "AppointmentKindEnum": "refills.models.Appointment.Kind",
+        "PatientStatusEnum": "patients.models.Patient.Status",
+        "AppointmentStatusEnum": "refills.models.Appointment.Status",
+        "VertebralLevelEnum": "patients.models.VERTEBRAL_LEVELS",
+    },
 }
 
 # ---------------------------------------------------------------------------

@@ -93,12 +93,19 @@ class PlannedReminder:
 
 
 def reminder_plan(
-    *, starts_at: dt.datetime, offsets: Iterable[int], hour: int, now: dt.datetime, min_lead: dt.timedelta
+    *,
+    starts_at: dt.datetime,
+    offsets: Iterable[int],
+    hour: int,
+    now: dt.datetime,
+    min_lead: dt.timedelta,
+    late_grace: dt.timedelta = dt.timedelta(hours=6),
 ) -> list[PlannedReminder]:
     """Which reminders an appointment gets, decided when its rows are created.
 
-    Every offset whose time is still ahead is pending. Offsets whose time has already passed
-    (a late booking) are skipped as stale, except that when *no* offset is left ahead the closest
+    An offset whose time is ahead, or passed less than `late_grace` ago (the scan runs every few
+    minutes, a booking may land just after 09:00), is pending. One whose time passed longer ago
+    (a late booking) is skipped as stale, except that when no offset is left ahead the closest
     one goes at once, as a catch-up, provided the appointment is at least `min_lead` away: a
     patient booked tomorrow gets one reminder now, never a "14 days" one.
     """
@@ -106,12 +113,12 @@ def reminder_plan(
         ((offset, reminder_send_at(starts_at=starts_at, offset_days=offset, hour=hour)) for offset in set(offsets)),
         reverse=True,
     )
-    any_ahead = any(send_at > now for _, send_at in times)
-    past = [offset for offset, send_at in times if send_at <= now]
-    catch_up = min(past) if past and not any_ahead and starts_at - now >= min_lead else None
+    on_time = {offset for offset, send_at in times if send_at > now - late_grace}
+    past = [offset for offset, _ in times if offset not in on_time]
+    catch_up = min(past) if past and not on_time and starts_at - now >= min_lead else None
     plan = []
     for offset, send_at in times:
-        if send_at > now or offset == catch_up:
+        if offset in on_time or offset == catch_up:
             plan.append(PlannedReminder(offset, send_at, Reminder.Status.PENDING))
         else:
             local = timezone.localtime(send_at, _clinic_tz())
@@ -219,12 +226,18 @@ def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointm
     if appointment_id is not None:
         appointments = appointments.filter(pk=appointment_id)
     min_lead = dt.timedelta(hours=settings.REMINDER_MIN_LEAD_HOURS)
+    late_grace = dt.timedelta(hours=settings.REMINDER_LATE_GRACE_HOURS)
     rows = []
     for appointment_pk, patient_pk, starts_at, channel in appointments.values_list(
         "pk", "patient_id", "starts_at", "patient__reminder_channel"
     ):
         for planned in reminder_plan(
-            starts_at=starts_at, offsets=offsets, hour=clinic.reminder_hour, now=now, min_lead=min_lead
+            starts_at=starts_at,
+            offsets=offsets,
+            hour=clinic.reminder_hour,
+            now=now,
+            min_lead=min_lead,
+            late_grace=late_grace,
         ):
             rows.append(
                 Reminder(

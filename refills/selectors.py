@@ -3,16 +3,26 @@
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from patients.models import ScreeningTrial
+from patients.selectors import patient_list
+from pumps.calculations import ReplacementPlan
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant
-from pumps.selectors import dose_get_in_force
+from pumps.selectors import (
+    dose_get_in_force,
+    implant_get_battery_window_opens_on,
+    implant_get_replacement_plan,
+    implant_list_active,
+)
 
+from .calculations import RefillForecast, ResidualDiscrepancy, refill_forecast, residual_discrepancy
 from .forecasting import DoseChange, forecast_in_force, remaining_volume_on
-from .models import Appointment, ClinicSettings, ClosedDay, RefillVisit
+from .models import Appointment, AppointmentChangeRequest, ClinicSettings, ClosedDay, RefillVisit, Reminder
 
 
 def _booked_refills(implant_ref) -> QuerySet[Appointment]:
@@ -224,3 +234,366 @@ __all__ = [
     "refill_visit_list",
     "refill_window_get",
 ]
+
+
+# ---------------------------------------------------------------------------
+# Presentational reads for the staff web app: the nurses' worklist, a patient's timeline and
+# the live preview of a refill being typed. Each is a fixed number of queries whatever the
+# clinic's size; the arithmetic is the same as the services' (calculations / forecasting).
+# ---------------------------------------------------------------------------
+
+
+class Urgency(StrEnum):
+    OVERDUE = "overdue"
+    URGENT = "urgent"
+    SOON = "soon"
+    LATER = "later"
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistRow:
+    implant: Implant
+    days_to_due: int
+    days_to_alarm: int | None
+    urgency: Urgency
+    booked_at: dt.datetime | None
+    booked_after_due: bool
+    booked_id: int | None = None
+
+    @property
+    def patient(self):
+        return self.implant.patient
+
+    @property
+    def days_overdue(self) -> int:
+        return -self.days_to_due
+
+    @property
+    def nothing_booked(self) -> bool:
+        return self.booked_at is None
+
+    @property
+    def needs_booking(self) -> bool:
+        """Nothing booked although the refill is overdue or due within the clinic's alert window."""
+        return self.booked_at is None and self.urgency != Urgency.LATER
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryRow:
+    implant: Implant
+    plan: ReplacementPlan | None
+    window_opens_on: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Worklist:
+    today: dt.date
+    clinic: ClinicSettings
+    todays_appointments: list[Appointment]
+    rows: list[WorklistRow]
+    unrecorded: list[Appointment]
+    no_shows: list[Appointment]
+    battery: list[BatteryRow]
+    change_requests: list[AppointmentChangeRequest]
+    search_results: list | None
+    # Counted over the whole clinic, whatever the filters.
+    overdue_count: int = 0
+    needs_booking_count: int = 0
+
+    @property
+    def missed_count(self) -> int:
+        return len(self.unrecorded) + len(self.no_shows)
+
+
+def worklist_row_classify(*, implant: Implant, today: dt.date, clinic: ClinicSettings) -> WorklistRow:
+    """Urgency of one refill from the forecast in force and the clinic's alert settings."""
+    days_to_due = (implant.forecast_due_by - today).days
+    days_to_alarm = (implant.forecast_alarm_on - today).days if implant.forecast_alarm_on else None
+    if days_to_due < 0:
+        urgency = Urgency.OVERDUE
+    elif days_to_due == 0 or (days_to_alarm is not None and days_to_alarm <= clinic.urgent_alert_days):
+        urgency = Urgency.URGENT
+    elif days_to_due <= clinic.unbooked_alert_days:
+        urgency = Urgency.SOON
+    else:
+        urgency = Urgency.LATER
+    booked_at = getattr(implant, "booked_refill_at", None)
+    return WorklistRow(
+        booked_id=getattr(implant, "booked_refill_id", None),
+        implant=implant,
+        days_to_due=days_to_due,
+        days_to_alarm=days_to_alarm,
+        urgency=urgency,
+        booked_at=booked_at,
+        booked_after_due=booked_at is not None and timezone.localdate(booked_at) > implant.forecast_due_by,
+    )
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
+def worklist_get(
+    *, today: dt.date, search: str = "", urgency: str = "", unbooked_only: bool = False, no_show_days: int = 30
+) -> Worklist:
+    """Everything a nurse acts on today, in a fixed number of queries (one per section).
+
+    Open alerts and failed reminders come from `refills.reminders` (alert_list_open, reminder_list).
+    """
+    clinic = ClinicSettings.load()
+    start, end = _day_start(today), _day_start(today + dt.timedelta(days=1))
+    todays = list(
+        Appointment.objects.valid()
+        .filter(starts_at__gte=start, starts_at__lt=end)
+        .exclude(status=Appointment.Status.CANCELLED)
+        .select_related("patient", "implant")
+        .order_by("starts_at", "id")
+    )
+    due = patient_list_due_for_refill(today=today).annotate(
+        booked_refill_id=Subquery(_booked_refills(OuterRef("pk")).order_by("starts_at").values("pk")[:1])
+    )
+    matching_ids = None
+    search_results = None
+    if search.strip():
+        search_results = list(patient_list(search=search)[:50])
+        matching_ids = {p.pk for p in search_results}
+    all_rows = [worklist_row_classify(implant=implant, today=today, clinic=clinic) for implant in due]
+    rows = [
+        row
+        for row in all_rows
+        if (matching_ids is None or row.implant.patient_id in matching_ids)
+        and (not urgency or row.urgency == urgency)
+        and (not unbooked_only or row.nothing_booked)
+    ]
+    unrecorded = list(
+        Appointment.objects.valid()
+        .filter(status=Appointment.Status.BOOKED, starts_at__lt=start)
+        .select_related("patient", "implant")
+        .order_by("starts_at", "id")[:100]
+    )
+    no_shows = list(
+        Appointment.objects.valid()
+        .filter(status=Appointment.Status.NO_SHOW, starts_at__gte=start - dt.timedelta(days=no_show_days))
+        .select_related("patient", "implant")
+        .annotate(
+            rebooked=Exists(
+                Appointment.objects.valid().filter(
+                    patient=OuterRef("patient"), status=Appointment.Status.BOOKED, kind=OuterRef("kind")
+                )
+            )
+        )
+        .order_by("-starts_at", "-id")[:100]
+    )
+    battery = []
+    for implant in implant_list_active().select_related("patient", "pump_model").order_by("implanted_on", "id"):
+        plan = implant_get_replacement_plan(implant=implant)
+        opens_on = implant_get_battery_window_opens_on(implant=implant)
+        near = (plan is not None and (plan.plan_by - today).days <= clinic.replacement_alert_days) or (
+            opens_on is not None and opens_on <= today
+        )
+        if near or implant.eri_reported_on is not None:
+            battery.append(BatteryRow(implant=implant, plan=plan, window_opens_on=opens_on))
+    battery.sort(key=lambda r: r.plan.stops_on if r.plan else dt.date.max)
+    change_requests = list(
+        AppointmentChangeRequest.objects.filter(status=AppointmentChangeRequest.Status.OPEN)
+        .select_related("appointment__patient", "requested_by")
+        .order_by("requested_at", "id")[:100]
+    )
+    return Worklist(
+        today=today,
+        clinic=clinic,
+        todays_appointments=todays,
+        rows=rows,
+        unrecorded=unrecorded,
+        no_shows=no_shows,
+        battery=battery,
+        change_requests=change_requests,
+        search_results=search_results,
+        overdue_count=sum(1 for row in all_rows if row.urgency == Urgency.OVERDUE),
+        needs_booking_count=sum(1 for row in all_rows if row.needs_booking),
+    )
+
+
+def _num(value: Decimal) -> str:
+    """20.00 -> "20", 3.10 -> "3.1": the way a nurse writes a volume or a dose."""
+    return f"{value.normalize():f}"
+
+
+def _pump_name(model) -> str:
+    return f"{model.manufacturer} {model.name} {_num(model.reservoir_ml)} mL"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    on: dt.date
+    at: dt.datetime | None
+    kind: str
+    title: str
+    detail: str = ""
+    flag: str = ""
+
+
+def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
+    """Referral to today and what is booked ahead, oldest first: one query per kind of record."""
+    events: list[TimelineEvent] = []
+    if patient.referred_on:
+        events.append(TimelineEvent(on=patient.referred_on, at=None, kind="referral", title="Referred for ITB"))
+    trials = (
+        ScreeningTrial.objects.valid()
+        .filter(patient=patient)
+        .annotate(step_count=Count("steps", distinct=True), assessment_count=Count("assessments", distinct=True))
+    )
+    for trial in trials:
+        events.append(
+            TimelineEvent(
+                on=trial.started_on,
+                at=None,
+                kind="trial",
+                title=f"Screening trial ({trial.get_kind_display().lower()})",
+                detail=f"{trial.step_count} dose(s), {trial.assessment_count} assessment(s); "
+                f"verdict: {trial.get_verdict_display().lower()}",
+                flag="ok" if trial.verdict == ScreeningTrial.Verdict.POSITIVE else "",
+            )
+        )
+    for implant in Implant.objects.valid().filter(patient=patient).select_related("pump_model"):
+        events.append(
+            TimelineEvent(
+                on=implant.implanted_on,
+                at=None,
+                kind="implant",
+                title=f"Pump implanted: {_pump_name(implant.pump_model)}",
+                detail=f"Serial {implant.serial_number}, catheter tip {implant.catheter_tip_level}, "
+                f"{implant.surgeon} at {implant.hospital}",
+            )
+        )
+        if implant.eri_reported_on:
+            events.append(
+                TimelineEvent(on=implant.eri_reported_on, at=None, kind="eri", title="ERI reported", flag="warn")
+            )
+        if implant.explanted_on:
+            events.append(
+                TimelineEvent(
+                    on=implant.explanted_on,
+                    at=None,
+                    kind="explant",
+                    title="Pump explanted",
+                    detail=implant.explant_reason,
+                )
+            )
+    for visit in RefillVisit.objects.valid().filter(implant__patient=patient).select_related("drug"):
+        detail = (
+            f"{_num(visit.volume_added_ml)} mL of {_num(visit.concentration_mcg_per_ml)} mcg/mL, "
+            f"{_num(visit.daily_dose_after_mcg)} mcg/day; residual {_num(visit.actual_residual_ml)} mL"
+        )
+        if visit.expected_residual_ml is not None:
+            detail += f" (expected {_num(visit.expected_residual_ml)} mL)"
+        detail += f"; alarm {visit.alarm_on.day} {visit.alarm_on:%b %Y}"
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(visit.performed_at),
+                at=visit.performed_at,
+                kind="refill",
+                title="Refill" + (": residual discrepancy" if visit.discrepancy_flagged else ""),
+                detail=detail,
+                flag="danger" if visit.discrepancy_flagged else "",
+            )
+        )
+    prescriptions = (
+        DosePrescription.objects.valid().filter(implant__patient=patient).exclude(reason="Set at refill visit")
+    )
+    for dose in prescriptions:
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(dose.effective_at),
+                at=dose.effective_at,
+                kind="dose",
+                title=f"Dose {_num(dose.daily_dose_mcg)} mcg/day ({dose.get_dosing_mode_display().lower()})",
+                detail=dose.reason,
+            )
+        )
+    for appointment in Appointment.objects.valid().filter(patient=patient):
+        flag = {
+            Appointment.Status.NO_SHOW: "danger",
+            Appointment.Status.CANCELLED: "muted",
+            Appointment.Status.BOOKED: "info",
+        }.get(appointment.status, "")
+        detail = appointment.place
+        if appointment.cancel_reason:
+            detail += f"; cancelled: {appointment.cancel_reason}"
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(appointment.starts_at),
+                at=appointment.starts_at,
+                kind="appointment",
+                title=f"{appointment.get_kind_display()} appointment: {appointment.get_status_display().lower()}",
+                detail=detail,
+                flag=flag,
+            )
+        )
+    for reminder in Reminder.objects.filter(patient=patient).exclude(status=Reminder.Status.CANCELLED):
+        when = reminder.sent_at or reminder.send_at
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(when),
+                at=when,
+                kind="reminder",
+                title=f"{reminder.get_channel_display()} reminder {reminder.offset_days} days before: "
+                f"{reminder.get_status_display().lower()}",
+                detail=reminder.last_error if reminder.status == Reminder.Status.FAILED else "",
+                flag="danger" if reminder.status == Reminder.Status.FAILED else "",
+            )
+        )
+    events.sort(key=lambda e: (e.on, e.at or _day_start(e.on)))
+    return events
+
+
+@dataclass(frozen=True, slots=True)
+class RefillPreview:
+    """What a refill being typed would record: the same arithmetic as `refill_visit_record`."""
+
+    expected_residual_ml: Decimal | None
+    discrepancy: ResidualDiscrepancy | None
+    forecast: RefillForecast | None
+    alarm_threshold_ml: Decimal
+
+
+def refill_visit_preview(
+    *,
+    implant: Implant,
+    refilled_on: dt.date,
+    actual_residual_ml: Decimal | None = None,
+    volume_added_ml: Decimal | None = None,
+    drug: Drug | None = None,
+    daily_dose_mcg: Decimal | None = None,
+    alarm_threshold_ml: Decimal | None = None,
+) -> RefillPreview:
+    """Each part is computed as soon as its inputs are there; out-of-range inputs give None."""
+    model = implant.pump_model
+    threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
+    expected = implant_get_expected_residual(implant=implant, on=refilled_on)
+    discrepancy = None
+    if expected is not None and actual_residual_ml is not None and actual_residual_ml >= 0:
+        discrepancy = residual_discrepancy(
+            expected_ml=expected, actual_ml=actual_residual_ml, tolerance_ml=model.residual_tolerance_ml
+        )
+    forecast = None
+    if (
+        drug is not None
+        and volume_added_ml is not None
+        and daily_dose_mcg is not None
+        and 0 < volume_added_ml <= model.reservoir_ml
+        and daily_dose_mcg > 0
+        and 0 <= threshold < volume_added_ml
+    ):
+        forecast = refill_forecast(
+            refilled_on=refilled_on,
+            volume_ml=volume_added_ml,
+            concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
+            daily_dose_mcg=daily_dose_mcg,
+            alarm_threshold_ml=threshold,
+            safety_margin_days=ClinicSettings.load().safety_margin_days,
+            max_interval_days=max_interval_days_get(drug=drug, implant=implant),
+        )
+    return RefillPreview(
+        expected_residual_ml=expected, discrepancy=discrepancy, forecast=forecast, alarm_threshold_ml=threshold
+    )

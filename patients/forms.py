@@ -1,0 +1,150 @@
+"""Staff forms for patients and screening trials: types and required fields only.
+
+The clinical rules live in the services; a service's ValidationError comes back onto the form
+through `add_service_errors`, so the nurse sees the message next to the field it names.
+"""
+
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import AshworthScore, Patient, ScreeningTrial, TrialStep
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
+
+
+def add_service_errors(form: forms.Form, exc: ValidationError, *, field_map: dict[str, str | None] | None = None):
+    """Put a service's ValidationError onto the form: known fields by name, the rest on top."""
+    field_map = field_map or {}
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for name, messages in exc.message_dict.items():
+        target = field_map.get(name, name)
+        if target not in form.fields:
+            target = None
+        for message in messages:
+            if target is not None and target in form.errors and message in form.errors[target]:
+                continue
+            form.add_error(target, message)
+
+
+class PatientForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = [
+            "mrn",
+            "given_name",
+            "family_name",
+            "date_of_birth",
+            "spasticity_origin",
+            "diagnosis",
+            "diagnosis_detail",
+            "sci_level",
+            "referred_on",
+            "risk_high_sci",
+            "risk_communication_difficulty",
+            "risk_previous_withdrawal",
+            "email",
+            "phone",
+            "reminder_consent",
+            "reminder_channel",
+            "notes",
+        ]
+        widgets = {
+            "date_of_birth": DateInput(),
+            "referred_on": DateInput(),
+            "notes": forms.Textarea(attrs={"rows": 3}),
+        }
+
+
+class TrialStartForm(forms.Form):
+    started_on = forms.DateField(widget=DateInput())
+    kind = forms.ChoiceField(choices=ScreeningTrial.Kind.choices, initial=ScreeningTrial.Kind.BOLUS)
+    positivity_rule = forms.ChoiceField(
+        label="Rule for a positive trial",
+        choices=ScreeningTrial.Rule.choices,
+        initial=ScreeningTrial.Rule.MAS_LOWER_LIMB_MEAN_1,
+    )
+    goals = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class TrialStepForm(forms.Form):
+    given_at = forms.DateTimeField(label="Given at", widget=DateTimeLocalInput())
+    dose_mcg = forms.DecimalField(label="Dose (mcg)", max_digits=8, decimal_places=2, initial=Decimal("50"))
+    volume_ml = forms.DecimalField(label="Volume (mL)", max_digits=6, decimal_places=2, initial=Decimal("1"))
+    route = forms.ChoiceField(choices=TrialStep.Route.choices, initial=TrialStep.Route.LP_BOLUS)
+    infusion_rate_mcg_per_day = forms.DecimalField(
+        label="Infusion rate (mcg/day, catheter only)", max_digits=8, decimal_places=2, required=False
+    )
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+HOURS_CHOICES = [(h, f"{h} h" if h != "0" else "Baseline (0 h)") for h in ("0", "1", "2", "4", "6", "8")]
+PENN_CHOICES = [("", "Not scored")] + [(str(i), str(i)) for i in range(5)]
+MAS_CHOICES = [("", "—"), *AshworthScore.Score.choices]
+
+
+class TrialAssessmentForm(forms.Form):
+    """Scores at one time point: Penn spasm frequency and the MAS of each muscle group examined."""
+
+    step = forms.ModelChoiceField(queryset=TrialStep.objects.none(), required=False, label="After dose")
+    hours_after = forms.TypedChoiceField(
+        label="Time point", choices=HOURS_CHOICES, coerce=Decimal, initial="0", empty_value=None
+    )
+    assessed_at = forms.DateTimeField(label="Assessed at", widget=DateTimeLocalInput())
+    penn_score = forms.TypedChoiceField(
+        label="Penn spasm frequency (0–4)", choices=PENN_CHOICES, coerce=int, required=False, empty_value=None
+    )
+    adverse_effects = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args, trial: ScreeningTrial, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["step"].queryset = trial.steps.filter(entered_in_error=False)
+        self.fields["step"].label_from_instance = lambda s: f"{s.dose_mcg:g} mcg at {s.given_at:%d %b %H:%M}"
+        for value, label in AshworthScore.MuscleGroup.choices:
+            self.fields[f"mas_{value}"] = forms.ChoiceField(label=label, choices=MAS_CHOICES, required=False)
+
+    @property
+    def mas_fields(self):
+        return [self[f"mas_{value}"] for value in AshworthScore.MuscleGroup.values]
+
+    def ashworth(self) -> dict[str, str]:
+        return {
+            group: self.cleaned_data[f"mas_{group}"]
+            for group in AshworthScore.MuscleGroup.values
+            if self.cleaned_data.get(f"mas_{group}")
+        }
+
+    def clean(self):
+        cleaned = super().clean()
+        if not any(cleaned.get(f"mas_{g}") for g in AshworthScore.MuscleGroup.values) and cleaned.get("penn_score") in (
+            None,
+            "",
+        ):
+            raise ValidationError("Score at least one muscle group or the Penn scale.")
+        return cleaned
+
+
+class TrialVerdictForm(forms.Form):
+    verdict = forms.ChoiceField(choices=ScreeningTrial.Verdict.choices)
+    positivity_rule = forms.ChoiceField(label="Rule applied", choices=ScreeningTrial.Rule.choices)
+    effective_bolus_mcg = forms.DecimalField(
+        label="Effective bolus (mcg)", max_digits=8, decimal_places=2, required=False
+    )
+    effect_hours = forms.DecimalField(label="Effect lasted (hours)", max_digits=5, decimal_places=2, required=False)
+    verdict_notes = forms.CharField(label="Notes", widget=forms.Textarea(attrs={"rows": 2}), required=False)

@@ -1,0 +1,21 @@
+"""Staff URLs of the care schedule; mounted under the "staff" namespace by itbclinic/staff_urls.py."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.worklist, name="worklist"),
+    path("calendar/", views.calendar, name="calendar"),
+    path("alerts/<int:alert_id>/resolve/", views.alert_resolve, name="alert_resolve"),
+    path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:patient_id>/book/", views.appointment_book, name="appointment_book"),
+    path("patients/<int:patient_id>/refill/", views.refill_visit_record, name="refill_visit_record"),
+    path("patients/<int:patient_id>/refill/forecast/", views.refill_forecast, name="refill_forecast"),
+    path("patients/<int:patient_id>/wallet-card/", views.wallet_card, name="wallet_card"),
+    path("appointments/<int:appointment_id>/move/", views.appointment_move, name="appointment_move"),
+    path("appointments/<int:appointment_id>/cancel/", views.appointment_cancel, name="appointment_cancel"),
+    path("appointments/<int:appointment_id>/no-show/", views.appointment_no_show, name="appointment_no_show"),
+    path("visits/<int:visit_id>/", views.refill_visit_done, name="refill_visit_done"),
+    path("implants/<int:implant_id>/dose/", views.dose_change, name="dose_change"),
+]

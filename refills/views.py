@@ -1,0 +1,556 @@
+"""The nurses' and clinicians' care-schedule pages: worklist, calendar, patient page, booking,
+the refill visit with its live forecast, the wallet card and dose changes.
+
+Views validate a form, call one service or selector and render; every date and warning shown
+comes from `refills.selectors` / `refills.calculations`, never from arithmetic here.
+"""
+
+import datetime as dt
+from collections import defaultdict
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from patients.forms import add_service_errors
+from patients.models import ScreeningTrial
+from patients.selectors import patient_list_visible_to
+from patients.views import staff_patient_get, staff_required
+from pumps.models import Implant
+from pumps.selectors import (
+    dose_get_in_force,
+    implant_get_active,
+    implant_get_battery_window_opens_on,
+    implant_get_replacement_plan,
+)
+
+from . import reminders, selectors, services
+from .charts import ReservoirProjection, ReservoirRefill, battery_bar_svg, reservoir_chart_svg
+from .forms import (
+    AppointmentBookForm,
+    AppointmentCancelForm,
+    AppointmentMoveForm,
+    DoseChangeForm,
+    RefillVisitForm,
+    WorklistFilterForm,
+)
+from .models import Alert, Appointment, ClinicSettings, ClosedDay, RefillVisit, Reminder
+from .reminders import alert_list_open, reminder_list
+
+# Booking errors name the service's field; the form shows date and time separately.
+BOOKING_FIELDS = {"starts_at": "day", "implant": None, "patient": None, "status": None}
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _booked_refill(implant: Implant | None) -> Appointment | None:
+    if implant is None:
+        return None
+    return (
+        Appointment.objects.valid()
+        .filter(implant=implant, kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED)
+        .order_by("starts_at")
+        .first()
+    )
+
+
+def _appointment_get(request: HttpRequest, appointment_id: int) -> Appointment:
+    visible = patient_list_visible_to(user=request.user)
+    return get_object_or_404(
+        Appointment.objects.valid().select_related("patient", "implant__pump_model").filter(patient__in=visible),
+        pk=appointment_id,
+    )
+
+
+def _portal_invite_url(patient_id: int) -> str:
+    try:
+        return reverse("portal:invite", kwargs={"patient_id": patient_id})
+    except NoReverseMatch:
+        return f"/portal/invite/{patient_id}/"
+
+
+# ---------------------------------------------------------------------------
+# Worklist and calendar
+# ---------------------------------------------------------------------------
+
+
+@staff_required("refills.view_appointment", "pumps.view_implant")
+@require_GET
+def worklist(request: HttpRequest) -> HttpResponse:
+    form = WorklistFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    today = timezone.localdate()
+    data = selectors.worklist_get(
+        today=today,
+        search=filters.get("q", ""),
+        urgency=filters.get("urgency", ""),
+        unbooked_only=filters.get("unbooked", False),
+    )
+    alerts = list(alert_list_open()[:100])
+    failed_reminders = list(
+        reminder_list(status=Reminder.Status.FAILED).filter(appointment__status=Appointment.Status.BOOKED)[:100]
+    )
+    context = {
+        "worklist": data,
+        "alerts": alerts,
+        "failed_reminders": failed_reminders,
+        "alert_count": len(alerts) + len(failed_reminders),
+        "form": form,
+        "today": today,
+    }
+    return render(request, "refills/worklist.html", context)
+
+
+@staff_required("refills.change_alert")
+@require_POST
+def alert_resolve(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = get_object_or_404(Alert.objects.filter(patient__in=patient_list_visible_to(user=request.user)), pk=alert_id)
+    note = request.POST.get("note", "").strip()[:200]
+    reminders.alert_resolve(alert=alert, by=request.user, note=note)
+    messages.success(request, f"Alert for {alert.patient.full_name} resolved.")
+    return redirect(f"{reverse('staff:worklist')}#alerts")
+
+
+@staff_required("refills.view_appointment")
+@require_GET
+def calendar(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    try:
+        anchor = dt.date.fromisoformat(request.GET.get("week", ""))
+    except ValueError:
+        anchor = today
+    monday = anchor - dt.timedelta(days=anchor.weekday())
+    days = [monday + dt.timedelta(days=i) for i in range(7)]
+    clinic = ClinicSettings.load()
+    appointments = (
+        selectors.appointment_list(start=_day_start(monday), end=_day_start(monday + dt.timedelta(days=7)))
+        .exclude(status=Appointment.Status.CANCELLED)
+        .select_related("patient")
+    )
+    by_day = defaultdict(list)
+    for appointment in appointments:
+        by_day[timezone.localdate(appointment.starts_at)].append(appointment)
+    closed = dict(ClosedDay.objects.filter(date__range=(days[0], days[-1])).values_list("date", "reason"))
+    booked = selectors.refill_bookings_per_day(start=days[0], end=days[-1])
+    columns = [
+        {
+            "day": day,
+            "appointments": by_day.get(day, []),
+            "closed": day.weekday() in (clinic.closed_weekdays or []) or day in closed,
+            "closed_reason": closed.get(day, ""),
+            "refills": booked.get(day, 0),
+            "is_today": day == today,
+        }
+        for day in days
+    ]
+    # Weekends with nothing on them are hidden so a tablet shows five wide columns.
+    columns = [c for c in columns if not (c["day"].weekday() >= 5 and c["closed"] and not c["appointments"])]
+    context = {
+        "columns": columns,
+        "monday": monday,
+        "sunday": days[-1],
+        "previous_week": monday - dt.timedelta(days=7),
+        "next_week": monday + dt.timedelta(days=7),
+        "this_week": today - dt.timedelta(days=today.weekday()),
+        "clinic": clinic,
+    }
+    return render(request, "refills/calendar.html", context)
+
+
+# ---------------------------------------------------------------------------
+# The patient page
+# ---------------------------------------------------------------------------
+
+
+def _reservoir_chart(*, implant: Implant, today: dt.date) -> str:
+    visits = list(selectors.refill_visit_list(implant=implant)[:8])
+    visits.reverse()
+    refills = [
+        ReservoirRefill(
+            on=timezone.localdate(v.performed_at), residual_ml=v.actual_residual_ml, volume_ml=v.volume_after_fill_ml
+        )
+        for v in visits
+    ]
+    if refills:
+        refills[0] = ReservoirRefill(on=refills[0].on, residual_ml=None, volume_ml=refills[0].volume_ml)
+    projection = None
+    if implant.forecast_due_by and implant.forecast_alarm_on and implant.forecast_empty_on:
+        projection = ReservoirProjection(
+            alarm_on=implant.forecast_alarm_on, empty_on=implant.forecast_empty_on, due_by=implant.forecast_due_by
+        )
+    threshold = visits[-1].alarm_threshold_ml if visits else implant.pump_model.alarm_threshold_ml
+    return reservoir_chart_svg(
+        refills=refills,
+        reservoir_ml=implant.pump_model.reservoir_ml,
+        alarm_threshold_ml=threshold,
+        projection=projection,
+        today=today,
+    )
+
+
+def _battery(*, implant: Implant, today: dt.date) -> dict:
+    plan = implant_get_replacement_plan(implant=implant)
+    opens_on = implant_get_battery_window_opens_on(implant=implant)
+    svg = battery_bar_svg(
+        implanted_on=implant.implanted_on,
+        today=today,
+        hard_stop_on=plan.hard_stop_on if plan else None,
+        window_opens_on=opens_on,
+        plan_by=plan.plan_by if plan else None,
+        stops_on=plan.stops_on if plan else None,
+    )
+    return {"plan": plan, "window_opens_on": opens_on, "svg": mark_safe(svg)}  # noqa: S308 (escaped in charts.py)
+
+
+def _audit_view(request: HttpRequest, patient) -> None:
+    # Access log of every view of a patient's record (SECURITY.md "Audit"; audit app, issue 6).
+    from audit.models import AccessLog
+    from audit.services import audit_record_access
+
+    audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
+
+
+@staff_required("patients.view_patient", "pumps.view_implant", "refills.view_refillvisit")
+@require_GET
+def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = staff_patient_get(request, patient_id)
+    today, now = timezone.localdate(), timezone.now()
+    implant = implant_get_active(patient=patient)
+    timeline = selectors.patient_get_timeline(patient=patient, now=now)
+    context = {
+        "patient": patient,
+        "implant": implant,
+        "today": today,
+        "timeline_past": [event for event in timeline if event.on <= today],
+        "timeline_future": [event for event in timeline if event.on > today],
+        "next_appointment": selectors.appointment_get_next(patient=patient, now=now),
+        "trials": ScreeningTrial.objects.valid().filter(patient=patient).order_by("-started_on", "-id"),
+        "past_implants": Implant.objects.valid()
+        .filter(patient=patient, explanted_on__isnull=False)
+        .select_related("pump_model"),
+        "portal_invite_url": _portal_invite_url(patient.pk),
+    }
+    if implant is not None:
+        last_visit = selectors.refill_visit_get_latest(implant=implant)
+        context.update(
+            {
+                "dose": dose_get_in_force(implant=implant),
+                "last_visit": last_visit,
+                "booked_refill": _booked_refill(implant),
+                "window": selectors.refill_window_get(implant=implant),
+                "days_to_due": (implant.forecast_due_by - today).days if implant.forecast_due_by else None,
+                "days_to_alarm": (implant.forecast_alarm_on - today).days if implant.forecast_alarm_on else None,
+                "reservoir_svg": mark_safe(_reservoir_chart(implant=implant, today=today)),  # noqa: S308
+                "battery": _battery(implant=implant, today=today),
+            }
+        )
+    _audit_view(request, patient)
+    return render(request, "refills/patient_detail.html", context)
+
+
+# ---------------------------------------------------------------------------
+# Booking, moving, cancelling
+# ---------------------------------------------------------------------------
+
+
+def _booking_context(*, patient, implant: Implant | None, today: dt.date) -> dict:
+    window = selectors.refill_window_get(implant=implant) if implant else None
+    proposals = selectors.refill_slot_proposals(implant=implant, today=today) if implant else []
+    return {
+        "patient": patient,
+        "implant": implant,
+        "window": window,
+        "proposals": proposals,
+        "overdue": window is not None and window.due_by < today,
+        "booked_refill": _booked_refill(implant),
+    }
+
+
+def _after_booking_redirect(request: HttpRequest, patient) -> HttpResponse:
+    visit_id = request.POST.get("after_visit", "")
+    if visit_id.isdigit() and RefillVisit.objects.filter(pk=int(visit_id), implant__patient=patient).exists():
+        return redirect("staff:refill_visit_done", visit_id=int(visit_id))
+    return redirect("staff:patient_detail", patient_id=patient.pk)
+
+
+@staff_required("refills.add_appointment")
+@require_http_methods(["GET", "POST"])
+def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = staff_patient_get(request, patient_id)
+    today = timezone.localdate()
+    implant = implant_get_active(patient=patient)
+    context = _booking_context(patient=patient, implant=implant, today=today)
+    try:
+        requested_day = dt.date.fromisoformat(request.GET.get("day", ""))
+    except ValueError:
+        requested_day = None
+    initial = {
+        "day": requested_day or (context["proposals"][0] if context["proposals"] else None),
+        "place": ClinicSettings.load().default_place,
+    }
+    form = AppointmentBookForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            appointment = services.appointment_book(
+                patient=patient,
+                kind=data["kind"],
+                starts_at=form.starts_at(),
+                booked_by=request.user,
+                implant=implant if data["kind"] in (Appointment.Kind.REFILL, Appointment.Kind.REPLACEMENT) else None,
+                place=data["place"],
+                outside_window_reason=data["outside_window_reason"],
+                notes=data["notes"],
+            )
+        except services.BookingConflict as exc:
+            form.add_error(None, str(exc))
+        except ValidationError as exc:
+            add_service_errors(form, exc, field_map=BOOKING_FIELDS)
+        else:
+            when = timezone.localtime(appointment.starts_at)
+            messages.success(request, f"{appointment.get_kind_display()} booked for {when:%A %d %B %Y at %H:%M}.")
+            return _after_booking_redirect(request, patient)
+    context["form"] = form
+    return render(request, "refills/appointment_book.html", context, status=400 if form.errors else 200)
+
+
+@staff_required("refills.change_appointment")
+@require_http_methods(["GET", "POST"])
+def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appointment = _appointment_get(request, appointment_id)
+    today = timezone.localdate()
+    context = _booking_context(patient=appointment.patient, implant=appointment.implant, today=today)
+    if appointment.kind != Appointment.Kind.REFILL:
+        context["proposals"] = []
+    start = timezone.localtime(appointment.starts_at)
+    try:
+        requested_day = dt.date.fromisoformat(request.GET.get("day", ""))
+    except ValueError:
+        requested_day = None
+    form = AppointmentMoveForm(
+        request.POST or None,
+        initial={"day": requested_day or start.date(), "time": f"{start:%H:%M}", "place": appointment.place},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.appointment_move(
+                appointment=appointment,
+                starts_at=form.starts_at(),
+                moved_by=request.user,
+                outside_window_reason=form.cleaned_data["outside_window_reason"],
+                place=form.cleaned_data["place"],
+            )
+        except services.BookingConflict as exc:
+            form.add_error(None, str(exc))
+        except ValidationError as exc:
+            add_service_errors(form, exc, field_map=BOOKING_FIELDS)
+        else:
+            messages.success(request, f"Appointment moved to {form.starts_at():%A %d %B %Y at %H:%M}.")
+            return redirect("staff:patient_detail", patient_id=appointment.patient_id)
+    context.update({"form": form, "appointment": appointment})
+    return render(request, "refills/appointment_move.html", context, status=400 if form.errors else 200)
+
+
+@staff_required("refills.change_appointment")
+@require_http_methods(["GET", "POST"])
+def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appointment = _appointment_get(request, appointment_id)
+    form = AppointmentCancelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.appointment_cancel(
+                appointment=appointment, reason=form.cleaned_data["reason"], cancelled_by=request.user
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc, field_map={"cancel_reason": "reason"})
+        else:
+            messages.success(request, "Appointment cancelled.")
+            return redirect("staff:patient_detail", patient_id=appointment.patient_id)
+    context = {"form": form, "appointment": appointment, "patient": appointment.patient}
+    return render(request, "refills/appointment_cancel.html", context, status=400 if form.errors else 200)
+
+
+@staff_required("refills.change_appointment")
+@require_POST
+def appointment_no_show(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    appointment = _appointment_get(request, appointment_id)
+    try:
+        services.appointment_mark_no_show(appointment=appointment, now=timezone.now())
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.warning(request, f"{appointment.patient.full_name} marked as not attended: rebook the refill.")
+    return redirect("staff:worklist")
+
+
+# ---------------------------------------------------------------------------
+# The refill visit, its live forecast, the wallet card
+# ---------------------------------------------------------------------------
+
+
+def _active_implant_or_404(patient) -> Implant:
+    implant = implant_get_active(patient=patient)
+    if implant is None:
+        raise Http404("This patient has no active pump.")
+    return implant
+
+
+def _preview(*, implant: Implant, data: dict):
+    """The live forecast from whatever fields are valid so far (never raises on bad input)."""
+    performed_at = data.get("performed_at") or timezone.now()
+    return selectors.refill_visit_preview(
+        implant=implant,
+        refilled_on=timezone.localdate(performed_at),
+        actual_residual_ml=data.get("actual_residual_ml"),
+        volume_added_ml=data.get("volume_added_ml"),
+        drug=data.get("drug"),
+        daily_dose_mcg=data.get("daily_dose_after_mcg"),
+        alarm_threshold_ml=data.get("alarm_threshold_ml"),
+    )
+
+
+def _refill_initial(implant: Implant) -> dict:
+    last = selectors.refill_visit_get_latest(implant=implant)
+    dose = dose_get_in_force(implant=implant)
+    drug = last.drug if last else None
+    if drug is None and dose is not None:
+        drug = (
+            RefillVisitForm.base_fields["drug"]
+            .queryset.filter(concentration_mcg_per_ml=dose.concentration_mcg_per_ml)
+            .first()
+        )
+    return {
+        "performed_at": timezone.localtime().replace(second=0, microsecond=0),
+        "volume_added_ml": implant.pump_model.reservoir_ml,
+        "drug": drug,
+        "daily_dose_after_mcg": dose.daily_dose_mcg if dose else None,
+        "dosing_mode": dose.dosing_mode if dose else None,
+        "alarm_threshold_ml": last.alarm_threshold_ml if last else implant.pump_model.alarm_threshold_ml,
+    }
+
+
+@staff_required("refills.add_refillvisit")
+@require_http_methods(["GET", "POST"])
+def refill_visit_record(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = staff_patient_get(request, patient_id)
+    implant = _active_implant_or_404(patient)
+    initial = _refill_initial(implant)
+    form = RefillVisitForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                visit = services.refill_visit_record(implant=implant, performed_by=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                add_service_errors(form, exc)
+            else:
+                return redirect("staff:refill_visit_done", visit_id=visit.pk)
+        preview = _preview(implant=implant, data=form.cleaned_data)
+    else:
+        preview = _preview(implant=implant, data=initial)
+    context = {
+        "patient": patient,
+        "implant": implant,
+        "form": form,
+        "preview": preview,
+        "booked_refill": _booked_refill(implant),
+        "last_visit": selectors.refill_visit_get_latest(implant=implant),
+    }
+    return render(request, "refills/refill_visit_form.html", context, status=400 if form.errors else 200)
+
+
+@staff_required("refills.add_refillvisit")
+@require_POST
+def refill_forecast(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """htmx: the forecast fragment for the refill being typed (same arithmetic as the service)."""
+    patient = staff_patient_get(request, patient_id)
+    implant = _active_implant_or_404(patient)
+    form = RefillVisitForm(request.POST)
+    form.is_valid()
+    context = {"preview": _preview(implant=implant, data=form.cleaned_data), "implant": implant, "form": form}
+    return render(request, "refills/_forecast.html", context)
+
+
+def _visit_get(request: HttpRequest, visit_id: int) -> RefillVisit:
+    visible = patient_list_visible_to(user=request.user)
+    return get_object_or_404(
+        RefillVisit.objects.valid()
+        .select_related("implant__patient", "implant__pump_model", "drug", "performed_by")
+        .filter(implant__patient__in=visible),
+        pk=visit_id,
+    )
+
+
+@staff_required("refills.view_refillvisit", "refills.view_appointment")
+@require_GET
+def refill_visit_done(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_get(request, visit_id)
+    implant, patient = visit.implant, visit.implant.patient
+    today = timezone.localdate()
+    context = _booking_context(patient=patient, implant=implant, today=today)
+    form = AppointmentBookForm(
+        initial={
+            "day": context["proposals"][0] if context["proposals"] else None,
+            "place": ClinicSettings.load().default_place,
+        }
+    )
+    context.update({"visit": visit, "form": form, "can_book": request.user.has_perm("refills.add_appointment")})
+    return render(request, "refills/refill_visit_done.html", context)
+
+
+@staff_required("patients.view_patient", "refills.view_refillvisit")
+@require_GET
+def wallet_card(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = staff_patient_get(request, patient_id)
+    implant = _active_implant_or_404(patient)
+    context = {
+        "patient": patient,
+        "implant": implant,
+        "dose": dose_get_in_force(implant=implant),
+        "last_visit": selectors.refill_visit_get_latest(implant=implant),
+        "booked_refill": _booked_refill(implant),
+        "clinic": ClinicSettings.load(),
+        "printed_on": timezone.localdate(),
+    }
+    return render(request, "refills/wallet_card.html", context)
+
+
+# ---------------------------------------------------------------------------
+# Clinicians: dose change between refills
+# ---------------------------------------------------------------------------
+
+
+@staff_required("pumps.add_doseprescription", "pumps.view_implant")
+@require_http_methods(["GET", "POST"])
+def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
+    visible = patient_list_visible_to(user=request.user)
+    implant = get_object_or_404(
+        Implant.objects.valid().select_related("patient", "pump_model").filter(patient__in=visible), pk=implant_id
+    )
+    current = dose_get_in_force(implant=implant)
+    form = DoseChangeForm(
+        request.POST or None,
+        initial={
+            "effective_at": timezone.localtime().replace(second=0, microsecond=0),
+            "daily_dose_mcg": current.daily_dose_mcg if current else None,
+            "dosing_mode": current.dosing_mode if current else None,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.dose_change_record(implant=implant, prescribed_by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc, field_map={"prescribed_by": None})
+        else:
+            implant.refresh_from_db()
+            due = f" Refill now due by {implant.forecast_due_by:%d %b %Y}." if implant.forecast_due_by else ""
+            messages.success(request, f"Dose changed to {form.cleaned_data['daily_dose_mcg']:g} mcg/day.{due}")
+            return redirect("staff:patient_detail", patient_id=implant.patient_id)
+    context = {"implant": implant, "patient": implant.patient, "form": form, "current": current}
+    return render(request, "refills/dose_change.html", context, status=400 if form.errors else 200)

@@ -1,5 +1,8 @@
 """Wiring views: the role-based landing page and the health probe."""
 
+import logging
+import os
+
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,6 +13,8 @@ from django.views.decorators.http import require_GET
 
 from .accounts.roles import Role, user_roles
 from .celery import app as celery_app
+
+logger = logging.getLogger(__name__)
 
 # Where each audience lands after logging in, first match wins.
 LANDING_PAGES = [
@@ -37,16 +42,26 @@ def _database_ok() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
-    except Exception:  # any driver error means "not reachable"
+    except Exception as exc:  # any driver error means "not reachable"
+        logger.warning("healthz: database unreachable (%s)", type(exc).__name__)
         return False
 
 
 def _broker_ok() -> bool:
     try:
         with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            # One quick try: a probe must answer within the load balancer's timeout.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
+            if conn.transport_cls == "filesystem":
+                # The filesystem transport "connects" to anything: check its folders instead.
+                options = conn.transport_options
+                folders = {options["data_folder_in"], options["data_folder_out"]}
+                if not all(os.path.isdir(f) and os.access(f, os.W_OK) for f in folders):
+                    raise OSError("filesystem broker folder missing or read-only")
         return True
-    except Exception:  # kombu raises transport-specific errors
+    except Exception as exc:  # kombu raises transport-specific errors
+        # The class name only: a broker URL in the message could carry a password.
+        logger.warning("healthz: broker unreachable (%s)", type(exc).__name__)
         return False
 
 

@@ -42,14 +42,16 @@ def password():
 
 @pytest.fixture(autouse=True)
 def _http_and_static_files_for_tests(settings):
-    """Two production settings that tests cannot use as they are.
+    """Three production settings that tests cannot use as they are.
 
     - The test client and live_server speak plain HTTP: no redirect to HTTPS. Production
       (DEBUG off) redirects every request but /healthz; tests/itbclinic/test_settings.py checks
       that. Cookies stay marked Secure: the test client sends them anyway.
     - The manifest storage needs `collectstatic` to have run: tests serve the source files.
+    - Argon2 at production cost makes each user creation and login slow: same algorithm, cheaper.
     """
     settings.SECURE_SSL_REDIRECT = False
+    settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", *settings.PASSWORD_HASHERS]
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -1,6 +1,7 @@
 """Passwords: Argon2 hashes, 12+ characters, common and all-digit passwords rejected."""
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
@@ -15,9 +16,6 @@ def test_passwords_are_hashed_with_argon2id(nurse, password):
 
 
 def test_a_legacy_pbkdf2_hash_is_upgraded_to_argon2_at_login(client, nurse, password):
-    nurse.password = "pbkdf2_sha256$1000000$salt$placeholder"  # overwritten below with a real one
-    from django.contrib.auth.hashers import make_password
-
     nurse.password = make_password(password, hasher="pbkdf2_sha256")
     nurse.save(update_fields=["password"])
 
@@ -56,3 +54,10 @@ def test_a_password_like_the_username_is_rejected():
 @pytest.mark.parametrize("candidate", ["Xq7#vLp2!mZ9", "itb-demo-pass-2026", "correct-horse-battery-staple-42"])
 def test_twelve_characters_that_are_not_common_pass(candidate):
     assert validate_password(candidate, user=User(username="nurse")) is None
+
+
+def test_production_hashes_with_argon2_at_its_full_cost():
+    # The suite swaps in a cheaper Argon2 (tests/conftest.py); the settings module itself must not.
+    from itbclinic import settings as production_settings
+
+    assert production_settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"

@@ -694,8 +694,12 @@ def _device_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
     Dates come from pumps/calculations.py; the SQL only narrows the candidates by implant date
     (a few days' slack for month-end clamping), so its cost follows the pumps near their end.
     """
-    models = {m.pk: m for m in PumpModel.objects.filter(battery_earliest_end_years__isnull=False)}
-    models |= {m.pk: m for m in PumpModel.objects.filter(battery_hard_stop_years__isnull=False)}
+    models = {
+        m.pk: m
+        for m in PumpModel.objects.filter(
+            Q(battery_earliest_end_years__isnull=False) | Q(battery_hard_stop_years__isnull=False)
+        )
+    }
     alerts: list[Alert] = []
     slack = dt.timedelta(days=4)
     window_q = Q(pk__in=[])
@@ -866,17 +870,17 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
         Alert.objects.bulk_create([*no_show_alerts, *desired], ignore_conflicts=True)
         raised = Alert.objects.count() - before
         resolved = _alerts_resolve(desired=desired, today=today, now=now)
-    emailed = alerts_email_new(now=now)
+    emailed = alerts_email_new(now=now, clinic=clinic)
     return AlertScanResult(raised=raised, resolved=resolved, no_shows=len(no_show_alerts), emailed=emailed)
 
 
-def alerts_email_new(*, now: dt.datetime) -> int:
+def alerts_email_new(*, now: dt.datetime, clinic: ClinicSettings | None = None) -> int:
     """One digest per audience with the alerts not yet emailed; `emailed_at` keeps it to once.
 
     The rows are claimed first (emailed_at set to this call's own instant), and released again if
     the mail server fails, so the next scan tries again: an alert is emailed once, or retried.
     """
-    clinic = ClinicSettings.load()
+    clinic = clinic or ClinicSettings.load()
     emailed = 0
     recipients = {Alert.Audience.NURSES: clinic.nursing_email, Alert.Audience.CLINICIANS: clinic.clinicians_email}
     for audience, address in recipients.items():

@@ -1,0 +1,177 @@
+"""docker-compose.yml and the Dockerfile agree with the code (Docker itself cannot run here)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import get_commands
+
+BASE_DIR = Path(settings.BASE_DIR)
+COMPOSE = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+APP_SERVICES = ["migrate", "web", "worker", "beat"]
+REQUIRED_VARIABLES = {
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CLINIC_TIME_ZONE",
+    "EMAIL_URL",
+}
+# Read by the postgres image, not by the app.
+POSTGRES_IMAGE_VARIABLES = {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"}
+
+
+def settings_variables() -> set[str]:
+    """Every name settings.py reads: env("X"), env.bool("X"), env.db("X"), env.email_url("X")..."""
+    source = (BASE_DIR / "itbclinic" / "settings.py").read_text()
+    return set(re.findall(r"\benv(?:\.\w+)?\(\s*\"([A-Z][A-Z0-9_]*)\"", source))
+
+
+def interpolated_variables(text: str) -> set[str]:
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
+
+
+def command_of(service: str) -> list[str]:
+    command = SERVICES[service]["command"]
+    assert isinstance(command, list), f"{service}: use the exec form (a list), no shell in between"
+    return command
+
+
+def test_the_services_are_the_production_shape():
+    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    for name in APP_SERVICES:
+        assert SERVICES[name]["build"] == "."
+        assert SERVICES[name]["image"] == "itbclinic:latest"
+
+
+def test_the_app_services_set_exactly_variables_the_settings_read():
+    known = settings_variables()
+    assert known >= REQUIRED_VARIABLES  # the documented names exist in settings.py
+    for name in APP_SERVICES:
+        environment = SERVICES[name]["environment"]
+        assert set(environment) >= REQUIRED_VARIABLES, name
+        assert set(environment) - known == set(), f"{name} sets variables the settings never read"
+        assert environment["DJANGO_DEBUG"] == "false"
+
+
+def test_every_interpolated_variable_is_read_by_the_settings_or_the_postgres_image():
+    text = (BASE_DIR / "docker-compose.yml").read_text()
+
+    assert interpolated_variables(text) - settings_variables() - POSTGRES_IMAGE_VARIABLES == set()
+
+
+def test_secrets_come_from_the_environment_and_are_required():
+    environment = SERVICES["web"]["environment"]
+    assert environment["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
+    assert "${POSTGRES_PASSWORD:?" in environment["DATABASE_URL"]
+    assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    assert "env_file" not in str(COMPOSE)  # only the names listed above reach the containers
+
+
+def test_the_database_url_points_at_the_postgres_service():
+    import environ
+
+    database = environ.Env.db_url_config(
+        SERVICES["web"]["environment"]["DATABASE_URL"].replace(
+            "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}", "pw"
+        )
+    )
+    postgres = SERVICES["postgres"]["environment"]
+    assert (database["ENGINE"], database["HOST"], database["PORT"]) == (
+        "django.db.backends.postgresql",
+        "postgres",
+        5432,
+    )
+    assert (database["NAME"], database["USER"]) == (postgres["POSTGRES_DB"], postgres["POSTGRES_USER"])
+    assert SERVICES["web"]["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_postgres_and_redis_keep_their_data_and_report_health():
+    assert "pgdata:/var/lib/postgresql/data" in SERVICES["postgres"]["volumes"]
+    assert "pgdata" in COMPOSE["volumes"]
+    assert "pg_isready" in " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+    assert SERVICES["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_start_order_waits_for_health_and_the_migration():
+    assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert SERVICES["migrate"]["restart"] == "no"
+    for name in ["web", "worker", "beat"]:
+        assert SERVICES[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"},
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+        }, name
+
+
+def test_exactly_one_beat():
+    beats = [name for name, service in SERVICES.items() if "beat" in service.get("command", [])]
+
+    assert beats == ["beat"]
+    assert SERVICES["beat"]["deploy"]["replicas"] == 1
+    assert "beat" not in command_of("worker")  # no embedded beat (-B) in a scalable worker
+    assert "-B" not in command_of("worker")
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DJANGO_SECRET_KEY": "compose-test-" + "x" * 50, "PYTHONPATH": str(BASE_DIR)}
+    binary = Path(sys.executable).parent / argv[0]
+    argv = [str(binary) if binary.exists() else argv[0], *argv[1:]]
+    return subprocess.run(argv, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_web_command_loads_the_wsgi_application():
+    command = command_of("web")
+    assert command[:2] == ["gunicorn", "itbclinic.wsgi:application"]
+    assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE  # gunicorn serves static files
+
+    result = run([*command, "--check-config"])  # gunicorn imports the app, then exits
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("service", ["worker", "beat"])
+def test_the_celery_commands_load_the_app(service):
+    command = command_of(service)
+    assert command[:4] == ["celery", "-A", "itbclinic", service]
+
+    result = run([*command, "--help"])  # celery resolves -A itbclinic before printing the help
+
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: celery {service}" in result.stdout
+
+
+def test_the_migrate_step_runs_the_django_command():
+    assert command_of("migrate") == ["python", "manage.py", "migrate", "--noinput"]
+    assert (BASE_DIR / "manage.py").exists()
+    assert get_commands()["migrate"] == "django.core"
+
+
+def test_the_dockerfile_builds_a_slim_non_root_image_with_the_pinned_requirements():
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    lines = [line.strip() for line in dockerfile.splitlines() if line.strip() and not line.startswith("#")]
+
+    assert lines[0] == "FROM python:3.11-slim"
+    assert "COPY requirements.txt ." in lines
+    assert "RUN pip install -r requirements.txt" in lines
+    assert lines.index("COPY requirements.txt .") < lines.index("COPY . .")  # dependency layer cached
+    assert any("manage.py collectstatic --noinput" in line for line in lines)
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users == ["itb"]
+    assert lines.index("USER itb") > max(i for i, line in enumerate(lines) if line.startswith("RUN "))
+    requirements = (BASE_DIR / "requirements.txt").read_text()
+    assert re.search(r"^gunicorn==", requirements, re.M)
+    assert re.search(r"^whitenoise==", requirements, re.M)
+
+
+def test_the_build_context_leaves_out_local_state_and_secrets():
+    ignored = (BASE_DIR / ".dockerignore").read_text().split()
+
+    assert {".git", ".venv", "var", ".env", "*.sqlite3", "staticfiles"} <= set(ignored)

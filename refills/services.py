@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
+from patients.services import clinical_record_mark_entered_in_error
 from pumps.models import DosePrescription, Drug, Implant
 from pumps.selectors import dose_get_in_force, implant_get_active
 from pumps.services import dose_prescribe, implant_record_eri
@@ -386,3 +387,16 @@ def appointment_mark_no_show(*, appointment: Appointment, now: dt.datetime) -> A
     appointment.status = Appointment.Status.NO_SHOW
     appointment.save(update_fields=["status", "updated_at"])
     return appointment
+
+
+@transaction.atomic
+def care_record_mark_entered_in_error(*, record: RefillVisit | DosePrescription | Appointment, by, reason: str) -> None:
+    """Mark a refill visit, dose prescription or appointment entered in error.
+
+    A refill or dose that no longer counts changes the forecast in force: the implant's stored
+    forecast (the schedule's source) is recomputed in the same transaction.
+    """
+    implant = _lock_implant(record.implant) if record.implant_id else None
+    clinical_record_mark_entered_in_error(record=record, by=by, reason=reason)
+    if implant is not None and isinstance(record, RefillVisit | DosePrescription):
+        implant_forecast_refresh(implant=implant)

@@ -1,0 +1,36 @@
+"""Routes of the REST API under /api/ (the schema and its docs are in itbclinic/urls.py)."""
+
+from django.urls import path, re_path
+from rest_framework.routers import SimpleRouter
+
+from patients.api import PatientViewSet, TrialViewSet
+from pumps.api import DrugPumpIntervalViewSet, DrugViewSet, ImplantViewSet, PumpModelViewSet
+from refills.api import (
+    AppointmentViewSet,
+    DosePrescriptionViewSet,
+    DueForRefillView,
+    RefillForecastView,
+    RefillVisitViewSet,
+)
+
+from .api import api_not_found
+
+router = SimpleRouter()
+router.register("patients", PatientViewSet, basename="patient")
+router.register("trials", TrialViewSet, basename="trial")
+router.register("pump-models", PumpModelViewSet, basename="pump-model")
+router.register("drugs", DrugViewSet, basename="drug")
+router.register("drug-pump-intervals", DrugPumpIntervalViewSet, basename="drug-pump-interval")
+router.register("implants", ImplantViewSet, basename="implant")
+router.register("dose-prescriptions", DosePrescriptionViewSet, basename="dose-prescription")
+router.register("refill-visits", RefillVisitViewSet, basename="refill-visit")
+router.register("appointments", AppointmentViewSet, basename="appointment")
+
+app_name = "api"
+urlpatterns = [
+    *router.urls,
+    path("refill-forecast/", RefillForecastView.as_view(), name="refill-forecast"),
+    path("due-for-refill/", DueForRefillView.as_view(), name="due-for-refill"),
+    # Anything else under /api/ answers a JSON 404, not the site's HTML page.
+    re_path(r"^.*$", api_not_found, name="not-found"),
+]

@@ -1,0 +1,293 @@
+"""REST API of the pump and drug catalogues and of implants (register, ERI, explant).
+
+Dose prescriptions are served by refills/api.py: recording a dose change refreshes the forecast in
+force, which is the care schedule's business, and pumps never calls into refills.
+"""
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+
+from itbclinic.api import (
+    ClinicalDateField,
+    ClinicalDateTimeField,
+    ClinicViewSet,
+    ListRetrieveMixin,
+    MarkEnteredInErrorMixin,
+    ScopedPrimaryKeyRelatedField,
+    scope_by_patients,
+    text,
+)
+from patients.api import patient_field
+from patients.models import VERTEBRAL_LEVELS
+
+from .filters import DrugFilter, DrugPumpIntervalFilter, ImplantFilter, PumpModelFilter
+from .models import Drug, DrugPumpInterval, Implant, PumpModel
+from .selectors import implant_get_replacement_plan
+from .services import implant_explant, implant_record_eri, implant_register
+
+
+# ---------------------------------------------------------------------------
+# Catalogues: every staff member reads them, the clinic admin edits them
+# ---------------------------------------------------------------------------
+class CatalogueSerializer(serializers.ModelSerializer):
+    """A catalogue row saved as the admin saves it: model validation, then the row's constraints.
+
+    Catalogues are settings, not clinical records: there is no service rule to apply, and rows are
+    retired with `is_active`, never deleted.
+    """
+
+    def _save(self, instance, data):
+        for name, value in data.items():
+            setattr(instance, name, value)
+        instance.full_clean()
+        instance.save()
+        return instance
+
+    def create(self, validated_data):
+        return self._save(self.Meta.model(), validated_data)
+
+    def update(self, instance, validated_data):
+        return self._save(instance, validated_data)
+
+
+class PumpModelSerializer(CatalogueSerializer):
+    reservoir_ml = serializers.DecimalField(max_digits=5, decimal_places=1, min_value=Decimal("0.1"))
+    alarm_threshold_ml = serializers.DecimalField(max_digits=4, decimal_places=1, min_value=Decimal("0"))
+    battery_earliest_end_years = serializers.IntegerField(min_value=1, max_value=50, required=False, allow_null=True)
+    battery_hard_stop_years = serializers.IntegerField(min_value=1, max_value=50, required=False, allow_null=True)
+    replacement_plan_months_before = serializers.IntegerField(min_value=0, max_value=60, required=False)
+    eri_grace_days = serializers.IntegerField(min_value=0, max_value=3650, required=False, allow_null=True)
+
+    class Meta:
+        model = PumpModel
+        fields = [
+            "id",
+            "manufacturer",
+            "name",
+            "reservoir_ml",
+            "flow",
+            "alarm_threshold_ml",
+            "battery_earliest_end_years",
+            "battery_hard_stop_years",
+            "replacement_plan_months_before",
+            "eri_grace_days",
+            "residual_tolerance_ml",
+            "pocket_fill_tolerance_ml",
+            "mri_note",
+            "is_active",
+        ]
+        extra_kwargs = {
+            "residual_tolerance_ml": {"min_value": Decimal("0")},
+            "pocket_fill_tolerance_ml": {"min_value": Decimal("0")},
+            "mri_note": {"max_length": 5000},
+        }
+
+
+class DrugSerializer(CatalogueSerializer):
+    concentration_mcg_per_ml = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=Decimal("0.1"))
+    max_interval_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+
+    class Meta:
+        model = Drug
+        fields = [
+            "id",
+            "name",
+            "concentration_mcg_per_ml",
+            "screening_only",
+            "compounded",
+            "max_interval_days",
+            "is_active",
+        ]
+
+
+class DrugPumpIntervalSerializer(CatalogueSerializer):
+    max_interval_days = serializers.IntegerField(min_value=1, max_value=3650)
+
+    class Meta:
+        model = DrugPumpInterval
+        fields = ["id", "drug", "pump_model", "max_interval_days"]
+
+
+class CatalogueViewSet(ListRetrieveMixin, ClinicViewSet):
+    """List, read, add (POST) and change (PATCH); rows are retired with `is_active`, never deleted."""
+
+    def scope_queryset(self, queryset):
+        return queryset
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return self.output(serializer.instance, status_code=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        serializer = self.get_serializer(self.get_object(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return self.output(serializer.instance)
+
+
+class PumpModelViewSet(CatalogueViewSet):
+    permission_model = PumpModel
+    serializer_class = PumpModelSerializer
+    filterset_class = PumpModelFilter
+    ordering_fields = ["manufacturer", "name", "reservoir_ml"]
+    ordering = ["manufacturer", "name", "reservoir_ml", "id"]
+
+
+class DrugViewSet(CatalogueViewSet):
+    permission_model = Drug
+    serializer_class = DrugSerializer
+    filterset_class = DrugFilter
+    ordering_fields = ["name", "concentration_mcg_per_ml"]
+    ordering = ["name", "concentration_mcg_per_ml", "id"]
+
+
+class DrugPumpIntervalViewSet(CatalogueViewSet):
+    permission_model = DrugPumpInterval
+    serializer_class = DrugPumpIntervalSerializer
+    filterset_class = DrugPumpIntervalFilter
+    ordering_fields = ["max_interval_days"]
+    ordering = ["id"]
+
+    def base_queryset(self):
+        return DrugPumpInterval.objects.select_related("drug", "pump_model")
+
+
+# ---------------------------------------------------------------------------
+# Implants
+# ---------------------------------------------------------------------------
+class ReplacementPlanSerializer(serializers.Serializer):
+    hard_stop_on = serializers.DateField()
+    plan_by = serializers.DateField()
+    stops_on = serializers.DateField()
+
+
+class ImplantOwnSerializer(serializers.ModelSerializer):
+    """What a patient reads of their pump: which pump, since when, MRI advice and when it is due.
+
+    Not who recorded it, the surgeon, the catheter details nor the record's bookkeeping.
+    """
+
+    pump_model_name = serializers.CharField(source="pump_model.__str__", read_only=True)
+    is_active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Implant
+        fields = [
+            "id",
+            "pump_model_name",
+            "serial_number",
+            "implanted_on",
+            "hospital",
+            "mri_notes",
+            "eri_reported_on",
+            "explanted_on",
+            "is_active",
+            "forecast_alarm_on",
+            "forecast_due_by",
+        ]
+        read_only_fields = fields
+
+
+class ImplantSerializer(ImplantOwnSerializer):
+    """An implant as staff read it; the fields after the patient's own are staff-only."""
+
+    replacement_plan = serializers.SerializerMethodField()
+
+    class Meta(ImplantOwnSerializer.Meta):
+        staff_only_fields = [
+            "patient",
+            "pump_model",
+            "manufacturer",
+            "surgeon",
+            "catheter_model",
+            "catheter_tip_level",
+            "explant_reason",
+            "recorded_by",
+            "forecast_empty_on",
+            "replacement_plan",
+            "created_at",
+            "updated_at",
+        ]
+        fields = [*ImplantOwnSerializer.Meta.fields, *staff_only_fields]
+        read_only_fields = fields
+
+    @extend_schema_field(ReplacementPlanSerializer(allow_null=True))
+    def get_replacement_plan(self, implant: Implant):
+        plan = implant_get_replacement_plan(implant=implant)
+        return ReplacementPlanSerializer(plan).data if plan else None
+
+
+class ImplantRegisterSerializer(serializers.Serializer):
+    patient = patient_field()
+    pump_model = ScopedPrimaryKeyRelatedField(
+        model=PumpModel, scope=lambda request: PumpModel.objects.filter(is_active=True)
+    )
+    serial_number = serializers.CharField(max_length=64)
+    implanted_on = ClinicalDateField()
+    surgeon = serializers.CharField(max_length=200)
+    hospital = serializers.CharField(max_length=200)
+    catheter_tip_level = serializers.ChoiceField(choices=VERTEBRAL_LEVELS)
+    catheter_model = text(max_length=100)
+    mri_notes = text()
+    starting_daily_dose_mcg = serializers.DecimalField(
+        max_digits=8, decimal_places=2, min_value=Decimal("0.01"), required=False, allow_null=True, default=None
+    )
+    concentration_mcg_per_ml = serializers.DecimalField(
+        max_digits=7, decimal_places=1, min_value=Decimal("0.1"), required=False, allow_null=True, default=None
+    )
+    dose_effective_at = ClinicalDateTimeField(required=False, allow_null=True, default=None)
+
+
+class ImplantEriSerializer(serializers.Serializer):
+    eri_reported_on = ClinicalDateField(help_text="The day the pump reported its elective replacement indicator.")
+
+
+class ImplantExplantSerializer(serializers.Serializer):
+    explanted_on = ClinicalDateField()
+    explant_reason = text(required=True)
+
+
+class ImplantViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
+    """Implants: clinicians register, record ERI and explant; staff read all, a patient their own."""
+
+    permission_model = Implant
+    serializer_class = ImplantSerializer
+    patient_serializer_class = ImplantOwnSerializer
+    filterset_class = ImplantFilter
+    ordering_fields = ["implanted_on", "forecast_due_by", "created_at"]
+    ordering = ["-implanted_on", "-id"]
+    audit_patient_path = "patient"
+    action_permissions = {"eri": ["pumps.change_implant"], "explant": ["pumps.change_implant"]}
+
+    def base_queryset(self):
+        return Implant.objects.valid().select_related("patient", "pump_model")
+
+    def scope_queryset(self, queryset):
+        return scope_by_patients(queryset, self.request, path="patient")
+
+    @extend_schema(request=ImplantRegisterSerializer, responses={201: ImplantSerializer})
+    def create(self, request):
+        implant = implant_register(recorded_by=request.user, **self.validated(ImplantRegisterSerializer))
+        return self.output(implant, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ImplantEriSerializer, responses={200: ImplantSerializer})
+    @action(detail=True, methods=["post"])
+    def eri(self, request, pk=None):
+        implant = self.get_object()
+        data = self.validated(ImplantEriSerializer)
+        return self.output(implant_record_eri(implant=implant, eri_on=data["eri_reported_on"], by=request.user))
+
+    @extend_schema(request=ImplantExplantSerializer, responses={200: ImplantSerializer})
+    @action(detail=True, methods=["post"])
+    def explant(self, request, pk=None):
+        implant = self.get_object()
+        data = self.validated(ImplantExplantSerializer)
+        implant = implant_explant(
+            implant=implant, explanted_on=data["explanted_on"], reason=data["explant_reason"], by=request.user
+        )
+        return self.output(implant)

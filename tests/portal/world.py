@@ -33,6 +33,7 @@ class Side:
     carer: object
     carer_link: CarerLink
     feed_token: str
+    trial: object = None
     extra: dict = field(default_factory=dict)
 
 
@@ -59,7 +60,8 @@ def make_side(*, mrn: str, given: str, family: str, appointment_at: dt.datetime,
         carer=carer, patient=patient, consent_recorded_at=FROZEN_NOW, consent_recorded_by=nurse, consent_note="yes"
     )
     _feed, token = calendar_feed_create(user=user, patient=patient, now=FROZEN_NOW)
-    return Side(user, patient, implant, refill, appointment, change_request, alert, carer, link, token)
+    trial = factories.ScreeningTrialFactory(patient=patient)
+    return Side(user, patient, implant, refill, appointment, change_request, alert, carer, link, token, trial)
 
 
 @dataclass

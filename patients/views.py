@@ -51,6 +51,11 @@ def staff_required(*perms: str) -> Callable:
     return decorator
 
 
+def form_data(request: HttpRequest):
+    """The POSTed data (even when empty: an empty POST must show "required" errors), else None."""
+    return request.POST if request.method == "POST" else None
+
+
 def staff_patient_get(request: HttpRequest, patient_id: int) -> Patient:
     return get_object_or_404(selectors.patient_list_visible_to(user=request.user), pk=patient_id)
 
@@ -66,7 +71,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 @staff_required("patients.add_patient")
 @require_http_methods(["GET", "POST"])
 def patient_create(request: HttpRequest) -> HttpResponse:
-    form = PatientForm(request.POST or None)
+    form = PatientForm(form_data(request))
     if request.method == "POST" and form.is_valid():
         try:
             patient = services.patient_create(data=form.cleaned_data)
@@ -75,14 +80,14 @@ def patient_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"{patient.full_name} added.")
             return redirect("staff:patient_detail", patient_id=patient.pk)
-    return render(request, "patients/patient_form.html", {"form": form})
+    return render(request, "patients/patient_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
 @staff_required("patients.add_screeningtrial")
 @require_http_methods(["GET", "POST"])
 def trial_start(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
-    form = TrialStartForm(request.POST or None, initial={"started_on": timezone.localdate()})
+    form = TrialStartForm(form_data(request), initial={"started_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:
             trial = services.trial_start(patient=patient, clinician=request.user, **form.cleaned_data)
@@ -91,7 +96,8 @@ def trial_start(request: HttpRequest, patient_id: int) -> HttpResponse:
         else:
             messages.success(request, "Trial started: record the baseline assessment, then the bolus.")
             return redirect("staff:trial_detail", trial_id=trial.pk)
-    return render(request, "patients/trial_start.html", {"patient": patient, "form": form})
+    context = {"patient": patient, "form": form}
+    return render(request, "patients/trial_start.html", context, status=400 if form.errors else 200)
 
 
 def _trial_get(request: HttpRequest, trial_id: int) -> ScreeningTrial:

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from patients.forms import add_service_errors
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to, trial_get_summary
-from patients.views import staff_patient_get, staff_required
+from patients.views import form_data, staff_patient_get, staff_required
 
 from . import selectors, services
 from .forms import ImplantEriForm, ImplantExplantForm, ImplantRegisterForm
@@ -36,7 +36,7 @@ def implant_register(request: HttpRequest, patient_id: int) -> HttpResponse:
     active = selectors.implant_get_active(patient=patient)
     trial, suggested_dose = _suggested_start(patient)
     form = ImplantRegisterForm(
-        request.POST or None,
+        form_data(request),
         initial={"implanted_on": timezone.localdate(), "starting_daily_dose_mcg": suggested_dose},
     )
     if request.method == "POST" and form.is_valid():
@@ -68,7 +68,7 @@ def _implant_get(request: HttpRequest, implant_id: int) -> Implant:
 @require_http_methods(["GET", "POST"])
 def implant_eri(request: HttpRequest, implant_id: int) -> HttpResponse:
     implant = _implant_get(request, implant_id)
-    form = ImplantEriForm(request.POST or None, initial={"eri_on": timezone.localdate()})
+    form = ImplantEriForm(form_data(request), initial={"eri_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:
             services.implant_record_eri(implant=implant, eri_on=form.cleaned_data["eri_on"], by=request.user)
@@ -85,7 +85,7 @@ def implant_eri(request: HttpRequest, implant_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def implant_explant(request: HttpRequest, implant_id: int) -> HttpResponse:
     implant = _implant_get(request, implant_id)
-    form = ImplantExplantForm(request.POST or None, initial={"explanted_on": timezone.localdate()})
+    form = ImplantExplantForm(form_data(request), initial={"explanted_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:
             services.implant_explant(

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from patients.forms import add_service_errors
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to
-from patients.views import staff_patient_get, staff_required
+from patients.views import form_data, staff_patient_get, staff_required
 from pumps.models import Implant
 from pumps.selectors import (
     dose_get_in_force,
@@ -295,7 +295,7 @@ def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
         "day": requested_day or (context["proposals"][0] if context["proposals"] else None),
         "place": ClinicSettings.load().default_place,
     }
-    form = AppointmentBookForm(request.POST or None, initial=initial)
+    form = AppointmentBookForm(form_data(request), initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -335,7 +335,7 @@ def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     except ValueError:
         requested_day = None
     form = AppointmentMoveForm(
-        request.POST or None,
+        form_data(request),
         initial={"day": requested_day or start.date(), "time": f"{start:%H:%M}", "place": appointment.place},
     )
     if request.method == "POST" and form.is_valid():
@@ -362,7 +362,7 @@ def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_get(request, appointment_id)
-    form = AppointmentCancelForm(request.POST or None)
+    form = AppointmentCancelForm(form_data(request))
     if request.method == "POST" and form.is_valid():
         try:
             services.appointment_cancel(
@@ -442,7 +442,7 @@ def refill_visit_record(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     implant = _active_implant_or_404(patient)
     initial = _refill_initial(implant)
-    form = RefillVisitForm(request.POST or None, initial=initial)
+    form = RefillVisitForm(form_data(request), initial=initial)
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -535,7 +535,7 @@ def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
     )
     current = dose_get_in_force(implant=implant)
     form = DoseChangeForm(
-        request.POST or None,
+        form_data(request),
         initial={
             "effective_at": timezone.localtime().replace(second=0, microsecond=0),
             "daily_dose_mcg": current.daily_dose_mcg if current else None,

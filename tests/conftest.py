@@ -67,3 +67,62 @@ def sms_outbox(settings):
     messaging.outbox.clear()
     yield messaging.outbox
     messaging.outbox.clear()
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db, django_db_serialized_rollback, tmp_path):
+    """Build real Celery workers (tests/celery_worker.py): `factory(broker_url=None)` → not started.
+
+    Transactional: the worker sees only committed rows. Serialized rollback: the rows the data
+    migrations made (groups, catalogues) are put back after the previous transactional test's flush.
+
+    Default broker: the configured one (filesystem locally, in a folder of this test's own;
+    Redis when CELERY_BROKER_URL says so, as in CI). This process publishes to the same broker
+    until the test ends; every worker is stopped then, before the database is flushed.
+    """
+    from django.conf import settings
+
+    from itbclinic.celery import app
+    from tests.celery_worker import BrokerSwitch, make_worker
+
+    switch = BrokerSwitch(app)
+    workers = []
+
+    def factory(*, broker_url: str | None = None):
+        work_dir = tmp_path / f"worker{len(workers)}"
+        work_dir.mkdir()
+        worker = make_worker(broker_url=broker_url or settings.CELERY_BROKER_URL, work_dir=work_dir, switch=switch)
+        workers.append(worker)
+        return worker
+
+    yield factory
+    for worker in workers:
+        worker.stop()
+    switch.undo()
+
+
+@pytest.fixture
+def celery_worker_process(celery_worker_factory):
+    """A real Celery worker on the configured broker, not started yet: call `.start()`."""
+    return celery_worker_factory()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reused_test_database_stays_whole(django_db_setup, django_db_blocker):
+    """Put back the data-migration rows (roles, pump catalogue, clinic settings) at the session's end.
+
+    A transactional test (`django_db(transaction=True)`, e.g. against a real worker) flushes every
+    table when it ends; with `--reuse-db` the next run would start from that empty database. The
+    rows serialized at setup (taken when a collected test asks for `serialized_rollback`) are
+    restored if a flush removed them.
+    """
+    yield
+    from django.contrib.auth.models import Group
+    from django.db import connection
+
+    contents = getattr(connection, "_test_serialized_contents", None)
+    if not contents:
+        return
+    with django_db_blocker.unblock():
+        if not Group.objects.exists():
+            connection.creation.deserialize_db_from_string(contents)

@@ -263,6 +263,7 @@ class Reminder(models.Model):
     channel = models.CharField(max_length=8, choices=Channel.choices)
     send_at = models.DateTimeField(db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+
     class ReasonCode(models.TextChoices):
         NONE = "", "—"
         # Cancelled because what it announced changed (moved, cancelled, consent withdrawn…);

@@ -109,6 +109,15 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def shot_screens(page, name: str, screens: int) -> None:
+    """Phone-screen-sized pictures, top to bottom, as a person scrolls (easier to review)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for i in range(screens):
+        page.evaluate(f"window.scrollTo(0, {i * (PHONE['height'] - 80)})")
+        page.screenshot(path=str(ARTIFACTS / f"{name}-screen{i + 1}.png"))
+    page.evaluate("window.scrollTo(0, 0)")
+
+
 def log_in(page, base: str, username: str, password: str) -> None:
     page.goto(f"{base}{reverse('login')}")
     page.get_by_label("Username").fill(username)
@@ -172,6 +181,7 @@ def test_invitation_to_home_page_shows_the_right_appointment(site, phone, upcomi
     assert box["height"] >= 44 and box["width"] <= PHONE["width"]
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
     shot(page, "03-portal-home")
+    shot_screens(page, "03-portal-home", screens=5)
 
     # and the same link does not work twice
     again = phone()

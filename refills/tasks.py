@@ -5,7 +5,6 @@ recovery; the dispatcher enqueues one `send_reminder_task` per claimed row after
 """
 
 import logging
-from functools import partial
 
 from celery import shared_task
 from django.conf import settings
@@ -29,10 +28,11 @@ def scan_reminders_task() -> dict:
 def enqueue_send_reminder(*, reminder_id: int, claim_token: str) -> None:
     """After commit, publish one send. If the broker is down the row stays `sending` and the
     recovery returns it to pending: `robust` keeps one failed publish from stopping the others."""
-    transaction.on_commit(
-        partial(send_reminder_task.apply_async, args=(reminder_id,), kwargs={"claim_token": claim_token}),
-        robust=True,
-    )
+
+    def publish_send_reminder() -> None:
+        send_reminder_task.apply_async(args=(reminder_id,), kwargs={"claim_token": claim_token})
+
+    transaction.on_commit(publish_send_reminder, robust=True)
 
 
 @shared_task(name="refills.dispatch_reminders_task", ignore_result=True)

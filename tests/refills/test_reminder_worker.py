@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -182,12 +181,10 @@ def enqueue_on(queue: str):
     """The dispatcher's `enqueue`, publishing to the test worker's own queue after commit."""
 
     def enqueue(*, reminder_id: int, claim_token: str) -> None:
-        transaction.on_commit(
-            partial(
-                send_reminder_task.apply_async, args=(reminder_id,), kwargs={"claim_token": claim_token}, queue=queue
-            ),
-            robust=True,
-        )
+        def publish_to_test_queue() -> None:
+            send_reminder_task.apply_async(args=(reminder_id,), kwargs={"claim_token": claim_token}, queue=queue)
+
+        transaction.on_commit(publish_to_test_queue, robust=True)
 
     return enqueue
 
@@ -258,7 +255,9 @@ def test_redis_restarted_with_work_queued_loses_nothing(worker):
     assert [status(row) for row in rows] == [("sending", 0)] * 3
     from itbclinic.celery import app
 
-    app.pool.force_close_all()  # this process's broker connections died with the server
+    # this process's broker connections died with the server: start a fresh pool
+    app.pool.force_close_all()
+    app._after_fork()
     # then the worker starts, the recovery scan returns the rows and the dispatcher sends each once
     worker.start()
     assert reminders.reminders_recover_stuck(now=timezone.now() + dt.timedelta(minutes=11)).requeued == 3

@@ -88,7 +88,7 @@ def _cells(default: frozenset[str], **by_role) -> Cells:
 
 def roles_ok(allowed, *, others=frozenset({DENIED}), **extra) -> Cells:
     """`allowed` roles get OK, everyone else `others`; `extra` overrides single roles."""
-    return _cells(frozenset(others), **{r: OK for r in allowed}, **extra)
+    return _cells(frozenset(others), **{**{r: OK for r in allowed}, **extra})
 
 
 @dataclass(frozen=True)

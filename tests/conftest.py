@@ -70,11 +70,10 @@ def sms_outbox(settings):
 
 
 @pytest.fixture
-def celery_worker_factory(transactional_db, django_db_serialized_rollback, tmp_path):
+def celery_worker_factory(transactional_db, tmp_path):
     """Build real Celery workers (tests/celery_worker.py): `factory(broker_url=None)` → not started.
 
-    Transactional: the worker sees only committed rows. Serialized rollback: the rows the data
-    migrations made (groups, catalogues) are put back after the previous transactional test's flush.
+    Transactional, so the worker sees the test's rows: they are committed.
 
     Default broker: the configured one (filesystem locally, in a folder of this test's own;
     Redis when CELERY_BROKER_URL says so, as in CI). This process publishes to the same broker
@@ -126,3 +125,63 @@ def _reused_test_database_stays_whole(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         if not Group.objects.exists():
             connection.creation.deserialize_db_from_string(contents)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rows the data migrations made (roles and their permissions, catalogues, clinic settings)
+# must survive transactional tests. A transactional test ends with a flush of every table;
+# without serialized_rollback Django then re-creates content types and permissions under new
+# ids (post_migrate), which breaks the next serialized_rollback test's restore, and with
+# `--reuse-db` an emptied database would carry into the next run. So: a snapshot is taken at
+# the first transactional test of the run, and put back after every such flush, before every
+# transactional test, and at the end of the run.
+# ---------------------------------------------------------------------------------------------
+def _uses_transactions(request) -> bool:
+    if "transactional_db" in request.fixturenames:  # also via live_server and the worker fixtures
+        return True
+    marker = request.node.get_closest_marker("django_db")
+    return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+
+
+def _put_back(snapshot: str) -> None:
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connection
+
+    if Group.objects.exists():
+        return
+    # Flush without post_migrate (which would recreate content types under other ids), then load.
+    call_command("flush", verbosity=0, interactive=False, allow_cascade=True, inhibit_post_migrate=True)
+    connection.creation.deserialize_db_from_string(snapshot)
+
+
+@pytest.fixture(scope="session")
+def _migration_rows(django_db_setup, django_db_blocker):
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+    from django.db import connection
+    from django.db.models.signals import post_migrate
+
+    with django_db_blocker.unblock():
+        if not Group.objects.exists():
+            pytest.exit("The reused test database has lost its migration rows: run once with --create-db.", 3)
+        snapshot = connection.creation.serialize_db_to_string()
+
+    def after_flush(**kwargs):
+        _put_back(snapshot)
+
+    # post_migrate is sent once per app after a flush: act after the last one.
+    last_app = [config for config in apps.get_app_configs() if config.models_module][-1]
+    post_migrate.connect(after_flush, sender=last_app, dispatch_uid="tests.put_back_migration_rows")
+    yield snapshot
+    post_migrate.disconnect(sender=last_app, dispatch_uid="tests.put_back_migration_rows")
+    with django_db_blocker.unblock():
+        _put_back(snapshot)
+
+
+@pytest.fixture(autouse=True)
+def _transactional_tests_start_with_migration_rows(request):
+    if _uses_transactions(request):
+        snapshot = request.getfixturevalue("_migration_rows")
+        with request.getfixturevalue("django_db_blocker").unblock():
+            _put_back(snapshot)

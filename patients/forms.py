@@ -26,6 +26,13 @@ class DateTimeLocalInput(forms.DateTimeInput):
         super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
 
 
+def plain_decimal(value: Decimal | None) -> Decimal | None:
+    """400.00 -> 400, 2.50 -> 2.5 (never 4E+2): how a pre-filled number should read in a field."""
+    if value is None:
+        return None
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
 def add_service_errors(form: forms.Form, exc: ValidationError, *, field_map: dict[str, str | None] | None = None):
     """Put a service's ValidationError onto the form: known fields by name, the rest on top."""
     field_map = field_map or {}

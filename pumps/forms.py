@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from django import forms
 
-from patients.forms import DateInput
+from patients.forms import DateInput, plain_decimal
 from patients.models import VERTEBRAL_LEVELS
 
 from .models import Drug, PumpModel
@@ -53,7 +53,7 @@ class ImplantRegisterForm(forms.Form):
             )
         )
         self.fields["concentration_mcg_per_ml"].choices = [("", "None yet")] + [
-            (f"{c:f}", f"{c:g} mcg/mL") for c in concentrations
+            (f"{c:f}", f"{plain_decimal(c)} mcg/mL") for c in concentrations
         ]
 
 

@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from patients.forms import add_service_errors
+from patients.forms import add_service_errors, plain_decimal
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to, trial_get_summary
 from patients.views import form_data, staff_patient_get, staff_required
@@ -37,7 +37,7 @@ def implant_register(request: HttpRequest, patient_id: int) -> HttpResponse:
     trial, suggested_dose = _suggested_start(patient)
     form = ImplantRegisterForm(
         form_data(request),
-        initial={"implanted_on": timezone.localdate(), "starting_daily_dose_mcg": suggested_dose},
+        initial={"implanted_on": timezone.localdate(), "starting_daily_dose_mcg": plain_decimal(suggested_dose)},
     )
     if request.method == "POST" and form.is_valid():
         try:

@@ -511,7 +511,13 @@ def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
                 detail=dose.reason,
             )
         )
-    for appointment in Appointment.objects.valid().filter(patient=patient):
+    # A completed refill appointment is the refill itself (shown above, on the day it happened).
+    appointments = (
+        Appointment.objects.valid()
+        .filter(patient=patient)
+        .exclude(status=Appointment.Status.COMPLETED, visit__isnull=False)
+    )
+    for appointment in appointments:
         flag = {
             Appointment.Status.NO_SHOW: "danger",
             Appointment.Status.CANCELLED: "muted",

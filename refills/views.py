@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from patients.forms import add_service_errors
+from patients.forms import add_service_errors, plain_decimal
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to
 from patients.views import form_data, staff_patient_get, staff_required
@@ -97,8 +97,13 @@ def worklist(request: HttpRequest) -> HttpResponse:
     failed_reminders = list(
         reminder_list(status=Reminder.Status.FAILED).filter(appointment__status=Appointment.Status.BOOKED)[:100]
     )
+    show_all = bool(filters.get("q") or filters.get("urgency") or filters.get("unbooked"))
     context = {
         "worklist": data,
+        # Pumps due later than the alert window are folded away unless a filter asks for them.
+        "rows_now": [row for row in data.rows if row.urgency != selectors.Urgency.LATER],
+        "rows_later": [row for row in data.rows if row.urgency == selectors.Urgency.LATER],
+        "show_all": show_all,
         "alerts": alerts,
         "failed_reminders": failed_reminders,
         "alert_count": len(alerts) + len(failed_reminders),
@@ -236,6 +241,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
         .filter(patient=patient, explanted_on__isnull=False)
         .select_related("pump_model"),
         "portal_invite_url": _portal_invite_url(patient.pk),
+        "clinic": ClinicSettings.load(),
     }
     if implant is not None:
         last_visit = selectors.refill_visit_get_latest(implant=implant)
@@ -428,11 +434,11 @@ def _refill_initial(implant: Implant) -> dict:
         )
     return {
         "performed_at": timezone.localtime().replace(second=0, microsecond=0),
-        "volume_added_ml": implant.pump_model.reservoir_ml,
+        "volume_added_ml": plain_decimal(implant.pump_model.reservoir_ml),
         "drug": drug,
-        "daily_dose_after_mcg": dose.daily_dose_mcg if dose else None,
+        "daily_dose_after_mcg": plain_decimal(dose.daily_dose_mcg) if dose else None,
         "dosing_mode": dose.dosing_mode if dose else None,
-        "alarm_threshold_ml": last.alarm_threshold_ml if last else implant.pump_model.alarm_threshold_ml,
+        "alarm_threshold_ml": plain_decimal(last.alarm_threshold_ml if last else implant.pump_model.alarm_threshold_ml),
     }
 
 
@@ -538,7 +544,7 @@ def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
         form_data(request),
         initial={
             "effective_at": timezone.localtime().replace(second=0, microsecond=0),
-            "daily_dose_mcg": current.daily_dose_mcg if current else None,
+            "daily_dose_mcg": plain_decimal(current.daily_dose_mcg) if current else None,
             "dosing_mode": current.dosing_mode if current else None,
         },
     )

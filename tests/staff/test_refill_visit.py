@@ -42,6 +42,7 @@ def test_the_form_shows_the_expected_residual_and_current_values(nurse_client, r
     assert form.initial["daily_dose_after_mcg"] == Decimal("400.00")
     assert form.initial["drug"] == factories.drug("2000")
     assert form.initial["volume_added_ml"] == Decimal("20.0")
+    assert 'name="daily_dose_after_mcg" value="400"' in html and 'name="volume_added_ml" value="20"' in html
     # the actual residual is left for the nurse to measure, never pre-filled with the forecast
     assert 'name="actual_residual_ml"' in html and 'actual_residual_ml" value' not in html
     assert 'hx-post="{}"'.format(reverse("staff:refill_forecast", args=[refilled.patient_id])) in html

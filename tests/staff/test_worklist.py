@@ -19,7 +19,7 @@ URL = reverse("staff:worklist")
 
 
 def _row_names(html: str) -> list[str]:
-    table = html.split('id="refills"', 1)[1].split("</table>", 1)[0]
+    table = html.split('id="refills"', 1)[1].split("</section>", 1)[0]
     return re.findall(r'class="patient-name" href="[^"]+">([^<]+)</a>', table)
 
 
@@ -72,6 +72,13 @@ def test_search_by_name_record_number_or_serial(nurse_client, refilled, overdue,
     html = nurse_client.get(URL, {"q": term}).content.decode()
     assert _row_names(html) == ["Hopper, Grace"]
     assert "Patients matching" in html
+
+
+def test_pumps_due_later_are_folded_away_unless_filtered(nurse_client, nurse, refilled, frozen):
+    pump_refilled_on(dt.date(2025, 3, 10), nurse, family_name="Later")  # due by 3 Jun
+    html = nurse_client.get(URL).content.decode()
+    assert '<details class="later">' in html and "Later: 1 pump due in more than 21 days" in html
+    assert '<details class="later" open>' in nurse_client.get(URL, {"urgency": "later"}).content.decode()
 
 
 def test_filters_by_urgency_and_nothing_booked(nurse_client, nurse, refilled, overdue):

@@ -122,7 +122,8 @@ def reservoir_chart_svg(
         x = scale.x(tick)
         label = f"{tick:%b}" if tick.month != 1 else f"{tick:%b %Y}"
         parts.append(f'<line class="tick" x1="{x}" x2="{x}" y1="{scale.y0}" y2="{scale.y0 + 5}"/>')
-        parts.append(f'<text class="axis-label" x="{x}" y="{scale.y0 + 20}" text-anchor="middle">{label}</text>')
+        anchor = "end" if x > scale.x1 - 24 else "middle"
+        parts.append(f'<text class="axis-label" x="{x}" y="{scale.y0 + 20}" text-anchor="{anchor}">{label}</text>')
     parts.append(f'<line class="axis" x1="{scale.x0}" x2="{scale.x1}" y1="{scale.y0}" y2="{scale.y0}"/>')
 
     # Alarm threshold.
@@ -169,7 +170,11 @@ def reservoir_chart_svg(
     if start <= today <= end:
         xt = scale.x(today)
         parts.append(f'<line class="today-line" x1="{xt}" x2="{xt}" y1="{scale.y1}" y2="{scale.y0}"/>')
-        parts.append(f'<text class="today-label" x="{xt + 4}" y="{scale.y1 + 10}">today</text>')
+        near_edge = xt > scale.x1 - 48
+        parts.append(
+            f'<text class="today-label" x="{xt - 4 if near_edge else xt + 4}" y="{scale.y1 + 10}" '
+            f'text-anchor="{"end" if near_edge else "start"}">today</text>'
+        )
 
     for refill in refills:
         parts.append(

@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+PORT ?= 8000
+PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint format check migrate seed bench clean
@@ -24,19 +26,25 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $(STAMP) $@
 
+# The local demo runs with DEBUG on (plain HTTP, static files from runserver); seed_demo needs it.
+run seed: export DJANGO_DEBUG ?= true
+
 run: $(STAMP) ## Run the whole app (web, worker, beat) on SQLite + filesystem broker, with demo data
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VENV)/bin/honcho start
+	@echo ""
+	@echo "  ITB Clinic: http://127.0.0.1:$(PORT)/   (Ctrl-C stops the web server, the worker and beat)"
+	@echo ""
+	$(VENV)/bin/honcho start --port $(PORT)
 
 test: $(DEV_STAMP) ## Run the whole test suite (SQLite by default; DATABASE_URL/CELERY_BROKER_URL to change)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP) ## ruff check + format check, bandit, pip-audit
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(VENV)/bin/bandit -q -r itbclinic patients pumps refills -x '*/migrations/*' --severity-level high
-	$(VENV)/bin/pip-audit -r requirements.txt --progress-spinner off
+	$(VENV)/bin/bandit -q -r itbclinic patients pumps refills audit portal -x '*/migrations/*' --severity-level high
+	$(PY) .ci/pip_audit.py
 
 format: $(DEV_STAMP) ## Format the code with ruff
 	$(PY) -m ruff format .

@@ -15,6 +15,7 @@ from itbclinic.accounts.roles import Role
 from patients.models import Patient
 from portal.models import CarerLink
 from portal.services import calendar_feed_create
+from pumps.models import DrugPumpInterval
 from refills.models import Alert, Appointment, AppointmentChangeRequest
 from tests import factories
 
@@ -61,7 +62,12 @@ def make_side(*, mrn: str, given: str, family: str, appointment_at: dt.datetime,
     )
     _feed, token = calendar_feed_create(user=user, patient=patient, now=FROZEN_NOW)
     trial = factories.ScreeningTrialFactory(patient=patient)
-    return Side(user, patient, implant, refill, appointment, change_request, alert, carer, link, token, trial)
+    extra = {
+        "step": factories.TrialStepFactory(trial=trial),
+        "assessment": factories.TrialAssessmentFactory(trial=trial),
+        "prescription": implant.prescriptions.first(),
+    }
+    return Side(user, patient, implant, refill, appointment, change_request, alert, carer, link, token, trial, extra)
 
 
 @dataclass
@@ -74,6 +80,10 @@ class World:
 
 
 def make_world() -> World:
+    # One catalogue row of each kind exists for the admin and API routes of the catalogue.
+    DrugPumpInterval.objects.get_or_create(
+        drug=factories.drug("2000"), pump_model=factories.pump_model(), defaults={"max_interval_days": 180}
+    )
     nurse = factories.NurseFactory(username="nurse.nina")
     clinician = factories.ClinicianFactory(username="dr.clara")
     # The clinic admin works in the Django admin, which needs is_staff.

@@ -135,23 +135,50 @@ def staff(kwargs=None, *, read=STAFF_READERS, write=(), write_methods=("POST",))
     return Route(methods, kwargs=kwargs)
 
 
-def api_object(kwargs=None, *, readers=STAFF_READERS, owner_reads=False, writers=(), write_methods=("PUT", "PATCH")):
-    """A DRF route of one object of patient B: other patients get 404; the owner reads only."""
-    read = roles_ok(readers + (("owner",) if owner_reads else ()), patient=HIDDEN if owner_reads else DENIED)
-    if owner_reads:
-        read["carer"] = frozenset({HIDDEN})
+def api_object(kwargs=None, *, readers=STAFF_READERS, owner_reads=False, writers=(), write_methods=("PATCH",)) -> Route:
+    """A DRF route of one object of patient B.
+
+    Another patient (and a carer of A) gets exactly 404 when patients may read such objects
+    (BOLA); every other refusal may be 403, 404 or 405. Patients never write.
+    """
+    hidden = {"patient": HIDDEN, "carer": HIDDEN} if owner_reads else {}
+    read = roles_ok(readers + (("owner",) if owner_reads else ()), others=REFUSED, anonymous=DENIED, **hidden)
     methods = {"GET": read}
     for method in write_methods if writers else ():
-        methods[method] = roles_ok(writers, patient=REFUSED, carer=REFUSED, owner=frozenset({DENIED, NO_METHOD}))
+        methods[method] = roles_ok(writers, others=REFUSED, anonymous=DENIED)
     return Route(methods, kwargs=kwargs)
 
 
 def api_list(*, readers=STAFF_READERS, patients_read=False, writers=()) -> Route:
-    """A DRF list route; a patient's list is scoped (tested by the API's own tests)."""
-    methods = {"GET": roles_ok(readers + (PATIENT_SIDE if patients_read else ()))}
+    """A DRF list route; a patient's list is scoped to their own rows (tests/api asserts the rows)."""
+    methods = {"GET": roles_ok(readers + (PATIENT_SIDE if patients_read else ()), others=REFUSED, anonymous=DENIED)}
     if writers:
-        methods["POST"] = roles_ok(writers)
+        methods["POST"] = roles_ok(writers, others=REFUSED, anonymous=DENIED)
     return Route(methods)
+
+
+def api_action(kwargs=None, *, writers, readers=(), method="POST") -> Route:
+    """A DRF action on patient B's object (cancel, move, ERI...): patients never get through."""
+    methods = {method: roles_ok(writers, others=REFUSED, anonymous=DENIED)}
+    if readers:
+        methods["GET"] = roles_ok(readers, others=REFUSED, anonymous=DENIED)
+    return Route(methods, kwargs=kwargs)
+
+
+def catalogue(model: str) -> Callable[[World], dict]:
+    """The first row of a catalogue (pump models, drugs): not patient data."""
+
+    def build(world: World) -> dict:
+        from django.apps import apps
+
+        return {"pk": apps.get_model(model).objects.order_by("pk").first().pk}
+
+    return build
+
+
+def b_extra(**params: str) -> Callable[[World], dict]:
+    """URL kwargs from patient B's extra objects (trial step, assessment, prescription)."""
+    return lambda w: {name: w.b.extra[attr].pk for name, attr in params.items()}
 
 
 # Every named route of the project. Keep it sorted by owner; one line per route.
@@ -209,6 +236,65 @@ ROUTES: dict[str, Route] = {
     "staff:implant_register": staff(read=("clinician",), write=("clinician",)),
     "staff:implant_eri": staff(read=("clinician",), write=("clinician",)),
     "staff:implant_explant": staff(read=("clinician",), write=("clinician",)),
+    "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
+    # --- REST API (itbclinic/api.py and each app's api.py; issue 3) ---
+    "api:not-found": Route({m: _cells(frozenset({HIDDEN})) for m in METHODS}),
+    "api:patient-list": api_list(
+        readers=("nurse", "clinician", "clinic_admin"), patients_read=True, writers=STAFF_READERS
+    ),
+    "api:patient-detail": api_object(
+        of(pk="patient"), readers=("nurse", "clinician", "clinic_admin"), owner_reads=True, writers=STAFF_READERS
+    ),
+    "api:patient-mark-entered-in-error": api_action(of(pk="patient"), writers=STAFF_READERS),
+    "api:trial-list": api_list(writers=("clinician",)),
+    # Read-only details: changes go through the actions below (PATCH/PUT answer 405).
+    "api:trial-detail": api_object(of(pk="trial")),
+    "api:trial-summary": api_object(of(pk="trial")),
+    "api:trial-steps": api_action(of(pk="trial"), readers=STAFF_READERS, writers=("clinician",)),
+    "api:trial-assessments": api_action(of(pk="trial"), readers=STAFF_READERS, writers=("clinician",)),
+    "api:trial-verdict": api_action(of(pk="trial"), writers=("clinician",)),
+    "api:trial-mark-entered-in-error": api_action(of(pk="trial"), writers=("clinician",)),
+    "api:trial-step-mark-entered-in-error": api_action(
+        lambda w: {"pk": w.b.trial.pk, "step_id": w.b.extra["step"].pk}, writers=("clinician",)
+    ),
+    "api:trial-assessment-mark-entered-in-error": api_action(
+        lambda w: {"pk": w.b.trial.pk, "assessment_id": w.b.extra["assessment"].pk}, writers=("clinician",)
+    ),
+    "api:pump-model-list": api_list(readers=("nurse", "clinician", "clinic_admin"), writers=("clinic_admin",)),
+    "api:pump-model-detail": api_object(
+        catalogue("pumps.PumpModel"), readers=("nurse", "clinician", "clinic_admin"), writers=("clinic_admin",)
+    ),
+    "api:drug-list": api_list(readers=("nurse", "clinician", "clinic_admin"), writers=("clinic_admin",)),
+    "api:drug-detail": api_object(
+        catalogue("pumps.Drug"), readers=("nurse", "clinician", "clinic_admin"), writers=("clinic_admin",)
+    ),
+    "api:drug-pump-interval-list": api_list(readers=("nurse", "clinician", "clinic_admin"), writers=("clinic_admin",)),
+    "api:drug-pump-interval-detail": api_object(
+        catalogue("pumps.DrugPumpInterval"), readers=("nurse", "clinician", "clinic_admin"), writers=("clinic_admin",)
+    ),
+    "api:implant-list": api_list(
+        readers=("nurse", "clinician", "clinic_admin"), patients_read=True, writers=("clinician",)
+    ),
+    "api:implant-detail": api_object(
+        of(pk="implant"), readers=("nurse", "clinician", "clinic_admin"), owner_reads=True
+    ),
+    "api:implant-eri": api_action(of(pk="implant"), writers=("clinician",)),
+    "api:implant-explant": api_action(of(pk="implant"), writers=("clinician",)),
+    "api:implant-mark-entered-in-error": api_action(of(pk="implant"), writers=("clinician",)),
+    "api:dose-prescription-list": api_list(patients_read=True, writers=("clinician",)),
+    "api:dose-prescription-detail": api_object(b_extra(pk="prescription"), owner_reads=True),
+    "api:dose-prescription-mark-entered-in-error": api_action(b_extra(pk="prescription"), writers=("clinician",)),
+    "api:refill-visit-list": api_list(patients_read=True, writers=("nurse",)),
+    "api:refill-visit-detail": api_object(of(pk="refill"), owner_reads=True),
+    "api:refill-visit-mark-entered-in-error": api_action(of(pk="refill"), writers=("nurse",)),
+    "api:appointment-list": api_list(patients_read=True, writers=STAFF_READERS),
+    "api:appointment-detail": api_object(of(pk="appointment"), owner_reads=True),
+    "api:appointment-cancel": api_action(of(pk="appointment"), writers=STAFF_READERS),
+    "api:appointment-move": api_action(of(pk="appointment"), writers=STAFF_READERS),
+    "api:appointment-no-show": api_action(of(pk="appointment"), writers=STAFF_READERS),
+    "api:appointment-mark-entered-in-error": api_action(of(pk="appointment"), writers=STAFF_READERS),
+    "api:refill-forecast": staff(read=None, write=STAFF_READERS),
+    "api:due-for-refill": staff(),
 }
 
 

@@ -561,3 +561,56 @@ def test_print_matrix_size(capsys):
             f"\nURL access matrix: {len(ALL_ROUTES)} routes ({object_routes} taking an object) × "
             f"{len(ROLES)} roles × {len(METHODS)} methods = {cells} cells"
         )
+
+
+# ---------------------------------------------------------------------------
+# Audit: every page or export that shows patient B's record writes an access-log row for B
+# ---------------------------------------------------------------------------
+# route → the roles whose successful GET must be logged. Add your record pages here.
+AUDITED_GETS: dict[str, tuple[str, ...]] = {
+    "portal:patient_home": ("owner",),
+    "portal:appointment_ics": ("owner",),
+    "portal:change_request": ("owner",),
+    "portal:reminder_preferences": ("owner",),
+    "portal:calendar_feed": ("anonymous",),  # read with B's token: logged as B's feed owner
+    "portal:invite": ("nurse",),
+    "staff:patient_detail": STAFF_READERS,
+    "staff:wallet_card": STAFF_READERS,
+    "staff:trial_detail": STAFF_READERS,
+    "staff:refill_visit_done": STAFF_READERS,
+    "api:patient-detail": ("nurse", "clinician", "owner"),
+    "api:implant-detail": ("nurse", "clinician", "owner"),
+    "api:refill-visit-detail": ("nurse", "clinician", "owner"),
+    "api:appointment-detail": ("nurse", "clinician", "owner"),
+    "api:dose-prescription-detail": ("nurse", "clinician", "owner"),
+    "api:trial-detail": STAFF_READERS,
+}
+# Record pages that do not log yet (found by this test): their owner must call
+# audit_record_access (or @audit_patient_view); the case then XPASSes: delete it from here.
+KNOWN_AUDIT_GAPS = {"staff:wallet_card", "staff:refill_visit_done", "staff:trial_detail"}
+AUDIT_CASES = [
+    (f, role) for f in ALL_ROUTES if f.key in AUDITED_GETS and "format" not in f.params for role in AUDITED_GETS[f.key]
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("found,role", AUDIT_CASES, ids=[f"{f.key}|{role}" for f, role in AUDIT_CASES])
+def test_record_pages_write_the_access_log(found: Found, role: str, matrix_world, frozen, request):
+    from audit.models import AccessLog
+
+    if found.key in KNOWN_AUDIT_GAPS:
+        request.applymarker(pytest.mark.xfail(reason=f"{found.key} does not write the access log yet", strict=False))
+
+    world = matrix_world
+    url = _url(found, classify(found, world), world)
+    client = RoleClients(world).get(role)
+    with transaction.atomic():
+        before = AccessLog.objects.filter(patient=world.b.patient).count()
+        response = client.get(url)
+        rows = list(AccessLog.objects.filter(patient=world.b.patient).order_by("id")[before:])
+        transaction.set_rollback(True)
+    assert response.status_code == 200, f"GET {url} as {role}: {response.status_code}"
+    assert rows, f"GET {url} as {role} showed patient B's record but wrote no access-log row: call audit_record_access"
+    expected_user = _user_for(role, world) or world.b.user  # the feed is logged as its owner's
+    assert {r.user_id for r in rows} == {expected_user.pk}
+    assert all(r.remote_addr == f"127.0.0.{10 + ROLES.index(role)}" for r in rows)

@@ -279,8 +279,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    # Every minute: proves beat → broker → worker end to end (visible in the worker log).
-    "heartbeat": {"task": "itbclinic.heartbeat_task", "schedule": 60.0},
+    # Every 30 seconds: proves beat → broker → worker end to end (visible in the worker log
+    # within a minute of `make run`).
+    "heartbeat": {"task": "itbclinic.heartbeat_task", "schedule": 30.0},
+    # Every hour: delete expired session rows (an ended session leaves nothing behind).
+    "clear-expired-sessions": {"task": "itbclinic.clear_expired_sessions_task", "schedule": 3600.0},
     # Every 5 minutes: materialise due reminders, cancel obsolete ones, raise/resolve alerts (level-triggered).
     "scan-reminders": {"task": "refills.scan_reminders_task", "schedule": 300.0},
     # Every minute: claim reminders whose time has come and enqueue one send each, after commit.

@@ -118,3 +118,17 @@ def test_logs_never_hold_passwords_tokens_or_session_ids(client, world, password
     for secret in (password, password + "x", session_id, new_token, world.a.feed_token):
         assert secret not in buffer.getvalue(), secret
         assert secret not in stored, secret
+
+
+def test_api_is_throttled_per_user(client, world, monkeypatch):
+    from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+    # The classes captured the configured rates at import: lower them for this test only.
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "2/min"})
+    monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"user": "3/min", "anon": "2/min"})
+    url = "/api/patients/"
+    anonymous = [client.get(url).status_code for _ in range(3)]
+    client.force_login(world.nurse)
+    nurse = [client.get(url).status_code for _ in range(4)]
+    assert anonymous == [403, 403, 403]  # refused before any throttle counts: nothing to spend
+    assert nurse == [200, 200, 200, 429]

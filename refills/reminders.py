@@ -811,10 +811,10 @@ def _alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) -
     open_alerts = Alert.objects.filter(resolved_at__isnull=True)
     resolved = 0
     by_reason: dict[str, list[int]] = {}
-    for pk, kind, patient_pk, key_date in open_alerts.filter(
-        kind__in=[*REFILL_ALERT_KINDS, Alert.Kind.REPLACEMENT_PLAN]
-    ).values_list("pk", "kind", "patient_id", "key_date"):
-        if (kind, patient_pk, key_date) in wanted:
+    open_kinds = set()
+    for pk, kind, patient_pk, key_date in open_alerts.values_list("pk", "kind", "patient_id", "key_date"):
+        open_kinds.add(kind)
+        if kind not in _RESOLUTIONS or (kind, patient_pk, key_date) in wanted:
             continue
         if kind == Alert.Kind.REFILL_URGENT and (kind, patient_pk, today) in wanted:
             reason = f"Repeated on {today:%d %b %Y}."
@@ -826,15 +826,17 @@ def _alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) -
             resolved += Alert.objects.filter(pk__in=pks[start : start + 500], resolved_at__isnull=True).update(
                 resolved_at=now, resolution=reason
             )
+    # The rules below are set-based updates; skip those with no open alert of their kind.
     # Device alerts end with the pump (explant) or the patient's care here.
     gone = ~Q(implant__explanted_on__isnull=True) | Q(implant__entered_in_error=True) | ~Q(patient__status="active")
-    resolved += (
-        open_alerts.filter(
-            kind__in=[Alert.Kind.BATTERY_WINDOW, Alert.Kind.ERI, Alert.Kind.NO_SHOW], implant__isnull=False
+    if open_kinds & {Alert.Kind.BATTERY_WINDOW, Alert.Kind.ERI, Alert.Kind.NO_SHOW}:
+        resolved += (
+            open_alerts.filter(
+                kind__in=[Alert.Kind.BATTERY_WINDOW, Alert.Kind.ERI, Alert.Kind.NO_SHOW], implant__isnull=False
+            )
+            .filter(gone)
+            .update(resolved_at=now, resolution="Cleared: pump explanted or patient no longer in care.")
         )
-        .filter(gone)
-        .update(resolved_at=now, resolution="Cleared: pump explanted or patient no longer in care.")
-    )
     # A missed refill is dealt with once a later one is booked or done.
     later = Appointment.objects.valid().filter(
         patient=OuterRef("patient"),
@@ -845,17 +847,19 @@ def _alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) -
     refilled = RefillVisit.objects.valid().filter(
         implant=OuterRef("implant"), performed_at__gt=OuterRef("appointment__starts_at")
     )
-    resolved += (
-        open_alerts.filter(kind=Alert.Kind.NO_SHOW)
-        .filter(Exists(later) | Exists(refilled))
-        .update(resolved_at=now, resolution="Cleared: the refill was rebooked or done.")
-    )
+    if Alert.Kind.NO_SHOW in open_kinds:
+        resolved += (
+            open_alerts.filter(kind=Alert.Kind.NO_SHOW)
+            .filter(Exists(later) | Exists(refilled))
+            .update(resolved_at=now, resolution="Cleared: the refill was rebooked or done.")
+        )
     # A failed reminder stops mattering once its appointment has passed or changed.
-    resolved += (
-        open_alerts.filter(kind=Alert.Kind.REMINDER_FAILED)
-        .filter(~Q(appointment__status=Appointment.Status.BOOKED) | Q(appointment__starts_at__lte=now))
-        .update(resolved_at=now, resolution="Cleared: the appointment has passed or changed.")
-    )
+    if Alert.Kind.REMINDER_FAILED in open_kinds:
+        resolved += (
+            open_alerts.filter(kind=Alert.Kind.REMINDER_FAILED)
+            .filter(~Q(appointment__status=Appointment.Status.BOOKED) | Q(appointment__starts_at__lte=now))
+            .update(resolved_at=now, resolution="Cleared: the appointment has passed or changed.")
+        )
     return resolved
 
 
@@ -883,12 +887,15 @@ def alerts_email_new(*, now: dt.datetime, clinic: ClinicSettings | None = None) 
     clinic = clinic or ClinicSettings.load()
     emailed = 0
     recipients = {Alert.Audience.NURSES: clinic.nursing_email, Alert.Audience.CLINICIANS: clinic.clinicians_email}
+    waiting: dict[str, list[int]] = {}
+    for pk, audience in (
+        Alert.objects.filter(emailed_at__isnull=True, resolved_at__isnull=True)
+        .order_by("id")
+        .values_list("id", "audience")[:1000]
+    ):
+        waiting.setdefault(audience, []).append(pk)
     for audience, address in recipients.items():
-        candidates = list(
-            Alert.objects.filter(audience=audience, emailed_at__isnull=True, resolved_at__isnull=True)
-            .order_by("id")
-            .values_list("id", flat=True)[:500]
-        )
+        candidates = waiting.get(audience, [])[:500]
         if not candidates:
             continue
         marker = now

@@ -10,6 +10,7 @@ A minimal worker helper lives here rather than in tests/conftest.py so that thes
 the worker's environment (email backend, retry timings, queue) at each restart.
 """
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -26,7 +27,9 @@ import pytest
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
+from itbclinic.celery import app as celery_app
 from refills import reminders
 from refills.models import Alert, Reminder
 from refills.tasks import send_reminder_task
@@ -168,10 +171,8 @@ def worker(tmp_path):
 
 
 def purge_queue(queue: str) -> None:
-    from itbclinic.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with celery_app.connection_for_write() as conn:
             conn.default_channel.queue_purge(queue)
     except Exception:  # noqa: S110 (the queue may not exist, or Redis may be the thing under test)
         pass
@@ -253,11 +254,9 @@ def test_redis_restarted_with_work_queued_loses_nothing(worker):
         assert wait_until(lambda: _redis_up(client), timeout=30)
     assert client.llen(worker.queue) == 0
     assert [status(row) for row in rows] == [("sending", 0)] * 3
-    from itbclinic.celery import app
-
-    # this process's broker connections died with the server: start a fresh pool
-    app.pool.force_close_all()
-    app._after_fork()
+    # this process's broker connections died with the server: drop every pool, start afresh
+    kombu_pools.reset()
+    celery_app._after_fork()
     # then the worker starts, the recovery scan returns the rows and the dispatcher sends each once
     worker.start()
     assert reminders.reminders_recover_stuck(now=timezone.now() + dt.timedelta(minutes=11)).requeued == 3
@@ -317,13 +316,42 @@ class DatabaseOutage:
             self.lock = sqlite3.connect(connection.settings_dict["NAME"], timeout=30, isolation_level=None)
             self.lock.execute("BEGIN IMMEDIATE")
             return
-        name = connection.settings_dict["NAME"]
-        with connection.cursor() as cursor:
-            cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        # ALTER DATABASE … ALLOW_CONNECTIONS is refused from inside the database itself.
+        with self._maintenance() as cursor:
+            cursor.execute(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS false')
             cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+                [self.name, self.own_pid],
             )
+
+    @property
+    def name(self) -> str:
+        return connection.settings_dict["NAME"]
+
+    @property
+    def own_pid(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    @contextlib.contextmanager
+    def _maintenance(self):
+        import psycopg2
+
+        db = connection.settings_dict
+        conn = psycopg2.connect(
+            dbname="postgres",
+            user=db.get("USER") or None,
+            password=db.get("PASSWORD") or None,
+            host=db.get("HOST") or None,
+            port=db.get("PORT") or None,
+        )
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                yield cursor
+        finally:
+            conn.close()
 
     def end(self) -> None:
         if self.vendor == "sqlite":
@@ -331,6 +359,5 @@ class DatabaseOutage:
                 self.lock.execute("ROLLBACK")
                 self.lock.close()
             return
-        name = connection.settings_dict["NAME"]
-        with connection.cursor() as cursor:
-            cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        with self._maintenance() as cursor:
+            cursor.execute(f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS true')

@@ -1,0 +1,261 @@
+"""
+Benchmark (not a test): the reminder scan and the dispatcher on 100,000 implants in PostgreSQL,
+next to raw SQL selecting the same rows. Prints the times, their ratio and the query counts.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/itbclinic_bench python benchmarks/reminder_scan.py
+    (options: --implants N, --reseed, --repeat N)
+
+The database named by DATABASE_URL is created if missing, migrated, and seeded once with
+bulk_create (patients, implants with their forecast in force, booked refills for about half).
+Each timed run happens in a transaction that is rolled back, so runs are comparable.
+"""
+
+import argparse
+import datetime as dt
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "itbclinic.settings")
+
+
+def ensure_database(url: str) -> None:
+    import psycopg2
+
+    parts = urlparse(url)
+    name = parts.path.lstrip("/")
+    conn = psycopg2.connect(
+        dbname="postgres",
+        user=parts.username,
+        password=parts.password,
+        host=parts.hostname,
+        port=parts.port,
+    )
+    conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+
+
+def seed(n: int, today: dt.date) -> None:
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from itbclinic.accounts.models import User
+    from patients.models import Patient
+    from pumps.models import Implant, PumpModel
+    from refills.models import Appointment
+
+    rng = random.Random(42)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE refills_reminder, refills_alert, refills_appointment, pumps_implant, patients_patient "
+            "RESTART IDENTITY CASCADE"
+        )
+    nurse, _ = User.objects.get_or_create(username="bench-nurse")
+    models = list(PumpModel.objects.filter(name__in=["SynchroMed II", "Prometra II"]))
+    tz = timezone.get_current_timezone()
+    batch = 5000
+    started = time.perf_counter()
+    with transaction.atomic():
+        Patient.objects.bulk_create(
+            (
+                Patient(
+                    mrn=f"B{i:07d}",
+                    given_name="Bench",
+                    family_name=f"Patient{i}",
+                    date_of_birth=dt.date(1970, 1, 1),
+                    spasticity_origin="spinal",
+                    diagnosis="ms",
+                    email=f"b{i}@example.org",
+                    phone="+447700900123",
+                    reminder_consent=i % 20 != 0,
+                    reminder_channel="sms" if i % 4 == 0 else "email",
+                )
+                for i in range(n)
+            ),
+            batch_size=batch,
+        )
+        patient_ids = list(Patient.objects.order_by("id").values_list("id", flat=True))
+        implants = []
+        for i, patient_id in enumerate(patient_ids):
+            model = models[i % len(models)]
+            due_by = today + dt.timedelta(days=rng.randrange(-10, 180))
+            implants.append(
+                Implant(
+                    patient_id=patient_id,
+                    pump_model=model,
+                    manufacturer=model.manufacturer,
+                    serial_number=f"BENCH{i:07d}",
+                    implanted_on=today - dt.timedelta(days=rng.randrange(30, 2600)),
+                    surgeon="Bench",
+                    hospital="Bench",
+                    catheter_tip_level="T10",
+                    recorded_by=nurse,
+                    forecast_due_by=due_by,
+                    forecast_alarm_on=due_by + dt.timedelta(days=5),
+                    forecast_empty_on=due_by + dt.timedelta(days=15),
+                )
+            )
+        Implant.objects.bulk_create(implants, batch_size=batch)
+        appointments = []
+        for implant in Implant.objects.filter(forecast_due_by__gt=today + dt.timedelta(days=1)).values(
+            "id", "patient_id", "forecast_due_by"
+        ):
+            if rng.random() < 0.55:
+                day = max(
+                    today + dt.timedelta(days=1), implant["forecast_due_by"] - dt.timedelta(days=rng.randrange(0, 14))
+                )
+                appointments.append(
+                    Appointment(
+                        patient_id=implant["patient_id"],
+                        implant_id=implant["id"],
+                        kind="refill",
+                        starts_at=dt.datetime.combine(day, dt.time(9 + rng.randrange(0, 7)), tzinfo=tz),
+                        place="Bench room",
+                        booked_by=nurse,
+                    )
+                )
+        Appointment.objects.bulk_create(appointments, batch_size=batch)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(
+        f"seeded {n} patients and implants, {len(appointments)} booked refills in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def timed(fn, *, repeat: int, rollback: bool = True) -> tuple[float, int, object]:
+    """Median seconds and the query count of fn(), each run in a rolled-back transaction."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    times, counts, result = [], [], None
+    for _ in range(repeat):
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as queries:
+                start = time.perf_counter()
+                result = fn()
+                times.append(time.perf_counter() - start)
+            counts.append(len(queries.captured_queries))
+            if rollback:
+                transaction.set_rollback(True)
+    return statistics.median(times), max(counts), result
+
+
+RAW_MISSING_REMINDERS = """
+SELECT a.id, a.patient_id, a.starts_at, p.reminder_channel
+FROM refills_appointment a JOIN patients_patient p ON p.id = a.patient_id
+WHERE a.status = 'booked' AND NOT a.entered_in_error AND a.starts_at > %(now)s
+  AND p.status = 'active' AND NOT p.entered_in_error AND p.reminder_consent
+  AND ((p.reminder_channel = 'email' AND p.email <> '') OR (p.reminder_channel = 'sms' AND p.phone <> ''))
+  AND (NOT EXISTS (SELECT 1 FROM refills_reminder r WHERE r.appointment_id = a.id
+                   AND r.appointment_starts_at = a.starts_at AND r.channel = p.reminder_channel AND r.offset_days = 14)
+    OR NOT EXISTS (SELECT 1 FROM refills_reminder r WHERE r.appointment_id = a.id
+                   AND r.appointment_starts_at = a.starts_at AND r.channel = p.reminder_channel AND r.offset_days = 2))
+"""
+RAW_REFILL_ALERT_CANDIDATES = """
+SELECT i.id, i.patient_id, i.forecast_due_by, i.forecast_alarm_on,
+       (SELECT MIN(a.starts_at) FROM refills_appointment a
+        WHERE a.implant_id = i.id AND a.kind = 'refill' AND a.status = 'booked' AND NOT a.entered_in_error)
+FROM pumps_implant i JOIN patients_patient p ON p.id = i.patient_id
+WHERE NOT i.entered_in_error AND i.explanted_on IS NULL AND p.status = 'active' AND NOT p.entered_in_error
+  AND i.forecast_due_by IS NOT NULL
+  AND (i.forecast_due_by <= %(horizon)s OR i.forecast_alarm_on <= %(horizon)s OR EXISTS (
+       SELECT 1 FROM refills_appointment a WHERE a.implant_id = i.id AND a.kind = 'refill'
+       AND a.status = 'booked' AND NOT a.entered_in_error
+       AND (a.starts_at AT TIME ZONE %(tz)s)::date > i.forecast_due_by))
+"""
+RAW_DUE_REMINDERS = """
+SELECT id FROM refills_reminder WHERE status = 'pending' AND send_at <= %(now)s ORDER BY send_at, id LIMIT %(limit)s
+"""
+
+
+def raw(sql: str, params: dict):
+    from django.db import connection
+
+    def run():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--implants", type=int, default=100_000)
+    parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("DATABASE_URL must point at PostgreSQL, e.g. postgres://postgres@127.0.0.1:5432/itbclinic_bench")
+    ensure_database(url)
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from pumps.models import Implant
+    from refills import reminders
+    from refills.models import ClinicSettings, Reminder
+
+    call_command("migrate", verbosity=0)
+    now = timezone.now()
+    today = timezone.localdate(now)
+    if args.reseed or Implant.objects.count() != args.implants:
+        seed(args.implants, today)
+
+    clinic = ClinicSettings.load()
+    horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
+    params = {"now": now, "horizon": horizon, "tz": settings.TIME_ZONE, "limit": settings.REMINDER_DISPATCH_BATCH}
+
+    def scan():
+        return reminders.reminders_scan(now=now), reminders.alerts_scan(now=now)
+
+    def raw_scan():
+        return raw(RAW_MISSING_REMINDERS, params)(), raw(RAW_REFILL_ALERT_CANDIDATES, params)()
+
+    rows = []
+    # 1. first scan: materialises every reminder (the bulk insert dominates), rolled back each time
+    t_scan_cold, q_scan_cold, (scan_result, alert_result) = timed(scan, repeat=1)
+    t_raw_scan, q_raw_scan, (missing, candidates) = timed(raw_scan, repeat=args.repeat)
+    rows.append(("scan, first (materialise all)", t_scan_cold, q_scan_cold, t_raw_scan, q_raw_scan))
+    print(
+        f"first scan: {scan_result.planned} reminder rows planned for {len(missing)} appointments; "
+        f"{alert_result.raised} alerts raised from {len(candidates)} candidate implants"
+    )
+    # 2. steady state: keep the materialised rows, then time a scan that finds nothing new
+    timed(scan, repeat=1, rollback=False)
+    t_scan, q_scan, _ = timed(scan, repeat=args.repeat)
+    t_raw_scan2, q_raw_scan2, _ = timed(raw_scan, repeat=args.repeat)
+    rows.append(("scan, steady state", t_scan, q_scan, t_raw_scan2, q_raw_scan2))
+    # 3. the dispatcher: one claim of a full batch of due rows
+    due = Reminder.objects.filter(status="pending", send_at__lte=now).count()
+    t_dispatch, q_dispatch, claimed = timed(
+        lambda: reminders.reminders_dispatch(now=now, enqueue=lambda **kw: None).claimed, repeat=args.repeat
+    )
+    t_raw_due, q_raw_due, due_rows = timed(raw(RAW_DUE_REMINDERS, params), repeat=args.repeat)
+    rows.append((f"dispatch (batch {settings.REMINDER_DISPATCH_BATCH})", t_dispatch, q_dispatch, t_raw_due, q_raw_due))
+    print(f"dispatcher: {due} reminders due, {len(claimed)} claimed in one batch; raw SQL selected {len(due_rows)}")
+
+    print(f"\n{args.implants} implants, PostgreSQL, median of {args.repeat} runs (the first scan: one run)")
+    print(f"{'operation':32} {'ORM time':>10} {'queries':>8} {'raw SQL':>10} {'queries':>8} {'ratio':>7}")
+    for name, t_orm, q_orm, t_raw, q_raw in rows:
+        print(f"{name:32} {t_orm * 1000:8.1f}ms {q_orm:8d} {t_raw * 1000:8.1f}ms {q_raw:8d} {t_orm / t_raw:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -258,12 +258,14 @@ REMINDER_LATE_GRACE_HOURS = env.int("REMINDER_LATE_GRACE_HOURS", default=6)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DATA_DIR = Path(env.str("CELERY_BROKER_DATA_DIR", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (CELERY_BROKER_DATA_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DATA_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DATA_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DATA_DIR / "processed"),
+        # The exchange table: every process must share it (kombu's default is ./control).
+        "control_folder": str(CELERY_BROKER_DATA_DIR / "control"),
         "store_processed": False,
     }
 else:

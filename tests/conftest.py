@@ -185,3 +185,16 @@ def _transactional_tests_start_with_migration_rows(request):
         snapshot = request.getfixturevalue("_migration_rows")
         with request.getfixturevalue("django_db_blocker").unblock():
             _put_back(snapshot)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: rate limits (login, password reset, API) count in it.
+
+    Every test client calls from 127.0.0.1, so without this the login and password-reset limits
+    of portal/throttling.py would be spent by earlier tests of the session.
+    """
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

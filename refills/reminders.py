@@ -628,14 +628,19 @@ def _refill_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
     booked = Appointment.objects.valid().filter(
         implant=OuterRef("pk"), kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED
     )
-    booked_after_due = Exists(
-        booked.annotate(day=TruncDate("starts_at", tzinfo=tz)).filter(day__gt=OuterRef("forecast_due_by"))
+    # One uncorrelated subquery (hashed once), not an EXISTS evaluated for every implant.
+    booked_after_due = (
+        Appointment.objects.valid()
+        .filter(kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED, implant__isnull=False)
+        .annotate(day=TruncDate("starts_at", tzinfo=tz))
+        .filter(day__gt=F("implant__forecast_due_by"))
+        .values("implant_id")
     )
     horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
     rows = (
         _active_implants()
         .filter(forecast_due_by__isnull=False)
-        .filter(Q(forecast_due_by__lte=horizon) | Q(forecast_alarm_on__lte=horizon) | booked_after_due)
+        .filter(Q(forecast_due_by__lte=horizon) | Q(forecast_alarm_on__lte=horizon) | Q(pk__in=booked_after_due))
         .annotate(booked_at=Subquery(booked.order_by("starts_at").values("starts_at")[:1]))
         .values_list("pk", "patient_id", "forecast_due_by", "forecast_alarm_on", "booked_at")
     )
@@ -863,6 +868,26 @@ def _alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) -
     return resolved
 
 
+def _alerts_raise(alerts: list[Alert]) -> int:
+    """Insert the alerts whose (kind, patient, key date) is new: read the keys of those dates first,
+    so that a steady scan writes nothing. The unique constraint still settles a race."""
+    if not alerts:
+        return 0
+    existing = set(
+        Alert.objects.filter(kind__in={a.kind for a in alerts}, key_date__in={a.key_date for a in alerts}).values_list(
+            "kind", "patient_id", "key_date"
+        )
+    )
+    new, seen = [], set()
+    for alert in alerts:
+        key = (alert.kind, alert.patient_id, alert.key_date)
+        if key not in existing and key not in seen:
+            seen.add(key)
+            new.append(alert)
+    Alert.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
+
+
 def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
     """Raise what holds, resolve what cleared, mark no-shows, email the new alerts."""
     today = timezone.localdate(now, _clinic_tz())
@@ -870,9 +895,7 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
     with transaction.atomic():
         no_show_alerts = _appointments_mark_no_show(clinic=clinic, now=now)
         desired = [*_refill_alerts(clinic=clinic, today=today), *_device_alerts(clinic=clinic, today=today)]
-        before = Alert.objects.count()
-        Alert.objects.bulk_create([*no_show_alerts, *desired], ignore_conflicts=True)
-        raised = Alert.objects.count() - before
+        raised = _alerts_raise([*no_show_alerts, *desired])
         resolved = _alerts_resolve(desired=desired, today=today, now=now)
     emailed = alerts_email_new(now=now, clinic=clinic)
     return AlertScanResult(raised=raised, resolved=resolved, no_shows=len(no_show_alerts), emailed=emailed)

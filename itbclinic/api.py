@@ -22,6 +22,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db import models as django_models
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema
@@ -29,12 +30,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
 from itbclinic.accounts.roles import has_role
+from itbclinic.pagination import StandardPagination
 from itbclinic.records import HardDeleteForbidden
 
 logger = logging.getLogger("itbclinic.api")
@@ -63,6 +67,82 @@ def parse_id(value) -> int | None:
     return number if 1 <= number <= MAX_ID else None
 
 
+# The API speaks JSON only, and its fields take exactly the JSON types the schema names: a number
+# where a string is documented (or the reverse) is a 400, never silently converted. Decimals are
+# strings ("0.25"): exact, never binary floating point.
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(serializers.EmailField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictDecimalField(serializers.DecimalField):
+    default_error_messages = {"invalid": 'A number written as a string is required, e.g. "0.25".'}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if parse_id(data) is None:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose generated fields are the strict ones above."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        django_models.CharField: StrictCharField,
+        django_models.TextField: StrictCharField,
+        django_models.EmailField: StrictEmailField,
+        django_models.BooleanField: StrictBooleanField,
+        django_models.IntegerField: StrictIntegerField,
+        django_models.SmallIntegerField: StrictIntegerField,
+        django_models.PositiveIntegerField: StrictIntegerField,
+        django_models.PositiveSmallIntegerField: StrictIntegerField,
+        django_models.BigIntegerField: StrictIntegerField,
+        django_models.DecimalField: StrictDecimalField,
+    }
+    serializer_choice_field = StrictChoiceField
+    serializer_related_field = StrictPrimaryKeyRelatedField
+
+
 class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """A foreign key given by id, looked up only among the rows the caller may see.
 
@@ -79,12 +159,11 @@ class ScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         return self.scope(self.context["request"])
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int | str):
+        if isinstance(data, bool) or not isinstance(data, int):
             self.fail("incorrect_type", data_type=type(data).__name__)
-        pk = parse_id(data)
-        if pk is None:
+        if parse_id(data) is None:
             self.fail("does_not_exist", pk_value=data)
-        return super().to_internal_value(pk)
+        return super().to_internal_value(data)
 
 
 class ClinicalDateField(serializers.DateField):
@@ -114,7 +193,7 @@ def text(*, max_length: int = LONG_TEXT, **kwargs) -> serializers.CharField:
     kwargs.setdefault("allow_blank", not kwargs["required"])
     if not kwargs["required"]:
         kwargs.setdefault("default", "")
-    return serializers.CharField(max_length=max_length, **kwargs)
+    return StrictCharField(max_length=max_length, **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -134,6 +213,20 @@ class IdFilter(django_filters.NumberFilter):
     field_class = IdFormField
 
 
+def _is_true(value: str) -> bool:
+    return value == "true"
+
+
+# Documented as the two strings it takes: a query string has no booleans, and "True", "1" or "yes"
+# are refused rather than guessed.
+@extend_schema_field({"type": "string", "enum": ["true", "false"]})
+class BooleanFilter(django_filters.TypedChoiceFilter):
+    """`true` or `false`, anything else a 400 (django-filter's own BooleanFilter ignores bad values)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[("true", "true"), ("false", "false")], coerce=_is_true, **kwargs)
+
+
 class ClinicalDateTimeFormField(django_filters.fields.IsoDateTimeField):
     def clean(self, value):
         value = super().clean(value)
@@ -144,6 +237,27 @@ class ClinicalDateTimeFormField(django_filters.fields.IsoDateTimeField):
 
 class ClinicalDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = ClinicalDateTimeFormField
+
+
+# ---------------------------------------------------------------------------
+# Pagination: a page size that is not a whole number is a 400, not silently the default
+# ---------------------------------------------------------------------------
+class ClinicPagination(StandardPagination):
+    page_size_query_description = f"Results per page, 1 to {StandardPagination.max_page_size} (larger is capped)."
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise exceptions.ValidationError({self.page_size_query_param: ["A whole number, 1 or more."]})
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+        return parameters
 
 
 # ---------------------------------------------------------------------------
@@ -338,6 +452,42 @@ class EnteredInErrorSerializer(serializers.Serializer):
     entered_in_error_at = serializers.DateTimeField()
 
 
+def documented_query_parameters(view) -> set[str]:
+    """The query parameters the schema documents for this view and action (lists only)."""
+    if getattr(view, "detail", False) or getattr(view, "action", "list") not in ("list", None):
+        return set(getattr(view, "extra_query_parameters", ()))
+    names = set(getattr(view, "extra_query_parameters", ()))
+    filterset_class = getattr(view, "filterset_class", None)
+    if filterset_class is not None:
+        names |= set(filterset_class.base_filters)
+    if getattr(view, "ordering_fields", None):
+        names.add("ordering")
+    paginator = getattr(view, "paginator", None)
+    if paginator is not None:
+        names |= {paginator.page_query_param, paginator.page_size_query_param}
+    return names
+
+
+def reject_unknown_query_parameters(view, request) -> None:
+    """A misspelt filter (`?patinet=12`) must not quietly return every row: 400 naming it."""
+    if request.method not in ("GET", "HEAD"):
+        return
+    errors = {
+        name[:100]: ["Unknown query parameter."]
+        for name in sorted(set(request.query_params) - documented_query_parameters(view))[:20]
+    }
+    # An empty value of a typed filter (`?status=`) is not "any status": say so rather than guess.
+    filterset_class = getattr(view, "filterset_class", None)
+    for name, value in request.query_params.items():
+        typed = filterset_class is not None and not isinstance(
+            filterset_class.base_filters.get(name), django_filters.CharFilter | type(None)
+        )
+        if value == "" and (typed or name in getattr(view, "extra_query_parameters", ())):
+            errors[name] = ["Give a value, or leave the parameter out."]
+    if errors:
+        raise exceptions.ValidationError(errors)
+
+
 class ClinicViewSet(AuditedPatientAccessMixin, GenericViewSet):
     """Scoped, permission-checked, never-deleting base of every API viewset.
 
@@ -346,6 +496,9 @@ class ClinicViewSet(AuditedPatientAccessMixin, GenericViewSet):
     """
 
     permission_classes = [ClinicModelPermissions]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    pagination_class = ClinicPagination
     permission_model = None
     schema = ClinicAutoSchema()
     metadata_class = None  # OPTIONS answers 405: the schema is at /api/schema/
@@ -354,6 +507,10 @@ class ClinicViewSet(AuditedPatientAccessMixin, GenericViewSet):
 
     def get_exception_handler(self):
         return exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_unknown_query_parameters(self, request)
 
     # -- scope ------------------------------------------------------------
     def base_queryset(self):
@@ -459,8 +616,10 @@ __all__ = [
     "LATEST_DATE",
     "MAX_ID",
     "AuditedPatientAccessMixin",
+    "BooleanFilter",
     "ClinicAutoSchema",
     "ClinicModelPermissions",
+    "ClinicPagination",
     "ClinicViewSet",
     "ClinicalDateField",
     "ClinicalDateTimeField",
@@ -472,9 +631,18 @@ __all__ = [
     "MarkEnteredInErrorMixin",
     "MarkEnteredInErrorSerializer",
     "ScopedPrimaryKeyRelatedField",
+    "StrictBooleanField",
+    "StrictCharField",
+    "StrictChoiceField",
+    "StrictDecimalField",
+    "StrictEmailField",
+    "StrictIntegerField",
+    "StrictModelSerializer",
+    "StrictPrimaryKeyRelatedField",
     "api_not_found",
     "exception_handler",
     "parse_id",
+    "reject_unknown_query_parameters",
     "role_required",
     "scope_by_patients",
     "text",

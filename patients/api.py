@@ -21,6 +21,13 @@ from itbclinic.api import (
     MarkEnteredInErrorMixin,
     MarkEnteredInErrorSerializer,
     ScopedPrimaryKeyRelatedField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictDecimalField,
+    StrictEmailField,
+    StrictIntegerField,
+    StrictModelSerializer,
     parse_id,
     scope_by_patients,
     text,
@@ -51,12 +58,15 @@ def patient_field(**kwargs) -> ScopedPrimaryKeyRelatedField:
 # ---------------------------------------------------------------------------
 # Patients
 # ---------------------------------------------------------------------------
-class PatientOwnSerializer(serializers.ModelSerializer):
+class PatientOwnSerializer(StrictModelSerializer):
     """What a patient reads of their own record: identity and how the clinic reaches them.
 
     Not the staff's notes, the withdrawal-risk flags, the diagnosis coding or the record's
     bookkeeping: the portal shows people what they need, the clinic keeps the rest.
     """
+
+    # Blank when not given: plain strings in the schema, not an email format or a choice.
+    email = StrictCharField(read_only=True)
 
     class Meta:
         model = Patient
@@ -77,7 +87,8 @@ class PatientOwnSerializer(serializers.ModelSerializer):
 class PatientSerializer(PatientOwnSerializer):
     """A patient's record as staff read it; the fields after the patient's own are staff-only."""
 
-    has_withdrawal_risk_flag = serializers.BooleanField(read_only=True)
+    sci_level = StrictChoiceField(choices=VERTEBRAL_LEVELS, allow_blank=True, read_only=True)
+    has_withdrawal_risk_flag = StrictBooleanField(read_only=True)
     has_portal_account = serializers.SerializerMethodField()
 
     class Meta(PatientOwnSerializer.Meta):
@@ -107,24 +118,22 @@ class PatientSerializer(PatientOwnSerializer):
 class PatientWriteSerializer(serializers.Serializer):
     """The fields staff may set. Linking a portal account is not one of them (invitations do it)."""
 
-    mrn = serializers.CharField(max_length=32)
-    given_name = serializers.CharField(max_length=100)
-    family_name = serializers.CharField(max_length=100)
+    mrn = StrictCharField(max_length=32)
+    given_name = StrictCharField(max_length=100)
+    family_name = StrictCharField(max_length=100)
     date_of_birth = ClinicalDateField()
-    spasticity_origin = serializers.ChoiceField(choices=Patient.Origin.choices)
-    diagnosis = serializers.ChoiceField(choices=Patient.Diagnosis.choices)
+    spasticity_origin = StrictChoiceField(choices=Patient.Origin.choices)
+    diagnosis = StrictChoiceField(choices=Patient.Diagnosis.choices)
     diagnosis_detail = text(max_length=200)
-    sci_level = serializers.ChoiceField(choices=VERTEBRAL_LEVELS, required=False, allow_blank=True, default="")
-    risk_high_sci = serializers.BooleanField(required=False, default=False)
-    risk_communication_difficulty = serializers.BooleanField(required=False, default=False)
-    risk_previous_withdrawal = serializers.BooleanField(required=False, default=False)
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    sci_level = StrictChoiceField(choices=VERTEBRAL_LEVELS, required=False, allow_blank=True, default="")
+    risk_high_sci = StrictBooleanField(required=False, default=False)
+    risk_communication_difficulty = StrictBooleanField(required=False, default=False)
+    risk_previous_withdrawal = StrictBooleanField(required=False, default=False)
+    email = StrictEmailField(max_length=254, required=False, allow_blank=True, default="")
     phone = text(max_length=32, help_text="International format (E.164), e.g. +447700900123")
-    reminder_consent = serializers.BooleanField(required=False, default=False)
-    reminder_channel = serializers.ChoiceField(
-        choices=Patient.Channel.choices, required=False, default=Patient.Channel.EMAIL
-    )
-    status = serializers.ChoiceField(choices=Patient.Status.choices, required=False, default=Patient.Status.ACTIVE)
+    reminder_consent = StrictBooleanField(required=False, default=False)
+    reminder_channel = StrictChoiceField(choices=Patient.Channel.choices, required=False, default=Patient.Channel.EMAIL)
+    status = StrictChoiceField(choices=Patient.Status.choices, required=False, default=Patient.Status.ACTIVE)
     referred_on = ClinicalDateField(required=False, allow_null=True, default=None)
     notes = text()
 
@@ -159,7 +168,7 @@ class PatientViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
 # ---------------------------------------------------------------------------
 # Screening trials
 # ---------------------------------------------------------------------------
-class TrialStepSerializer(serializers.ModelSerializer):
+class TrialStepSerializer(StrictModelSerializer):
     class Meta:
         model = TrialStep
         fields = [
@@ -186,7 +195,7 @@ class TrialStepSerializer(serializers.ModelSerializer):
 class AshworthField(serializers.DictField):
     """`{muscle_group: score}`, the shape `trial_assessment_add` takes and the API returns."""
 
-    child = serializers.ChoiceField(choices=AshworthScore.Score.choices)
+    child = StrictChoiceField(choices=AshworthScore.Score.choices)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
@@ -202,7 +211,7 @@ class AshworthField(serializers.DictField):
         return {score.muscle_group: score.score for score in value.all()}
 
 
-class TrialAssessmentSerializer(serializers.ModelSerializer):
+class TrialAssessmentSerializer(StrictModelSerializer):
     ashworth = AshworthField(source="ashworth_scores", read_only=True)
 
     class Meta:
@@ -223,7 +232,7 @@ class TrialAssessmentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TrialSerializer(serializers.ModelSerializer):
+class TrialSerializer(StrictModelSerializer):
     steps = TrialStepSerializer(many=True, read_only=True, source="valid_steps")
     assessments = TrialAssessmentSerializer(many=True, read_only=True, source="valid_assessments")
 
@@ -253,19 +262,17 @@ class TrialSerializer(serializers.ModelSerializer):
 class TrialStartSerializer(serializers.Serializer):
     patient = patient_field()
     started_on = ClinicalDateField()
-    kind = serializers.ChoiceField(choices=ScreeningTrial.Kind.choices, default=ScreeningTrial.Kind.BOLUS)
-    positivity_rule = serializers.ChoiceField(
-        choices=ScreeningTrial.Rule.choices, default=ScreeningTrial.Rule.CLINICIAN
-    )
+    kind = StrictChoiceField(choices=ScreeningTrial.Kind.choices, default=ScreeningTrial.Kind.BOLUS)
+    positivity_rule = StrictChoiceField(choices=ScreeningTrial.Rule.choices, default=ScreeningTrial.Rule.CLINICIAN)
     goals = text()
 
 
 class TrialStepAddSerializer(serializers.Serializer):
     given_at = ClinicalDateTimeField()
-    dose_mcg = serializers.DecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0.01"))
-    volume_ml = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"))
-    route = serializers.ChoiceField(choices=TrialStep.Route.choices, default=TrialStep.Route.LP_BOLUS)
-    infusion_rate_mcg_per_day = serializers.DecimalField(
+    dose_mcg = StrictDecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0.01"))
+    volume_ml = StrictDecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"))
+    route = StrictChoiceField(choices=TrialStep.Route.choices, default=TrialStep.Route.LP_BOLUS)
+    infusion_rate_mcg_per_day = StrictDecimalField(
         max_digits=8, decimal_places=2, min_value=Decimal("0.01"), required=False, allow_null=True, default=None
     )
     notes = text()
@@ -273,12 +280,12 @@ class TrialStepAddSerializer(serializers.Serializer):
 
 class TrialAssessmentAddSerializer(serializers.Serializer):
     assessed_at = ClinicalDateTimeField()
-    hours_after = serializers.DecimalField(
+    hours_after = StrictDecimalField(
         max_digits=5, decimal_places=2, min_value=Decimal("0"), help_text="0 for the baseline; about 1, 2, 4, 6, 8."
     )
     ashworth = AshworthField(required=False, default=dict)
-    step = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="A step of this trial.")
-    penn_score = serializers.IntegerField(min_value=0, max_value=4, required=False, allow_null=True, default=None)
+    step = StrictIntegerField(required=False, allow_null=True, default=None, help_text="A step of this trial.")
+    penn_score = StrictIntegerField(min_value=0, max_value=4, required=False, allow_null=True, default=None)
     range_of_motion_notes = text()
     adverse_effects = text()
     notes = text()
@@ -293,32 +300,32 @@ class TrialAssessmentAddSerializer(serializers.Serializer):
 
 
 class TrialVerdictSerializer(serializers.Serializer):
-    verdict = serializers.ChoiceField(choices=ScreeningTrial.Verdict.choices)
-    positivity_rule = serializers.ChoiceField(choices=ScreeningTrial.Rule.choices)
-    effective_bolus_mcg = serializers.DecimalField(
+    verdict = StrictChoiceField(choices=ScreeningTrial.Verdict.choices)
+    positivity_rule = StrictChoiceField(choices=ScreeningTrial.Rule.choices)
+    effective_bolus_mcg = StrictDecimalField(
         max_digits=8, decimal_places=2, min_value=Decimal("0.01"), required=False, allow_null=True, default=None
     )
-    effect_hours = serializers.DecimalField(
+    effect_hours = StrictDecimalField(
         max_digits=5, decimal_places=2, min_value=Decimal("0.01"), required=False, allow_null=True, default=None
     )
     verdict_notes = text()
 
 
 class AssessmentChangeSerializer(serializers.Serializer):
-    assessment = serializers.IntegerField(source="assessment.pk")
-    hours_after = serializers.DecimalField(source="assessment.hours_after", max_digits=5, decimal_places=2)
-    mas = serializers.DictField(child=serializers.CharField())
-    mas_mean_change = serializers.DecimalField(max_digits=6, decimal_places=3, allow_null=True)
-    penn_change = serializers.IntegerField(allow_null=True)
+    assessment = StrictIntegerField(source="assessment.pk")
+    hours_after = StrictDecimalField(source="assessment.hours_after", max_digits=5, decimal_places=2)
+    mas = serializers.DictField(child=StrictCharField())
+    mas_mean_change = StrictDecimalField(max_digits=6, decimal_places=3, allow_null=True)
+    penn_change = StrictIntegerField(allow_null=True)
 
 
 class TrialSummarySerializer(serializers.Serializer):
-    trial = serializers.IntegerField(source="trial.pk")
-    verdict = serializers.CharField(source="trial.verdict")
-    baseline = serializers.IntegerField(source="baseline.pk", allow_null=True)
+    trial = StrictIntegerField(source="trial.pk")
+    verdict = StrictCharField(source="trial.verdict")
+    baseline = StrictIntegerField(source="baseline.pk", allow_null=True)
     changes = AssessmentChangeSerializer(many=True)
-    best_mas_change = serializers.DecimalField(max_digits=6, decimal_places=3, allow_null=True)
-    suggested_starting_dose_mcg = serializers.DecimalField(
+    best_mas_change = StrictDecimalField(max_digits=6, decimal_places=3, allow_null=True)
+    suggested_starting_dose_mcg = StrictDecimalField(
         max_digits=10,
         decimal_places=2,
         allow_null=True,

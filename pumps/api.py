@@ -17,6 +17,12 @@ from itbclinic.api import (
     ListRetrieveMixin,
     MarkEnteredInErrorMixin,
     ScopedPrimaryKeyRelatedField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictDecimalField,
+    StrictIntegerField,
+    StrictModelSerializer,
     scope_by_patients,
     text,
 )
@@ -32,7 +38,7 @@ from .services import implant_explant, implant_record_eri, implant_register
 # ---------------------------------------------------------------------------
 # Catalogues: every staff member reads them, the clinic admin edits them
 # ---------------------------------------------------------------------------
-class CatalogueSerializer(serializers.ModelSerializer):
+class CatalogueSerializer(StrictModelSerializer):
     """A catalogue row saved as the admin saves it: model validation, then the row's constraints.
 
     Catalogues are settings, not clinical records: there is no service rule to apply, and rows are
@@ -54,12 +60,12 @@ class CatalogueSerializer(serializers.ModelSerializer):
 
 
 class PumpModelSerializer(CatalogueSerializer):
-    reservoir_ml = serializers.DecimalField(max_digits=5, decimal_places=1, min_value=Decimal("0.1"))
-    alarm_threshold_ml = serializers.DecimalField(max_digits=4, decimal_places=1, min_value=Decimal("0"))
-    battery_earliest_end_years = serializers.IntegerField(min_value=1, max_value=50, required=False, allow_null=True)
-    battery_hard_stop_years = serializers.IntegerField(min_value=1, max_value=50, required=False, allow_null=True)
-    replacement_plan_months_before = serializers.IntegerField(min_value=0, max_value=60, required=False)
-    eri_grace_days = serializers.IntegerField(min_value=0, max_value=3650, required=False, allow_null=True)
+    reservoir_ml = StrictDecimalField(max_digits=5, decimal_places=1, min_value=Decimal("0.1"))
+    alarm_threshold_ml = StrictDecimalField(max_digits=4, decimal_places=1, min_value=Decimal("0"))
+    battery_earliest_end_years = StrictIntegerField(min_value=1, max_value=50, required=False, allow_null=True)
+    battery_hard_stop_years = StrictIntegerField(min_value=1, max_value=50, required=False, allow_null=True)
+    replacement_plan_months_before = StrictIntegerField(min_value=0, max_value=60, required=False)
+    eri_grace_days = StrictIntegerField(min_value=0, max_value=3650, required=False, allow_null=True)
 
     class Meta:
         model = PumpModel
@@ -87,8 +93,8 @@ class PumpModelSerializer(CatalogueSerializer):
 
 
 class DrugSerializer(CatalogueSerializer):
-    concentration_mcg_per_ml = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=Decimal("0.1"))
-    max_interval_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+    concentration_mcg_per_ml = StrictDecimalField(max_digits=7, decimal_places=1, min_value=Decimal("0.1"))
+    max_interval_days = StrictIntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
 
     class Meta:
         model = Drug
@@ -104,7 +110,7 @@ class DrugSerializer(CatalogueSerializer):
 
 
 class DrugPumpIntervalSerializer(CatalogueSerializer):
-    max_interval_days = serializers.IntegerField(min_value=1, max_value=3650)
+    max_interval_days = StrictIntegerField(min_value=1, max_value=3650)
 
     class Meta:
         model = DrugPumpInterval
@@ -166,14 +172,14 @@ class ReplacementPlanSerializer(serializers.Serializer):
     stops_on = serializers.DateField()
 
 
-class ImplantOwnSerializer(serializers.ModelSerializer):
+class ImplantOwnSerializer(StrictModelSerializer):
     """What a patient reads of their pump: which pump, since when, MRI advice and when it is due.
 
     Not who recorded it, the surgeon, the catheter details nor the record's bookkeeping.
     """
 
-    pump_model_name = serializers.CharField(source="pump_model.__str__", read_only=True)
-    is_active = serializers.BooleanField(read_only=True)
+    pump_model_name = StrictCharField(source="pump_model.__str__", read_only=True)
+    is_active = StrictBooleanField(read_only=True)
 
     class Meta:
         model = Implant
@@ -227,17 +233,17 @@ class ImplantRegisterSerializer(serializers.Serializer):
     pump_model = ScopedPrimaryKeyRelatedField(
         model=PumpModel, scope=lambda request: PumpModel.objects.filter(is_active=True)
     )
-    serial_number = serializers.CharField(max_length=64)
+    serial_number = StrictCharField(max_length=64)
     implanted_on = ClinicalDateField()
-    surgeon = serializers.CharField(max_length=200)
-    hospital = serializers.CharField(max_length=200)
-    catheter_tip_level = serializers.ChoiceField(choices=VERTEBRAL_LEVELS)
+    surgeon = StrictCharField(max_length=200)
+    hospital = StrictCharField(max_length=200)
+    catheter_tip_level = StrictChoiceField(choices=VERTEBRAL_LEVELS)
     catheter_model = text(max_length=100)
     mri_notes = text()
-    starting_daily_dose_mcg = serializers.DecimalField(
+    starting_daily_dose_mcg = StrictDecimalField(
         max_digits=8, decimal_places=2, min_value=Decimal("0.01"), required=False, allow_null=True, default=None
     )
-    concentration_mcg_per_ml = serializers.DecimalField(
+    concentration_mcg_per_ml = StrictDecimalField(
         max_digits=7, decimal_places=1, min_value=Decimal("0.1"), required=False, allow_null=True, default=None
     )
     dose_effective_at = ClinicalDateTimeField(required=False, allow_null=True, default=None)

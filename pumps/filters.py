@@ -2,18 +2,26 @@
 
 import django_filters
 
-from itbclinic.api import IdFilter
+from itbclinic.api import BooleanFilter, IdFilter
 
 from .models import Drug, Implant, PumpModel
 
 
 class PumpModelFilter(django_filters.FilterSet):
+    manufacturer = django_filters.CharFilter(max_length=100)
+    flow = django_filters.ChoiceFilter(choices=PumpModel.Flow.choices)
+    is_active = BooleanFilter()
+
     class Meta:
         model = PumpModel
         fields = ["manufacturer", "flow", "is_active"]
 
 
 class DrugFilter(django_filters.FilterSet):
+    screening_only = BooleanFilter()
+    compounded = BooleanFilter()
+    is_active = BooleanFilter()
+
     class Meta:
         model = Drug
         fields = ["screening_only", "compounded", "is_active"]
@@ -22,7 +30,7 @@ class DrugFilter(django_filters.FilterSet):
 class ImplantFilter(django_filters.FilterSet):
     patient = IdFilter(field_name="patient_id")
     pump_model = IdFilter(field_name="pump_model_id")
-    active = django_filters.BooleanFilter(field_name="explanted_on", lookup_expr="isnull", label="Not explanted")
+    active = BooleanFilter(field_name="explanted_on", lookup_expr="isnull", label="Not explanted")
     serial_number = django_filters.CharFilter(max_length=64)
 
     class Meta:

@@ -10,6 +10,8 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from itbclinic.accounts.models import User
@@ -19,11 +21,19 @@ from itbclinic.api import (
     ClinicalDateField,
     ClinicalDateTimeField,
     ClinicAutoSchema,
+    ClinicPagination,
     ClinicViewSet,
     ListRetrieveMixin,
     MarkEnteredInErrorMixin,
     ScopedPrimaryKeyRelatedField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictDecimalField,
+    StrictIntegerField,
+    StrictModelSerializer,
     exception_handler,
+    reject_unknown_query_parameters,
     role_required,
     scope_by_patients,
     text,
@@ -60,11 +70,11 @@ def drug_field(**kwargs) -> ScopedPrimaryKeyRelatedField:
 
 def mcg(**kwargs) -> serializers.DecimalField:
     """A dose in mcg: above zero, to 0.01 mcg."""
-    return serializers.DecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
+    return StrictDecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
 
 
 def ml(*, max_digits: int = 5, decimal_places: int = 2, minimum: str = "0", **kwargs) -> serializers.DecimalField:
-    return serializers.DecimalField(
+    return StrictDecimalField(
         max_digits=max_digits, decimal_places=decimal_places, min_value=Decimal(minimum), **kwargs
     )
 
@@ -73,9 +83,9 @@ class ScheduleEntrySerializer(serializers.Serializer):
     """One step of a flex schedule (`start`, `mcg_per_hour`) or one periodic bolus (`at`, `mcg`)."""
 
     start = serializers.TimeField(required=False, format="%H:%M", input_formats=["%H:%M"])
-    mcg_per_hour = serializers.DecimalField(max_digits=8, decimal_places=3, min_value=Decimal("0"), required=False)
+    mcg_per_hour = StrictDecimalField(max_digits=8, decimal_places=3, min_value=Decimal("0"), required=False)
     at = serializers.TimeField(required=False, format="%H:%M", input_formats=["%H:%M"])
-    mcg = serializers.DecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0"), required=False)
+    mcg = StrictDecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0"), required=False)
 
     def validate(self, attrs):
         if not (("start" in attrs and "mcg_per_hour" in attrs) or ("at" in attrs and "mcg" in attrs)):
@@ -91,7 +101,7 @@ def schedule_field() -> serializers.ListField:
 # ---------------------------------------------------------------------------
 # Dose prescriptions (the dose history of each implant)
 # ---------------------------------------------------------------------------
-class DosePrescriptionOwnSerializer(serializers.ModelSerializer):
+class DosePrescriptionOwnSerializer(StrictModelSerializer):
     """What a patient reads: the dose in force over time, not who prescribed it or why."""
 
     class Meta:
@@ -113,7 +123,7 @@ class DoseChangeSerializer(serializers.Serializer):
     implant = implant_field()
     daily_dose_mcg = mcg()
     effective_at = ClinicalDateTimeField()
-    dosing_mode = serializers.ChoiceField(
+    dosing_mode = StrictChoiceField(
         choices=DosePrescription.Mode.choices, default=DosePrescription.Mode.SIMPLE_CONTINUOUS
     )
     schedule = schedule_field()
@@ -152,7 +162,7 @@ class DosePrescriptionViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMix
 # ---------------------------------------------------------------------------
 # Refill visits
 # ---------------------------------------------------------------------------
-class RefillVisitOwnSerializer(serializers.ModelSerializer):
+class RefillVisitOwnSerializer(StrictModelSerializer):
     """What a patient reads of a refill: when, what was put in, and the next dates that follow."""
 
     class Meta:
@@ -205,9 +215,9 @@ class RefillVisitRecordSerializer(serializers.Serializer):
     actual_residual_ml = ml(help_text="Volume aspirated before the fill.")
     volume_added_ml = ml(minimum="0.01")
     drug = drug_field()
-    drug_lot = serializers.CharField(max_length=64)
+    drug_lot = StrictCharField(max_length=64)
     daily_dose_after_mcg = mcg()
-    dosing_mode = serializers.ChoiceField(
+    dosing_mode = StrictChoiceField(
         choices=DosePrescription.Mode.choices, default=DosePrescription.Mode.SIMPLE_CONTINUOUS
     )
     schedule = schedule_field()
@@ -220,9 +230,7 @@ class RefillVisitRecordSerializer(serializers.Serializer):
         help_text="The clinician who prescribed the dose, if not the nurse's standing order.",
     )
     alarm_threshold_ml = ml(max_digits=4, decimal_places=1, required=False, allow_null=True, default=None)
-    battery_status = serializers.ChoiceField(
-        choices=RefillVisit.BatteryStatus.choices, default=RefillVisit.BatteryStatus.OK
-    )
+    battery_status = StrictChoiceField(choices=RefillVisit.BatteryStatus.choices, default=RefillVisit.BatteryStatus.OK)
     bridge_bolus_mcg = mcg(required=False, allow_null=True, default=None)
     notes = text()
     appointment = ScopedPrimaryKeyRelatedField(
@@ -260,7 +268,7 @@ class RefillVisitViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, C
 # ---------------------------------------------------------------------------
 # Appointments
 # ---------------------------------------------------------------------------
-class AppointmentOwnSerializer(serializers.ModelSerializer):
+class AppointmentOwnSerializer(StrictModelSerializer):
     """What a patient reads of an appointment: what, when, where, and whether it stands."""
 
     class Meta:
@@ -293,11 +301,11 @@ OUTSIDE_WINDOW_HELP = "Only a clinician may book a refill outside the safe windo
 
 class AppointmentBookSerializer(serializers.Serializer):
     patient = patient_field()
-    kind = serializers.ChoiceField(choices=Appointment.Kind.choices)
+    kind = StrictChoiceField(choices=Appointment.Kind.choices)
     starts_at = ClinicalDateTimeField()
     implant = implant_field(required=False, allow_null=True, default=None, help_text="Default: the active pump.")
     place = text(max_length=200)
-    duration_minutes = serializers.IntegerField(min_value=5, max_value=600, default=30)
+    duration_minutes = StrictIntegerField(min_value=5, max_value=600, default=30)
     outside_window_reason = text(help_text=OUTSIDE_WINDOW_HELP)
     notes = text()
 
@@ -372,13 +380,13 @@ class AppointmentViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, C
 class RefillForecastInputSerializer(serializers.Serializer):
     refilled_on = ClinicalDateField()
     volume_ml = ml(max_digits=6, minimum="0.01", help_text="Volume in the reservoir after the fill.")
-    concentration_mcg_per_ml = serializers.DecimalField(max_digits=7, decimal_places=1, min_value=Decimal("0.1"))
+    concentration_mcg_per_ml = StrictDecimalField(max_digits=7, decimal_places=1, min_value=Decimal("0.1"))
     daily_dose_mcg = mcg()
     alarm_threshold_ml = ml(max_digits=4, decimal_places=1)
-    safety_margin_days = serializers.IntegerField(
+    safety_margin_days = StrictIntegerField(
         min_value=0, max_value=90, required=False, help_text="Default: the clinic's setting."
     )
-    max_interval_days = serializers.IntegerField(
+    max_interval_days = StrictIntegerField(
         min_value=1,
         max_value=3650,
         required=False,
@@ -395,32 +403,40 @@ class RefillForecastInputSerializer(serializers.Serializer):
 
 
 class RefillForecastSerializer(serializers.Serializer):
-    daily_volume_ml = serializers.DecimalField(max_digits=20, decimal_places=6)
-    days_to_alarm = serializers.IntegerField()
-    days_to_empty = serializers.IntegerField()
+    daily_volume_ml = StrictDecimalField(max_digits=20, decimal_places=6)
+    days_to_alarm = StrictIntegerField()
+    days_to_empty = StrictIntegerField()
     alarm_on = serializers.DateField()
     empty_on = serializers.DateField()
     due_by = serializers.DateField()
-    safety_margin_days = serializers.IntegerField()
-    max_interval_days = serializers.IntegerField(allow_null=True)
-    expected_residual_ml = serializers.DecimalField(max_digits=8, decimal_places=2, allow_null=True)
-    discrepancy_ml = serializers.DecimalField(max_digits=8, decimal_places=2, allow_null=True)
-    discrepancy_flagged = serializers.BooleanField(allow_null=True)
+    safety_margin_days = StrictIntegerField()
+    max_interval_days = StrictIntegerField(allow_null=True)
+    expected_residual_ml = StrictDecimalField(max_digits=8, decimal_places=2, allow_null=True)
+    discrepancy_ml = StrictDecimalField(max_digits=8, decimal_places=2, allow_null=True)
+    discrepancy_flagged = StrictBooleanField(allow_null=True)
 
 
 class StaffAPIView(AuditedPatientAccessMixin, generics.GenericAPIView):
     permission_classes = [role_required(Role.NURSE, Role.CLINICIAN)]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    pagination_class = ClinicPagination
     schema = ClinicAutoSchema()
     metadata_class = None
 
     def get_exception_handler(self):
         return exception_handler
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_unknown_query_parameters(self, request)
+
 
 class RefillForecastView(StaffAPIView):
     """The pure `refill_forecast` for the inputs given: the staff refill form calls it as the nurse types."""
 
     serializer_class = RefillForecastInputSerializer
+    filter_backends = []
 
     @extend_schema(request=RefillForecastInputSerializer, responses={200: RefillForecastSerializer})
     def post(self, request):
@@ -474,15 +490,15 @@ class RefillForecastView(StaffAPIView):
         return Response(RefillForecastSerializer(result).data)
 
 
-class DueForRefillSerializer(serializers.ModelSerializer):
-    implant = serializers.IntegerField(source="pk")
-    patient = serializers.IntegerField(source="patient.pk")
-    patient_name = serializers.CharField(source="patient.full_name")
-    mrn = serializers.CharField(source="patient.mrn")
-    has_withdrawal_risk_flag = serializers.BooleanField(source="patient.has_withdrawal_risk_flag")
-    pump_model_name = serializers.CharField(source="pump_model.__str__")
+class DueForRefillSerializer(StrictModelSerializer):
+    implant = StrictIntegerField(source="pk")
+    patient = StrictIntegerField(source="patient.pk")
+    patient_name = StrictCharField(source="patient.full_name")
+    mrn = StrictCharField(source="patient.mrn")
+    has_withdrawal_risk_flag = StrictBooleanField(source="patient.has_withdrawal_risk_flag")
+    pump_model_name = StrictCharField(source="pump_model.__str__")
     days_to_due = serializers.SerializerMethodField()
-    has_booked_refill = serializers.BooleanField()
+    has_booked_refill = StrictBooleanField()
     booked_refill_at = serializers.DateTimeField(allow_null=True)
 
     class Meta:
@@ -513,6 +529,7 @@ class DueForRefillView(StaffAPIView, generics.ListAPIView):
 
     serializer_class = DueForRefillSerializer
     filter_backends = []
+    extra_query_parameters = ("within_days",)
 
     def today(self):
         return timezone.localdate()
@@ -532,7 +549,11 @@ class DueForRefillView(StaffAPIView, generics.ListAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("within_days", int, description="Only those due within this many days (overdue included).")
+            OpenApiParameter(
+                "within_days",
+                {"type": "integer", "minimum": 0, "maximum": 3650},
+                description="Only those due within this many days (overdue included).",
+            )
         ]
     )
     def get(self, request, *args, **kwargs):

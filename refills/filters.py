@@ -2,7 +2,7 @@
 
 import django_filters
 
-from itbclinic.api import ClinicalDateTimeFilter, IdFilter
+from itbclinic.api import BooleanFilter, ClinicalDateTimeFilter, IdFilter
 from pumps.models import DosePrescription
 
 from .models import Appointment, RefillVisit
@@ -28,7 +28,7 @@ class RefillVisitFilter(django_filters.FilterSet):
     patient = IdFilter(field_name="implant__patient_id")
     performed_after = ClinicalDateTimeFilter(field_name="performed_at", lookup_expr="gte")
     performed_before = ClinicalDateTimeFilter(field_name="performed_at", lookup_expr="lt")
-    discrepancy_flagged = django_filters.BooleanFilter()
+    discrepancy_flagged = BooleanFilter()
 
     class Meta:
         model = RefillVisit

@@ -65,6 +65,15 @@ class World:
     interval: object
     users: dict = field(default_factory=dict)
 
+    def ids(self, side: Side) -> dict[str, int]:
+        """The ids a route's placeholders name: `side`'s records and the catalogue rows."""
+        return {
+            **side.ids(),
+            "pump_model": self.pump_model.pk,
+            "drug": self.drug.pk,
+            "interval": self.interval.pk,
+        }
+
 
 def make_side(*, mrn: str, clinician, nurse) -> Side:
     user = factories.PatientUserFactory()

@@ -49,15 +49,6 @@ ALL_MODELS = [
 ]
 
 
-def world_ids(world, side) -> dict[str, int]:
-    return {
-        **side.ids(),
-        "pump_model": world.pump_model.pk,
-        "drug": world.drug.pk,
-        "interval": world.interval.pk,
-    }
-
-
 def test_every_schema_operation_is_classified():
     in_schema = schema_operations(SCHEMA)
 
@@ -69,7 +60,7 @@ def test_every_schema_operation_is_classified():
 @pytest.mark.parametrize("role", ["anonymous", "patient", "nurse", "clinician", "clinic_admin"])
 def test_role_route_method_matrix(world, client_for, no_throttling, role):
     client = client_for(role)
-    ids = world_ids(world, world.a)
+    ids = world.ids(world.a)
     mismatches = []
     cells = 0
     for path in PATHS:
@@ -111,7 +102,7 @@ def snapshot(world) -> dict:
 
 def test_patient_a_gets_404_for_patient_b_objects_on_every_route_and_method(world, client_for, no_throttling):
     client = client_for("patient")
-    ids = world_ids(world, world.b)
+    ids = world.ids(world.b)
     before = snapshot(world)
     wrong = []
     object_routes = [path for path in PATHS if is_object_route(path)]
@@ -227,7 +218,7 @@ PATIENT_FIELDS = {
 
 @pytest.mark.parametrize("path", sorted(PATIENT_FIELDS))
 def test_patient_facing_field_sets_are_exactly_the_minimum(world, client_for, path):
-    ids = world_ids(world, world.a)
+    ids = world.ids(world.a)
 
     one = client_for("patient").call("GET", fill(path, ids))
     many = client_for("patient").call("GET", path.replace("{id}/", ""))
@@ -267,7 +258,7 @@ def test_patient_posting_privileged_fields_changes_nothing(world, client_for, no
     for path, method in OPERATIONS:
         if method in ("POST", "PATCH"):
             for side in (world.a, world.b):
-                url = fill(path, world_ids(world, side))
+                url = fill(path, world.ids(side))
                 answers[(method, url)] = client.call(method, url, payload).status_code
 
     assert set(answers.values()) <= {403, 404}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.test.utils import override_settings
+from django.core.handlers.wsgi import WSGIHandler
 from django.utils import timezone
 
 from refills.services import refill_visit_record
@@ -40,16 +40,18 @@ ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "e2e"
 AXE_JS = Path(__file__).parent / "vendor" / "axe.min.js"
 
 
-@pytest.fixture(scope="session")
-def _plain_http_for_the_live_server():
-    """The live server's middleware is built once per session, before any per-test `settings`
-    change: the HTTPS redirect (production's default) is switched off before it starts."""
-    with override_settings(SECURE_SSL_REDIRECT=False):
-        yield
+@pytest.fixture
+def live_server(live_server, settings):
+    """The session's live server, its middleware rebuilt under this test's plain-HTTP settings.
 
-
-@pytest.fixture(scope="session")
-def live_server(_plain_http_for_the_live_server, live_server):
+    SecurityMiddleware reads SECURE_SSL_REDIRECT once, when the server's handler is built, which
+    may have happened before any per-test `settings` change (production redirects to HTTPS).
+    """
+    settings.SECURE_SSL_REDIRECT = False
+    app = live_server.thread.httpd.get_app()
+    while isinstance(app, WSGIHandler):  # StaticFilesHandler → WSGIHandler: each has its own chain
+        WSGIHandler.load_middleware(app)
+        app = getattr(app, "application", None)
     return live_server
 
 

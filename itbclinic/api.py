@@ -37,7 +37,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.viewsets import GenericViewSet
 
-from itbclinic.accounts.roles import has_role
+from itbclinic.accounts.roles import has_role, is_staff_member
 from itbclinic.pagination import StandardPagination
 from itbclinic.records import HardDeleteForbidden
 
@@ -280,7 +280,9 @@ class Conflict(exceptions.APIException):
 
 def exception_handler(exc, context):
     """DRF's handler, plus the domain's exceptions (see the module docstring)."""
-    from refills.services import BookingConflict  # wiring knows the apps; the apps never import this late
+    # Imported here, not at the top: patients/api.py and pumps/api.py import this module and must
+    # not pull in the care schedule (STYLE.md "The house").
+    from refills.services import BookingConflict
 
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=validation_error_detail(exc))
@@ -304,12 +306,6 @@ def exception_handler(exc, context):
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField(required=False)
-
-
-class ValidationErrorSerializer(serializers.Serializer):
-    """`{field: [message, …]}`; `non_field_errors` for the request as a whole."""
-
-    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 # ---------------------------------------------------------------------------
@@ -541,8 +537,7 @@ class ClinicViewSet(AuditedPatientAccessMixin, GenericViewSet):
 
     # -- serializers ------------------------------------------------------
     def is_patient_audience(self) -> bool:
-        from itbclinic.accounts.roles import is_staff_member
-
+        # The same rule as patient_list_visible_to: staff scope (and fields) win for a user with both.
         return not is_staff_member(self.request.user)
 
     def get_output_serializer_class(self):

@@ -732,3 +732,74 @@ def test_patient_reading_own_record_is_logged_too(world, client_for):
     client_for("patient").call("GET", "/api/implants/")
 
     assert list(AccessLog.objects.values_list("user", "patient")) == [(world.a.user.pk, world.a.patient.pk)]
+
+
+# ---------------------------------------------------------------------------
+# Strict input: what the schema says, or a 400 naming what is wrong
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("?patinet=12", "patinet"),
+        ("?status=", "status"),
+        ("?discrepancy_flagged=yes", "discrepancy_flagged"),
+        ("?page_size=0", "page_size"),
+        ("?page_size=ten", "page_size"),
+        ("?patient=0", "patient"),
+        ("?patient=99999999999999999999", "patient"),
+    ],
+)
+def test_unknown_or_invalid_query_parameters_are_named(world, client_for, query, name):
+    path = "/api/refill-visits/" if "discrepancy" in query else "/api/appointments/"
+
+    response = client_for("nurse").call("GET", path + query)
+
+    assert response.status_code == 400
+    assert list(response.json()) == [name]
+
+
+def test_query_parameters_on_a_single_record_are_refused(world, client_for):
+    response = client_for("nurse").call("GET", f"/api/patients/{world.a.patient.pk}/?status=deceased")
+
+    assert (response.status_code, list(response.json())) == (400, ["status"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("volume_ml", 20), ("volume_ml", 20.5), ("safety_margin_days", "5"), ("implant", "1"), ("refilled_on", 20250106)],
+)
+def test_json_types_are_the_documented_ones(world, client_for, field, value):
+    response = client_for("nurse").call("POST", "/api/refill-forecast/", {**FORECAST_INPUT, field: value})
+
+    assert (response.status_code, list(response.json())) == (400, [field])
+
+
+def test_the_api_reads_json_only(world, client_for):
+    response = client_for("nurse").post("/api/refill-forecast/", FORECAST_INPUT)  # form-encoded
+
+    assert response.status_code == 415
+
+
+def test_exception_handler_maps_domain_errors():
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError
+    from rest_framework.test import APIRequestFactory
+
+    from itbclinic.api import exception_handler
+    from itbclinic.records import HardDeleteForbidden
+    from refills.services import BookingConflict
+
+    context = {"request": APIRequestFactory().post("/api/x/"), "view": None}
+
+    def answer(exc):
+        response = exception_handler(exc, context)
+        return response.status_code, response.data
+
+    assert answer(ValidationError({"starts_at": "Too late.", "__all__": "No."})) == (
+        400,
+        {"starts_at": ["Too late."], "non_field_errors": ["No."]},
+    )
+    assert answer(ValidationError("Plain.")) == (400, {"non_field_errors": ["Plain."]})
+    assert answer(BookingConflict("Taken.")) == (409, {"detail": "Taken.", "code": "booking_conflict"})
+    assert answer(IntegrityError("unique"))[0] == 409
+    assert answer(HardDeleteForbidden("no"))[0] == 405

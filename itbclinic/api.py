@@ -239,6 +239,16 @@ class ClinicalDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = ClinicalDateTimeFormField
 
 
+class ClinicJSONParser(JSONParser):
+    """JSON, where nesting deep enough to exhaust the parser's recursion is a 400, not a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+
+
 # ---------------------------------------------------------------------------
 # Pagination: a page size that is not a whole number is a 400, not silently the default
 # ---------------------------------------------------------------------------
@@ -492,7 +502,7 @@ class ClinicViewSet(AuditedPatientAccessMixin, GenericViewSet):
     """
 
     permission_classes = [ClinicModelPermissions]
-    parser_classes = [JSONParser]
+    parser_classes = [ClinicJSONParser]
     renderer_classes = [JSONRenderer]
     pagination_class = ClinicPagination
     permission_model = None
@@ -613,6 +623,7 @@ __all__ = [
     "AuditedPatientAccessMixin",
     "BooleanFilter",
     "ClinicAutoSchema",
+    "ClinicJSONParser",
     "ClinicModelPermissions",
     "ClinicPagination",
     "ClinicViewSet",

@@ -10,7 +10,6 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -21,6 +20,7 @@ from itbclinic.api import (
     ClinicalDateField,
     ClinicalDateTimeField,
     ClinicAutoSchema,
+    ClinicJSONParser,
     ClinicPagination,
     ClinicViewSet,
     ListRetrieveMixin,
@@ -418,7 +418,7 @@ class RefillForecastSerializer(serializers.Serializer):
 
 class StaffAPIView(AuditedPatientAccessMixin, generics.GenericAPIView):
     permission_classes = [role_required(Role.NURSE, Role.CLINICIAN)]
-    parser_classes = [JSONParser]
+    parser_classes = [ClinicJSONParser]
     renderer_classes = [JSONRenderer]
     pagination_class = ClinicPagination
     schema = ClinicAutoSchema()

@@ -803,3 +803,27 @@ def test_exception_handler_maps_domain_errors():
     assert answer(BookingConflict("Taken.")) == (409, {"detail": "Taken.", "code": "booking_conflict"})
     assert answer(IntegrityError("unique"))[0] == 409
     assert answer(HardDeleteForbidden("no"))[0] == 405
+
+
+def test_json_nested_too_deeply_is_a_400(world, client_for):
+    response = client_for("nurse").generic(
+        "POST", "/api/refill-forecast/", "[" * 200_000 + "]" * 200_000, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+
+
+def test_text_with_a_null_character_or_lone_surrogate_is_a_400(world, client_for):
+    nurse = client_for("nurse")
+
+    null = nurse.call("PATCH", f"/api/patients/{world.a.patient.pk}/", {"notes": "a\x00b"})
+    surrogate = nurse.generic(
+        "PATCH", f"/api/patients/{world.a.patient.pk}/", '{"notes": "a\\ud800b"}', content_type="application/json"
+    )
+    search = nurse.call("GET", "/api/patients/?search=a%00b")
+
+    assert [(r.status_code, list(r.json())) for r in (null, surrogate, search)] == [
+        (400, ["notes"]),
+        (400, ["notes"]),
+        (400, ["search"]),
+    ]

@@ -143,6 +143,14 @@ def _uses_transactions(request) -> bool:
     return bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
 
 
+def _reconnect_if_dropped() -> None:
+    """A test may have cut this process's connection (e.g. a simulated database outage)."""
+    from django.db import connection
+
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
 def _put_back(snapshot: str) -> None:
     from django.contrib.auth.models import Group
     from django.core.management import call_command
@@ -176,6 +184,7 @@ def _migration_rows(django_db_setup, django_db_blocker):
     yield snapshot
     post_migrate.disconnect(sender=last_app, dispatch_uid="tests.put_back_migration_rows")
     with django_db_blocker.unblock():
+        _reconnect_if_dropped()
         _put_back(snapshot)
 
 
@@ -184,6 +193,7 @@ def _transactional_tests_start_with_migration_rows(request):
     if _uses_transactions(request):
         snapshot = request.getfixturevalue("_migration_rows")
         with request.getfixturevalue("django_db_blocker").unblock():
+            _reconnect_if_dropped()
             _put_back(snapshot)
 
 

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.models import AccessLog
+from audit.services import audit_record_access
 from patients.forms import add_service_errors, plain_decimal
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to
@@ -216,9 +218,6 @@ def _battery(*, implant: Implant, today: dt.date) -> dict:
 
 def _audit_view(request: HttpRequest, patient) -> None:
     # Access log of every view of a patient's record (SECURITY.md "Audit"; audit app, issue 6).
-    from audit.models import AccessLog
-    from audit.services import audit_record_access
-
     audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
 
 
@@ -524,6 +523,9 @@ def wallet_card(request: HttpRequest, patient_id: int) -> HttpResponse:
         "clinic": ClinicSettings.load(),
         "printed_on": timezone.localdate(),
     }
+    audit_record_access(
+        user=request.user, patient=patient, action=AccessLog.Action.EXPORT, request=request, detail="wallet card"
+    )
     return render(request, "refills/wallet_card.html", context)
 
 

@@ -619,10 +619,11 @@ def _appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> l
 def _refill_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
     """REFILL_UNBOOKED, REFILL_URGENT and BOOKED_AFTER_DUE for every active pump: one query.
 
-    REFILL_URGENT fires every day from `urgent_alert_days` before the alarm date until the pump
-    is refilled. A refill booked inside that last stretch does not silence it: one missed visit
-    there would leave the patient less than the urgent margin to the alarm (DOMAIN.md "Why a
-    missed refill is an emergency"); the message says what is booked.
+    REFILL_URGENT is raised from `urgent_alert_days` before the alarm date until the pump is
+    refilled: a new one every day while nothing is booked before the alarm. A refill booked
+    inside that last stretch does not silence it, because one missed visit there would leave
+    less than the urgent margin (DOMAIN.md "Why a missed refill is an emergency"), but it is
+    raised once (keyed on the day the stretch began), not daily, and says what is booked.
     """
     tz = _clinic_tz()
     booked = Appointment.objects.valid().filter(
@@ -663,16 +664,17 @@ def _refill_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
         if alarm_on <= today + dt.timedelta(days=clinic.urgent_alert_days):
             days = (alarm_on - today).days
             when = f"in {days} days" if days > 0 else ("TODAY" if days == 0 else f"{-days} days ago")
-            booking = (
-                f"refill booked for {booked_day:%a %d %b}: make sure it happens."
-                if booked_day and booked_day <= alarm_on
-                else "NOTHING BOOKED before it: book today."
-            )
+            if booked_day and booked_day <= alarm_on:
+                booking = f"refill booked for {booked_day:%a %d %b}: make sure the patient comes."
+                key_date = min(today, alarm_on - dt.timedelta(days=clinic.urgent_alert_days))
+            else:
+                booking = "NOTHING BOOKED before it: book today."
+                key_date = today
             alerts.append(
                 _alert(
                     Alert.Kind.REFILL_URGENT,
                     patient_id=patient_pk,
-                    key_date=today,
+                    key_date=key_date,
                     implant_id=implant_pk,
                     severity=Alert.Severity.URGENT,
                     message=f"Pump alarm date {alarm_on:%a %d %b %Y} ({when}); {booking}",

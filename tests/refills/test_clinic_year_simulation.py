@@ -70,6 +70,7 @@ class Clinic:
         self.figures = Counter()
         self.reached_alarm: list[tuple[int, dt.date, int | None]] = []
         self.checked: set[tuple[int, dt.date]] = set()
+        self.drugs = {c: factories.drug(c) for c in CONCENTRATIONS}
 
     # -- set-up ---------------------------------------------------------------------------
     def populate(self) -> None:
@@ -103,7 +104,7 @@ class Clinic:
             performed_by=self.nurse,
             actual_residual_ml=residual,
             volume_added_ml=implant.pump_model.reservoir_ml,
-            drug=factories.drug(concentration),
+            drug=self.drugs[concentration],
             drug_lot="SIM-LOT",
             daily_dose_after_mcg=dose,
             appointment=appointment,

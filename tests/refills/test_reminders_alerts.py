@@ -97,7 +97,11 @@ def test_a_booking_inside_the_last_week_does_not_silence_the_urgent_alert(implan
     kinds = {kind: severity for kind, _, severity in open_alerts()}
     assert kinds == {"refill_urgent": "urgent", "booked_after_due": "warning"}
     urgent = Alert.objects.get(kind="refill_urgent")
-    assert "refill booked for Thu 03 Apr: make sure it happens." in urgent.message
+    assert "refill booked for Thu 03 Apr: make sure the patient comes." in urgent.message
+    # raised once while the booking stands, not every day
+    assert scan(local(2025, 3, 31, 9)).raised == 0
+    assert Alert.objects.filter(kind="refill_urgent").count() == 1
+    assert Alert.objects.get(kind="refill_urgent").resolved_at is None
 
 
 def test_booked_after_due_resolves_when_brought_forward(implant, nurse):

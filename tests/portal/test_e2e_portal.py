@@ -35,28 +35,30 @@ NEW_PASSWORD = "a quiet river at dawn 17"
 LONDON = ZoneInfo("Europe/London")
 
 
-@pytest.fixture(scope="module")
-def browser():
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's session browser, on Debian's chromium (no browser download here).
+
+    The same session browser serves tests/e2e: one Playwright per process, or the sync API
+    refuses to start a second one inside the first one's event loop.
+    """
     if not Path(CHROMIUM).exists():
         from tests.conftest import require_service
 
         require_service("chromium", "install Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    }
 
 
 @pytest.fixture

@@ -484,11 +484,13 @@ def reject_unknown_query_parameters(view, request) -> None:
     }
     # An empty value of a typed filter (`?status=`) is not "any status": say so rather than guess.
     filterset_class = getattr(view, "filterset_class", None)
+    paginator = getattr(view, "paginator", None)
+    numbers = {paginator.page_query_param, paginator.page_size_query_param} if paginator is not None else set()
     for name, value in request.query_params.items():
         typed = filterset_class is not None and not isinstance(
             filterset_class.base_filters.get(name), django_filters.CharFilter | type(None)
         )
-        if value == "" and (typed or name in getattr(view, "extra_query_parameters", ())):
+        if value == "" and (typed or name in numbers or name in getattr(view, "extra_query_parameters", ())):
             errors[name] = ["Give a value, or leave the parameter out."]
     if errors:
         raise exceptions.ValidationError(errors)

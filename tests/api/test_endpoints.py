@@ -742,6 +742,8 @@ def test_patient_reading_own_record_is_logged_too(world, client_for):
     [
         ("?patinet=12", "patinet"),
         ("?status=", "status"),
+        ("?page=", "page"),
+        ("?page_size=", "page_size"),
         ("?discrepancy_flagged=yes", "discrepancy_flagged"),
         ("?page_size=0", "page_size"),
         ("?page_size=ten", "page_size"),

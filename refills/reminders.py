@@ -276,18 +276,101 @@ def reminders_scan(*, now: dt.datetime) -> ReminderScanResult:
     )
 
 
+def _patient_reachable(patient: Patient, channel: str) -> bool:
+    contact = patient.email if channel == Reminder.Channel.EMAIL else patient.phone
+    return (
+        patient.status == Patient.Status.ACTIVE
+        and not patient.entered_in_error
+        and patient.reminder_consent
+        and patient.reminder_channel == channel
+        and bool(contact)
+    )
+
+
+def _reminder_obsolete_reason(reminder: Reminder, appointment: Appointment, offsets: list[int]) -> str:
+    """The scan's four cancellation rules, for one row in Python ('' when it still applies)."""
+    if appointment.status != Appointment.Status.BOOKED or appointment.entered_in_error:
+        return "Appointment cancelled, completed or missed."
+    if reminder.appointment_starts_at != appointment.starts_at:
+        return "Appointment moved to another time."
+    if not _patient_reachable(appointment.patient, reminder.channel):
+        return "Patient inactive, consent withdrawn, or channel or contact changed."
+    if reminder.offset_days not in offsets:
+        return "Reminder offsets changed in the settings."
+    return ""
+
+
 @transaction.atomic
 def reminders_materialise_for_appointment(*, appointment: Appointment, now: dt.datetime | None = None) -> int:
     """The scan, for one appointment: call it inside appointment_book / _move / _cancel.
 
     The rows then exist in the booking's own transaction; the periodic scan would find them
     anyway a few minutes later (level-triggered), so forgetting this call delays, never loses.
+    Same rules as the scan, decided in Python for this one appointment (a handful of queries).
     """
     now = now or timezone.now()
     clinic = ClinicSettings.load()
-    _reminders_cancel_obsolete(clinic=clinic, now=now, appointment_id=appointment.pk)
-    _reminders_reopen(clinic=clinic, now=now, appointment_id=appointment.pk)
-    return _reminders_materialise(clinic=clinic, now=now, appointment_id=appointment.pk)
+    offsets = sorted(set(clinic.reminder_offsets_days or []))
+    appointment = Appointment.objects.select_related("patient").get(pk=appointment.pk)
+    existing = list(Reminder.objects.filter(appointment=appointment))
+    cancel: dict[str, list[int]] = {}
+    reopen = []
+    for row in existing:
+        reason = _reminder_obsolete_reason(row, appointment, offsets)
+        if row.status == Reminder.Status.PENDING and reason:
+            cancel.setdefault(reason, []).append(row.pk)
+        elif (
+            row.status == Reminder.Status.CANCELLED
+            and row.reason_code == Reminder.ReasonCode.OBSOLETE
+            and not reason
+            and row.send_at > now
+        ):
+            reopen.append(row.pk)
+    for reason, pks in cancel.items():
+        Reminder.objects.filter(pk__in=pks, status=Reminder.Status.PENDING).update(
+            status=Reminder.Status.CANCELLED,
+            reason_code=Reminder.ReasonCode.OBSOLETE,
+            status_reason=reason,
+            claim_token=None,
+            updated_at=now,
+        )
+    if reopen:
+        Reminder.objects.filter(pk__in=reopen, status=Reminder.Status.CANCELLED).update(
+            status=Reminder.Status.PENDING, reason_code="", status_reason="", updated_at=now
+        )
+    channel = appointment.patient.reminder_channel
+    if (
+        appointment.status != Appointment.Status.BOOKED
+        or appointment.entered_in_error
+        or appointment.starts_at <= now
+        or not _patient_reachable(appointment.patient, channel)
+    ):
+        return 0
+    have = {(r.appointment_starts_at, r.offset_days, r.channel) for r in existing}
+    rows = [
+        Reminder(
+            appointment=appointment,
+            patient_id=appointment.patient_id,
+            appointment_starts_at=appointment.starts_at,
+            offset_days=planned.offset_days,
+            channel=channel,
+            send_at=planned.send_at,
+            status=planned.status,
+            reason_code=planned.reason_code,
+            status_reason=planned.status_reason,
+        )
+        for planned in reminder_plan(
+            starts_at=appointment.starts_at,
+            offsets=offsets,
+            hour=clinic.reminder_hour,
+            now=now,
+            min_lead=dt.timedelta(hours=settings.REMINDER_MIN_LEAD_HOURS),
+            late_grace=dt.timedelta(hours=settings.REMINDER_LATE_GRACE_HOURS),
+        )
+        if (appointment.starts_at, planned.offset_days, channel) not in have
+    ]
+    Reminder.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
 # ---------------------------------------------------------------------------

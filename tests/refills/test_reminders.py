@@ -411,3 +411,23 @@ def test_offsets_and_hour_come_from_the_clinic_settings(booked):
         (7, dt.datetime(2025, 3, 24, 17, tzinfo=UTC))
     ]
     assert Appointment.objects.get().status == "booked"
+
+
+def test_booking_hook_follows_moves_and_cancellations_like_the_scan(booked, nurse):
+    hook = reminders.reminders_materialise_for_appointment
+    assert hook(appointment=booked, now=local(2025, 3, 3, 12)) == 2
+    # moved: the old pending rows are cancelled, two new ones planned (no scan needed)
+    appointment_move(appointment=booked, starts_at=local(2025, 3, 28, 14), moved_by=nurse, now=local(2025, 3, 4))
+    assert hook(appointment=booked, now=local(2025, 3, 4, 12)) == 2
+    assert reminders.reminders_scan(now=local(2025, 3, 4, 13)) == reminders.ReminderScanResult(0, 0, 0)
+    # moved back: the first rows return, nothing new is created
+    appointment_move(appointment=booked, starts_at=local(2025, 3, 31, 10), moved_by=nurse, now=local(2025, 3, 5))
+    assert hook(appointment=booked, now=local(2025, 3, 5, 12)) == 0
+    assert set(Reminder.objects.filter(status="pending").values_list("appointment_starts_at", flat=True)) == {
+        local(2025, 3, 31, 10)
+    }
+    # cancelled: nothing pending is left
+    appointment_cancel(appointment=booked, reason="Moved away", cancelled_by=nurse)
+    assert hook(appointment=booked, now=local(2025, 3, 6, 12)) == 0
+    assert not Reminder.objects.filter(status="pending").exists()
+    assert Reminder.objects.count() == 4

@@ -213,7 +213,7 @@ def main() -> None:
 
     from pumps.models import Implant
     from refills import reminders
-    from refills.models import ClinicSettings, Reminder
+    from refills.models import Alert, ClinicSettings, Reminder
 
     call_command("migrate", verbosity=0)
     now = timezone.now()
@@ -243,12 +243,11 @@ def main() -> None:
         f"first scan: {scan_result.planned} reminder rows planned for {len(missing)} appointments; "
         f"{alert_result.raised} alerts raised from {len(candidates)} candidate implants"
     )
-    # 2. steady state: keep the materialised rows and drain the alert emails (500 per digest),
-    # then time a scan that finds nothing new
-    for _ in range(100):
-        _, _, (_, drained) = timed(scan, repeat=1, rollback=False)
-        if not drained.emailed:
-            break
+    # 2. steady state: keep the materialised rows; the seeded clinic raises tens of thousands of
+    # alerts at once, which a real clinic never does: mark them emailed rather than send 500-alert
+    # digests for an hour. Then time a scan that finds nothing new.
+    timed(scan, repeat=1, rollback=False)
+    Alert.objects.filter(emailed_at__isnull=True).update(emailed_at=now)
     t_scan, q_scan, _ = timed(scan, repeat=args.repeat)
     t_raw_scan2, q_raw_scan2, _ = timed(raw_scan, repeat=args.repeat)
     rows.append(("scan, steady state", t_scan, q_scan, t_raw_scan2, q_raw_scan2))

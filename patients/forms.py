@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from .models import AshworthScore, Patient, ScreeningTrial, TrialStep
 
@@ -122,7 +123,9 @@ class TrialAssessmentForm(forms.Form):
     def __init__(self, *args, trial: ScreeningTrial, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["step"].queryset = trial.steps.filter(entered_in_error=False)
-        self.fields["step"].label_from_instance = lambda s: f"{s.dose_mcg:g} mcg at {s.given_at:%d %b %H:%M}"
+        self.fields["step"].label_from_instance = (
+            lambda s: f"{plain_decimal(s.dose_mcg)} mcg at {timezone.localtime(s.given_at):%d %b %H:%M}"
+        )
         for value, label in AshworthScore.MuscleGroup.choices:
             self.fields[f"mas_{value}"] = forms.ChoiceField(label=label, choices=MAS_CHOICES, required=False)
 

@@ -27,6 +27,7 @@ from .forms import (
     TrialStepForm,
     TrialVerdictForm,
     add_service_errors,
+    plain_decimal,
 )
 from .models import AshworthScore, Patient, ScreeningTrial
 
@@ -126,14 +127,16 @@ def _render_trial(request: HttpRequest, trial: ScreeningTrial, *, status: int = 
             initial={
                 "verdict": trial.verdict,
                 "positivity_rule": trial.positivity_rule,
-                "effective_bolus_mcg": trial.effective_bolus_mcg or (last_step.dose_mcg if last_step else None),
-                "effect_hours": trial.effect_hours,
+                "effective_bolus_mcg": plain_decimal(
+                    trial.effective_bolus_mcg or (last_step.dose_mcg if last_step else None)
+                ),
+                "effect_hours": plain_decimal(trial.effect_hours),
                 "verdict_notes": trial.verdict_notes,
             }
         ),
     )
     scored_groups = [
-        (value, label)
+        (value, label.replace(" (left)", " L").replace(" (right)", " R"))
         for value, label in AshworthScore.MuscleGroup.choices
         if any(value in change.mas for change in summary.changes)
     ]
@@ -183,7 +186,7 @@ def trial_step_add(request: HttpRequest, trial_id: int) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Dose of {form.cleaned_data['dose_mcg']:g} mcg recorded.")
+            messages.success(request, f"Dose of {plain_decimal(form.cleaned_data['dose_mcg'])} mcg recorded.")
             return redirect("staff:trial_detail", trial_id=trial.pk)
     return _render_trial(request, trial, status=400, step_form=form)
 
@@ -210,7 +213,7 @@ def trial_assessment_add(request: HttpRequest, trial_id: int) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Assessment at {data['hours_after']:g} h recorded.")
+            messages.success(request, f"Assessment at {plain_decimal(data['hours_after'])} h recorded.")
             return redirect("staff:trial_detail", trial_id=trial.pk)
     return _render_trial(request, trial, status=400, assessment_form=form)
 

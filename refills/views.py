@@ -558,7 +558,8 @@ def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
         else:
             implant.refresh_from_db()
             due = f" Refill now due by {implant.forecast_due_by:%d %b %Y}." if implant.forecast_due_by else ""
-            messages.success(request, f"Dose changed to {form.cleaned_data['daily_dose_mcg']:g} mcg/day.{due}")
+            dose = plain_decimal(form.cleaned_data["daily_dose_mcg"])
+            messages.success(request, f"Dose changed to {dose} mcg/day.{due}")
             return redirect("staff:patient_detail", patient_id=implant.patient_id)
     context = {"implant": implant, "patient": implant.patient, "form": form, "current": current}
     return render(request, "refills/dose_change.html", context, status=400 if form.errors else 200)

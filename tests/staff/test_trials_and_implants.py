@@ -60,7 +60,7 @@ def test_a_clinician_records_a_trial_step_by_step(clinician_client, clinician, p
     assert TrialAssessment.objects.filter(trial=trial).count() == 2
     html = clinician_client.get(detail).content.decode()
     # change from baseline at a glance: ((1 − 3) + (1.5 − 2)) / 2 = −1.25; Penn 3 → 1
-    assert "-1.25" in html and ">-2<" in html
+    assert "-1.25" in html and ">(-2)<" in html
     assert 'aria-current="step">4. Verdict' in html
     # verdict, then the suggested starting dose (2 × 50 mcg: the effect lasted 6 h)
     clinician_client.post(

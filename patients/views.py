@@ -17,6 +17,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from audit.models import AccessLog
+from audit.services import audit_record_access
 from itbclinic.accounts.roles import is_staff_member
 
 from . import selectors, services
@@ -172,7 +174,12 @@ def _trial_next_step(*, summary, steps) -> str:
 @staff_required("patients.view_screeningtrial")
 @require_http_methods(["GET"])
 def trial_detail(request: HttpRequest, trial_id: int) -> HttpResponse:
-    return _render_trial(request, _trial_get(request, trial_id))
+    trial = _trial_get(request, trial_id)
+    # Access log of every view of a patient's record (SECURITY.md "Audit").
+    audit_record_access(
+        user=request.user, patient=trial.patient, action=AccessLog.Action.VIEW, request=request, detail="trial"
+    )
+    return _render_trial(request, trial)
 
 
 @staff_required("patients.add_trialstep")

@@ -506,6 +506,9 @@ def refill_visit_done(request: HttpRequest, visit_id: int) -> HttpResponse:
         }
     )
     context.update({"visit": visit, "form": form, "can_book": request.user.has_perm("refills.add_appointment")})
+    audit_record_access(
+        user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request, detail="refill visit"
+    )
     return render(request, "refills/refill_visit_done.html", context)
 
 

@@ -1,8 +1,7 @@
-"""Browser tests: Playwright driving Debian's chromium against Django's live_server.
+"""Browser tests: pytest-playwright driving Debian's chromium against Django's live_server.
 
 - Playwright's own browser download does not work here: chromium is /usr/bin/chromium (the CI
-  installs it); missing → skipped locally, a failure in CI (`require_service`). Launched with
-  the plain sync API, one browser per module (see `browser`).
+  installs it); missing → skipped locally, a failure in CI (`require_service`).
 - The sync Playwright API runs an event loop in the test thread, so Django's async-safety guard
   must be lifted for the ORM calls the tests make (DJANGO_ALLOW_ASYNC_UNSAFE).
 - Each test saves a screenshot of its final page under test-artifacts/e2e/ (git-ignored), also
@@ -21,7 +20,6 @@ import pytest
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.utils import timezone
-from playwright.sync_api import sync_playwright
 
 from refills.services import refill_visit_record
 from tests import factories
@@ -57,41 +55,24 @@ def live_server(live_server, settings):
     return live_server
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium per test module, started and stopped with the module.
-
-    Plain sync Playwright rather than pytest-playwright's session-wide fixtures: another module
-    (tests/portal) starts its own `sync_playwright()`, which cannot run while one is still open.
-    """
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    # pytest-playwright's session browser, shared with tests/portal's browser tests: one
+    # Playwright per process (the sync API cannot start a second one inside the first's loop).
     if not shutil.which(CHROMIUM):
         require_service("chromium", f"{CHROMIUM} not found (apt-get install -y chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
 
 
-@pytest.fixture
-def new_context(browser):
-    """`new_context(**options)` → a browser context closed after the test (a landscape tablet, en-GB)."""
-    contexts = []
-
-    def make(**options):
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, locale="en-GB", timezone_id=settings.TIME_ZONE, **options
-        )
-        contexts.append(context)
-        return context
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(new_context):
-    return new_context().new_page()
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # A landscape tablet, the clinic's own locale and zone (date inputs show day/month/year).
+    return {
+        **browser_context_args,
+        "viewport": {"width": 1280, "height": 900},
+        "locale": "en-GB",
+        "timezone_id": settings.TIME_ZONE,
+    }
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
+from audit.mixins import AuditedModelAdminMixin
 from patients.services import clinical_record_mark_entered_in_error
 
 ENTERED_IN_ERROR_FIELDS = (
@@ -74,8 +75,11 @@ def mark_entered_in_error(modeladmin, request, queryset):
     return TemplateResponse(request, "admin/mark_entered_in_error.html", context)
 
 
-class ClinicalRecordAdmin(SimpleHistoryAdmin):
-    """Base admin of ClinicalRecord subclasses: history visible, never deleted, marked in error."""
+class ClinicalRecordAdmin(AuditedModelAdminMixin, SimpleHistoryAdmin):
+    """Base admin of ClinicalRecord subclasses: history visible, never deleted, marked in error.
+
+    Opening a record (or its history) is an access to its patient: it is written to the access log.
+    """
 
     actions = [mark_entered_in_error]
     # Subclasses list the fields the admin may correct; everything else is read-only because a

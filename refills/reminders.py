@@ -700,7 +700,7 @@ def _appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> l
 
 
 def _refill_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
-    """REFILL_UNBOOKED, REFILL_URGENT and BOOKED_AFTER_DUE for every active pump: one query.
+    """REFILL_UNBOOKED, REFILL_URGENT and BOOKED_AFTER_DUE for every active pump: two queries.
 
     REFILL_URGENT is raised from `urgent_alert_days` before the alarm date until the pump is
     refilled: a new one every day while nothing is booked before the alarm. A refill booked
@@ -712,22 +712,25 @@ def _refill_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
     booked = Appointment.objects.valid().filter(
         implant=OuterRef("pk"), kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED
     )
-    # One uncorrelated subquery (hashed once), not an EXISTS evaluated for every implant.
-    booked_after_due = (
+    fields = ("pk", "patient_id", "forecast_due_by", "forecast_alarm_on", "booked_at")
+    candidates = (
+        _active_implants()
+        .filter(forecast_due_by__isnull=False)
+        .annotate(booked_at=Subquery(booked.order_by("starts_at").values("starts_at")[:1]))
+    )
+    # due_by <= alarm_on always, so the horizon on due_by (indexed) covers both dates.
+    horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
+    near = candidates.filter(forecast_due_by__lte=horizon).values_list(*fields)
+    # Pumps booked after their due-by date, whenever that is: found from the booked refills.
+    late_booked = (
         Appointment.objects.valid()
         .filter(kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED, implant__isnull=False)
         .annotate(day=TruncDate("starts_at", tzinfo=tz))
-        .filter(day__gt=F("implant__forecast_due_by"))
+        .filter(day__gt=F("implant__forecast_due_by"), implant__forecast_due_by__gt=horizon)
         .values("implant_id")
     )
-    horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
-    rows = (
-        _active_implants()
-        .filter(forecast_due_by__isnull=False)
-        .filter(Q(forecast_due_by__lte=horizon) | Q(forecast_alarm_on__lte=horizon) | Q(pk__in=booked_after_due))
-        .annotate(booked_at=Subquery(booked.order_by("starts_at").values("starts_at")[:1]))
-        .values_list("pk", "patient_id", "forecast_due_by", "forecast_alarm_on", "booked_at")
-    )
+    far = candidates.filter(pk__in=late_booked).values_list(*fields)
+    rows = [*near, *far]
     alerts = []
     for implant_pk, patient_pk, due_by, alarm_on, booked_at in rows:
         booked_day = timezone.localtime(booked_at, tz).date() if booked_at else None
@@ -805,7 +808,8 @@ def _device_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
             plan_q |= Q(pump_model_id=model.pk) & (Q(implanted_on__lte=cutoff) | Q(eri_reported_on__isnull=False))
 
     already_windowed = Alert.objects.filter(kind=Alert.Kind.BATTERY_WINDOW, implant=OuterRef("pk"))
-    for implant in _active_implants().filter(window_q).exclude(Exists(already_windowed)):
+    columns = ("pk", "patient_id", "pump_model_id", "implanted_on", "eri_reported_on")
+    for implant in _active_implants().filter(window_q).exclude(Exists(already_windowed)).only(*columns):
         model = models[implant.pump_model_id]
         window = battery_window(
             implanted_on=implant.implanted_on,
@@ -829,7 +833,7 @@ def _device_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
     replacement_booked = Appointment.objects.valid().filter(
         patient=OuterRef("patient"), kind=Appointment.Kind.REPLACEMENT, status=Appointment.Status.BOOKED
     )
-    for implant in _active_implants().filter(plan_q).exclude(Exists(replacement_booked)):
+    for implant in _active_implants().filter(plan_q).exclude(Exists(replacement_booked)).only(*columns):
         model = models[implant.pump_model_id]
         plan = replacement_plan(
             implanted_on=implant.implanted_on,
@@ -861,6 +865,7 @@ def _device_alerts(*, clinic: ClinicSettings, today: dt.date) -> list[Alert]:
         .filter(eri_reported_on__isnull=False)
         .exclude(Exists(eri_alerted))
         .select_related("pump_model")
+        .only(*columns, "pump_model")
     ):
         model = implant.pump_model
         grace = model.eri_grace_days if model.eri_grace_days is not None else 90

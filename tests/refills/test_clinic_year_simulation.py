@@ -30,7 +30,8 @@ from refills.tasks import send_reminder_task
 from tests import factories
 from tests.refills.reminder_helpers import LONDON, Collector
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+# A few minutes on a 2-core machine: beyond the suite's default 300 s timeout on a busy one.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 PATIENTS = int(os.environ.get("ITB_SIM_PATIENTS", "300"))
 SEED = int(os.environ.get("ITB_SIM_SEED", "20250106"))

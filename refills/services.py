@@ -254,6 +254,10 @@ def _validate_slot(
     window = refill_window_get(implant=implant, clinic=clinic)
     if window is None or window.opens_on <= day <= window.due_by:
         return
+    if window.due_by < timezone.localdate(now) and implant.forecast_alarm_on and day <= implant.forecast_alarm_on:
+        # Already overdue: the window has closed, and the soonest refill before the alarm is what
+        # any nurse must be able to book at once. Past the alarm date a clinician decides.
+        return
     where = "after the due-by date" if day > window.due_by else "before the safe window opens"
     message = (
         f"{day:%d %b %Y} is {where} ({window.opens_on:%d %b} to {window.due_by:%d %b %Y}); "

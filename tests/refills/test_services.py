@@ -298,3 +298,13 @@ def test_database_constraints_guard_volumes_even_through_update(refilled):
         RefillVisit.objects.update(volume_added_ml=Decimal("-1"))
     with pytest.raises(IntegrityError), transaction.atomic():
         RefillVisit.objects.update(volume_added_ml=Decimal("25"))  # 20 mL reservoir
+
+
+def test_an_overdue_pump_can_be_booked_by_a_nurse_up_to_the_alarm_date(refilled, nurse):
+    # due by 1 Apr, alarm 6 Apr; on 2 Apr the window has closed
+    kwargs = dict(patient=refilled.patient, kind="refill", booked_by=nurse, now=at(2025, 4, 2, 8))
+    with pytest.raises(ValidationError) as exc:
+        appointment_book(starts_at=at(2025, 4, 7), **kwargs)  # after the alarm: a clinician decides
+    assert "clinician may override" in exc.value.message_dict["starts_at"][0]
+    appointment = appointment_book(starts_at=at(2025, 4, 3), **kwargs)
+    assert appointment.outside_window_reason == ""

@@ -13,6 +13,7 @@ The REST API's shared wiring: who may do what, whose records a user sees, how er
   A lost booking race (BookingConflict) answers 409.
 """
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from functools import reduce
@@ -230,9 +231,12 @@ class BooleanFilter(django_filters.TypedChoiceFilter):
 class ClinicalDateTimeFormField(django_filters.fields.IsoDateTimeField):
     def clean(self, value):
         value = super().clean(value)
-        if value is not None and not (EARLIEST_DATE <= value.date().isoformat() <= LATEST_DATE):
+        if value is None:
+            return None
+        if not (EARLIEST_DATE <= value.date().isoformat() <= LATEST_DATE):
             raise forms.ValidationError(f"Give a time between {EARLIEST_DATE} and {LATEST_DATE}.")
-        return value
+        # In UTC: Python accepts any offset under 24 h, PostgreSQL refuses those beyond ±15:59.
+        return value.astimezone(dt.UTC)
 
 
 class ClinicalDateTimeFilter(django_filters.IsoDateTimeFilter):

@@ -6,6 +6,7 @@ force, which is the care schedule's business, and pumps never calls into refills
 
 from decimal import Decimal
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -45,6 +46,7 @@ class CatalogueSerializer(StrictModelSerializer):
     retired with `is_active`, never deleted.
     """
 
+    @transaction.atomic
     def _save(self, instance, data):
         for name, value in data.items():
             setattr(instance, name, value)

@@ -6,6 +6,7 @@ the caller's to see). Patient A is then pointed at patient B's objects on every 
 """
 
 import json
+import re
 
 import pytest
 from django.db import transaction
@@ -273,3 +274,19 @@ def test_patient_posting_privileged_fields_changes_nothing(world, client_for, no
         False,
         ["patient"],
     )
+
+
+def test_every_api_url_pattern_is_in_the_schema():
+    """A route under /api/ left out of the schema (schema=None, a plain view) would escape the matrix."""
+    from django.urls import reverse
+
+    from itbclinic import api_urls
+
+    routed = {
+        reverse(f"api:{pattern.name}", kwargs=dict.fromkeys(pattern.pattern.regex.groupindex, "7"))
+        for pattern in api_urls.urlpatterns
+        if pattern.name != "not-found"
+    }
+    documented = {re.sub(r"\{\w+\}", "7", path) for path in PATHS}
+
+    assert routed == documented

@@ -431,3 +431,34 @@ def test_booking_hook_follows_moves_and_cancellations_like_the_scan(booked, nurs
     assert hook(appointment=booked, now=local(2025, 3, 6, 12)) == 0
     assert not Reminder.objects.filter(status="pending").exists()
     assert Reminder.objects.count() == 4
+
+
+def test_broker_down_at_publish_leaves_the_row_for_the_recovery(
+    booked, monkeypatch, django_capture_on_commit_callbacks
+):
+    reminders.reminders_scan(now=local(2025, 3, 17, 9))
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(send_reminder_task, "apply_async", broker_down)
+    # the publish fails after commit; robust on_commit logs it and the dispatcher does not crash
+    with time_machine.travel(local(2025, 3, 17, 9, 1), tick=False), django_capture_on_commit_callbacks(execute=True):
+        assert dispatch_reminders_task() == 1
+    row = Reminder.objects.get(offset_days=14)
+    assert row.status == "sending"
+    # ten minutes later the recovery returns it to pending, and the next dispatch claims it again
+    assert reminders.reminders_recover_stuck(now=local(2025, 3, 17, 9, 12)).requeued == 1
+    assert reminders.reminders_dispatch(now=local(2025, 3, 17, 9, 12), enqueue=Collector()).claimed == [row.pk]
+
+
+def test_replacement_surgery_is_reminded_like_any_appointment(nurse):
+    implant = refilled_implant(nurse=nurse, on=local(2025, 1, 6))
+    surgery = book(
+        implant=implant, nurse=nurse, kind="replacement", starts_at=local(2025, 6, 2, 8), now=local(2025, 5, 1)
+    )
+    reminders.reminders_scan(now=local(2025, 5, 1, 12))
+    assert sorted((r.offset_days, r.send_at) for r in Reminder.objects.filter(appointment=surgery)) == [
+        (2, dt.datetime(2025, 5, 31, 8, tzinfo=UTC)),
+        (14, dt.datetime(2025, 5, 19, 8, tzinfo=UTC)),
+    ]

@@ -1,5 +1,7 @@
 """Pump and drug catalogues, implants and dose prescriptions. Knows patients, never refills."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -35,6 +37,20 @@ class PumpModel(models.Model):
         max_digits=4, decimal_places=1, default=1, help_text="Post-fill discrepancy that may mean a pocket fill [S28]."
     )
     mri_note = models.TextField(blank=True)
+    # Constant-flow pumps: the restrictor's flow, labelled per pump; this is the default an
+    # implant starts from (DOMAIN.md "Constant-flow pumps") [S25].
+    default_flow_ml_per_day = models.DecimalField(
+        max_digits=6, decimal_places=3, null=True, blank=True, help_text="Constant-flow pumps only."
+    )
+    # The programmable range from the model's IFU (catalogue settings with safe defaults): a
+    # daily volume or an alarm volume outside it cannot be programmed, so it cannot be true.
+    min_flow_ml_per_day = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0.020"))
+    max_flow_ml_per_day = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("24.000"))
+    alarm_min_ml = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("0.0"))
+    alarm_max_ml = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("10.0"))
+    patient_boluses = models.BooleanField(
+        default=False, help_text="Patient-activated boluses possible (Prometra PTC) [S21]."
+    )
     is_active = models.BooleanField(default=True)
 
     history = HistoricalRecords()
@@ -54,10 +70,26 @@ class PumpModel(models.Model):
                 | Q(battery_earliest_end_years__lte=F("battery_hard_stop_years")),
                 name="pumpmodel_battery_window_ordered",
             ),
+            models.CheckConstraint(
+                condition=Q(min_flow_ml_per_day__gt=0) & Q(min_flow_ml_per_day__lt=F("max_flow_ml_per_day")),
+                name="pumpmodel_flow_range_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(alarm_min_ml__gte=0) & Q(alarm_min_ml__lte=F("alarm_max_ml")),
+                name="pumpmodel_alarm_range_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(default_flow_ml_per_day__isnull=True) | Q(default_flow_ml_per_day__gt=0),
+                name="pumpmodel_default_flow_positive",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.manufacturer} {self.name} {self.reservoir_ml:g} mL"
+
+    @property
+    def is_constant_flow(self) -> bool:
+        return self.flow == self.Flow.CONSTANT
 
     @property
     def has_battery(self) -> bool:
@@ -74,6 +106,10 @@ class Drug(models.Model):
     max_interval_days = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Stability cap on the refill interval, whatever the volume."
     )
+    # Hard bounds on a daily dose (catalogue settings, safe defaults): outside them an entry is
+    # refused as a typo. The usual ranges, which ask for confirmation, are clinic settings.
+    min_daily_dose_mcg = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("10"))
+    max_daily_dose_mcg = models.DecimalField(max_digits=8, decimal_places=2, default=Decimal("2000"))
     is_active = models.BooleanField(default=True)
 
     history = HistoricalRecords()
@@ -83,6 +119,10 @@ class Drug(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["name", "concentration_mcg_per_ml"], name="drug_unique"),
             models.CheckConstraint(condition=Q(concentration_mcg_per_ml__gt=0), name="drug_concentration_positive"),
+            models.CheckConstraint(
+                condition=Q(min_daily_dose_mcg__gt=0) & Q(min_daily_dose_mcg__lt=F("max_daily_dose_mcg")),
+                name="drug_dose_bounds_ordered",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -124,11 +164,21 @@ class Implant(ClinicalRecord):
     explanted_on = models.DateField(null=True, blank=True)
     explant_reason = models.TextField(blank=True)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    # The forecast in force (last refill, then any dose change since), kept current by the care
-    # schedule's services so that the whole clinic's schedule is one indexed, set-based query.
+    # The fill in theatre: the first interval of the forecast starts at the implant.
+    fill_volume_ml = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    fill_drug = models.ForeignKey(Drug, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    fill_drug_lot = models.CharField(max_length=64, blank=True)
+    fill_alarm_threshold_ml = models.DecimalField(max_digits=4, decimal_places=1, null=True, blank=True)
+    # Constant-flow pumps: the flow labelled on this pump (defaults from the model).
+    flow_ml_per_day = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
+    # The forecast in force, computed from the pump's whole history by one pure function
+    # (refills/forecasting.py) and stored by the care schedule's services in the same transaction
+    # as every write that changes the history, so the clinic's schedule is one indexed query.
     forecast_alarm_on = models.DateField(null=True, blank=True, editable=False)
     forecast_empty_on = models.DateField(null=True, blank=True, editable=False)
     forecast_due_by = models.DateField(null=True, blank=True, editable=False, db_index=True)
+    # Why there is no forecast (blank when there is one): see refills.forecasting.Problem.
+    forecast_problem = models.CharField(max_length=24, blank=True, editable=False)
 
     history = HistoricalRecords()
 
@@ -152,6 +202,12 @@ class Implant(ClinicalRecord):
             models.CheckConstraint(
                 condition=Q(eri_reported_on__isnull=True) | Q(eri_reported_on__gte=F("implanted_on")),
                 name="implant_eri_after_implant",
+            ),
+            models.CheckConstraint(
+                condition=Q(fill_volume_ml__isnull=True) | Q(fill_volume_ml__gt=0), name="implant_fill_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(flow_ml_per_day__isnull=True) | Q(flow_ml_per_day__gt=0), name="implant_flow_positive"
             ),
         ]
 
@@ -183,8 +239,13 @@ class DosePrescription(ClinicalRecord):
     dosing_mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.SIMPLE_CONTINUOUS)
     # Flex: [{"start": "HH:MM", "mcg_per_hour": "…"}…]; periodic bolus: [{"at": "HH:MM", "mcg": "…"}…]
     schedule = models.JSONField(default=list, blank=True)
+    # Patient-activated boluses (Prometra PTC): the forecast counts every allowed bolus [S21].
+    patient_bolus_mcg = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    patient_boluses_per_day = models.PositiveSmallIntegerField(null=True, blank=True)
     prescribed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     reason = models.TextField(blank=True)
+    # A change beyond the clinic's titration limits, confirmed by the prescribing clinician.
+    titration_confirmed = models.BooleanField(default=False)
 
     history = HistoricalRecords()
 
@@ -196,7 +257,18 @@ class DosePrescription(ClinicalRecord):
             models.CheckConstraint(
                 condition=Q(concentration_mcg_per_ml__gt=0), name="doseprescription_concentration_positive"
             ),
+            models.CheckConstraint(
+                condition=Q(patient_bolus_mcg__isnull=True) | Q(patient_bolus_mcg__gt=0),
+                name="doseprescription_patient_bolus_positive",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.daily_dose_mcg} mcg/day from {self.effective_at:%Y-%m-%d}"
+
+    @property
+    def worst_case_daily_dose_mcg(self) -> Decimal:
+        """The programmed day plus every allowed patient bolus: what the refill date counts [S21]."""
+        if self.patient_bolus_mcg and self.patient_boluses_per_day:
+            return self.daily_dose_mcg + self.patient_bolus_mcg * self.patient_boluses_per_day
+        return self.daily_dose_mcg

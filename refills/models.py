@@ -21,6 +21,11 @@ def default_closed_weekdays() -> list[int]:
     return [5, 6]  # Saturday, Sunday (Monday is 0)
 
 
+def default_usual_dose_ranges() -> dict[str, list[int]]:
+    """Usual maintenance doses in mcg/day by spasticity origin, and for children [S14][S47]."""
+    return {"spinal": [300, 800], "cerebral": [90, 703], "other": [90, 800], "child": [25, 1000]}
+
+
 class ClinicSettings(models.Model):
     """The clinic's own settings (one row), editable by the clinic admin."""
 
@@ -54,6 +59,22 @@ class ClinicSettings(models.Model):
     refills_per_day = models.PositiveSmallIntegerField(default=8)
     closed_weekdays = models.JSONField(default=default_closed_weekdays, blank=True)
     default_place = models.CharField(max_length=200, default="ITB clinic room 2")
+    # Escalation: urgent alerts also go by SMS to the on-call phone, and again (to both lists)
+    # when nobody acknowledges them in time (DOMAIN.md "Events that must escalate").
+    on_call_phone = models.CharField(
+        max_length=32, blank=True, help_text="Urgent alerts are texted here (international format)."
+    )
+    escalate_after_minutes = models.PositiveSmallIntegerField(
+        default=60, help_text="An urgent alert nobody has acknowledged after this long is escalated again."
+    )
+    # Entries that cannot be true (DOMAIN.md): clock skew allowed for "now", titration limits.
+    clock_skew_minutes = models.PositiveSmallIntegerField(default=5, validators=[MaxValueValidator(60)])
+    titration_max_increase_pct = models.PositiveSmallIntegerField(default=20)
+    titration_max_increase_cerebral_pct = models.PositiveSmallIntegerField(default=15)
+    titration_max_decrease_pct = models.PositiveSmallIntegerField(default=20)
+    usual_dose_ranges = models.JSONField(
+        default=default_usual_dose_ranges, help_text="Usual daily doses (mcg/day): outside them asks to confirm."
+    )
 
     history = HistoricalRecords()
 
@@ -123,6 +144,22 @@ class RefillVisit(ClinicalRecord):
     empty_on = models.DateField()
     due_by = models.DateField(db_index=True)
     battery_status = models.CharField(max_length=8, choices=BatteryStatus.choices, default=BatteryStatus.OK)
+    # The date the pump logged the ERI or end of service (read from its event log), not the visit's.
+    battery_event_on = models.DateField(null=True, blank=True)
+
+    class PostFillCheck(models.TextChoices):
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed (pocket-fill risk)"
+        NOT_DONE = "not_done", "Not done"
+
+    # After the fill: the volume confirmed in the reservoir; a gap above the model's tolerance,
+    # or a failed check, is a pocket-fill risk [S28][S29].
+    post_fill_check = models.CharField(max_length=8, choices=PostFillCheck.choices, default=PostFillCheck.NOT_DONE)
+    post_fill_discrepancy_ml = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    patient_bolus_mcg = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    patient_boluses_per_day = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Done after the reservoir's empty date: the patient may already have been in withdrawal.
+    after_empty_date = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
 
     history = HistoricalRecords()
@@ -182,6 +219,8 @@ class Appointment(ClinicalRecord):
     outside_window_reason = models.TextField(
         blank=True, help_text="A clinician's reason for booking a refill outside the safe window."
     )
+    # A clinician's urgent booking on a closed or full day (the alarm date left no open day).
+    override_reason = models.TextField(blank=True)
     visit = models.OneToOneField(
         RefillVisit, null=True, blank=True, on_delete=models.PROTECT, related_name="appointment"
     )
@@ -325,6 +364,14 @@ class Alert(models.Model):
         REPLACEMENT_PLAN = "replacement_plan", "Replacement surgery to plan"
         ERI = "eri", "ERI recorded: pump stops in 90 days"
         CHANGE_REQUEST = "change_request", "Patient asked for a new date"
+        NO_FORECAST = "no_forecast", "URGENT: pump with no forecast"
+        RECORD_ATTENTION = "record_attention", "Record needs attention"
+        END_OF_SERVICE = "end_of_service", "URGENT: battery end of service"
+        DISCREPANCY = "discrepancy", "Residual discrepancy to review"
+        REFILL_AFTER_EMPTY = "refill_after_empty", "URGENT: refilled after the empty date"
+        POCKET_FILL = "pocket_fill", "URGENT: failed post-fill check"
+        EXPLANT_NO_REPLACEMENT = "explant_no_replacement", "Pump explanted, no replacement"
+        PATIENT_STATUS = "patient_status", "Patient transferred or deceased"
 
     class Audience(models.TextChoices):
         NURSES = "nurses", "Nurses"
@@ -352,11 +399,25 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     resolution = models.CharField(max_length=200, blank=True)
+    visit = models.ForeignKey(RefillVisit, null=True, blank=True, on_delete=models.PROTECT, related_name="alerts")
+    # The patient's withdrawal-risk flags at the time, in words; a flag raises the severity.
+    risk_flags = models.CharField(max_length=200, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    sms_sent_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_count = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-raised_at"]
         constraints = [
-            models.UniqueConstraint(fields=["kind", "patient", "key_date"], name="alert_one_per_kind_patient_date"),
+            # Severity is part of the key: resolving an early alert never silences a later,
+            # more urgent one about the same date.
+            models.UniqueConstraint(
+                fields=["kind", "patient", "key_date", "severity"], name="alert_one_per_kind_patient_date_severity"
+            ),
         ]
         indexes = [models.Index(fields=["resolved_at", "audience"], name="alert_open_idx")]
 
@@ -366,3 +427,48 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+class ReservoirEmptying(ClinicalRecord):
+    """The reservoir emptied (before MRI for Prometra, or at explant): 0 mL from then on.
+
+    The next fill starts a new interval; until then the pump has no forecast and is escalated.
+    """
+
+    class Reason(models.TextChoices):
+        MRI = "mri", "Before MRI"
+        EXPLANT = "explant", "At explant"
+        OTHER = "other", "Other"
+
+    implant = models.ForeignKey(Implant, on_delete=models.PROTECT, related_name="emptyings")
+    emptied_at = models.DateTimeField()
+    volume_removed_ml = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.MRI)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    notes = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-emptied_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(volume_removed_ml__isnull=True) | Q(volume_removed_ml__gte=0),
+                name="reservoiremptying_volume_not_negative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Reservoir of implant {self.implant_id} emptied {self.emptied_at:%Y-%m-%d}"
+
+
+class TaskRun(models.Model):
+    """When each scheduled task last completed: the watchdog's evidence that the net is running."""
+
+    name = models.CharField(max_length=100, unique=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_completed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: completed {self.last_completed_at}"

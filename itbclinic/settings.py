@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "itbclinic.accounts.context_processors.roles",
+                "itbclinic.context_processors.safety_net",
             ],
         },
     },

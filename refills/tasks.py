@@ -1,22 +1,50 @@
 """Celery adapters of refills/reminders.py: read the clock, call one service, own the retries.
 
 Beat (one, declared in settings.CELERY_BEAT_SCHEDULE) runs the scan, the dispatcher and the
-recovery; the dispatcher enqueues one `send_reminder_task` per claimed row after commit.
+recovery; the dispatcher enqueues one `send_reminder_task` per claimed row after commit. Each of
+the three records its runs for the watchdog (refills/watchdog.py), which /healthz and the staff
+pages read.
 """
 
+import functools
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import reminders
+from . import reminders, watchdog
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="refills.scan_reminders_task", ignore_result=True)
+def watched(*, name: str) -> Callable:
+    """Record the task's start and completion in TaskRun; a failure records its error and re-raises."""
+
+    def decorate(task: Callable) -> Callable:
+        @functools.wraps(task)
+        def run(*args, **kwargs):
+            watchdog.task_run_start(name=name, now=timezone.now())
+            try:
+                result = task(*args, **kwargs)
+            except Exception as exc:
+                try:
+                    watchdog.task_run_fail(name=name, error=exc)
+                except Exception:  # e.g. the database is what failed: the task's own error matters more
+                    logger.exception("could not record the failure of %s", name)
+                raise
+            watchdog.task_run_complete(name=name, now=timezone.now())
+            return result
+
+        return run
+
+    return decorate
+
+
+@shared_task(name=watchdog.SCAN_TASK, ignore_result=True)
+@watched(name=watchdog.SCAN_TASK)
 def scan_reminders_task() -> dict:
     now = timezone.now()
     scan = reminders.reminders_scan(now=now)
@@ -35,7 +63,8 @@ def enqueue_send_reminder(*, reminder_id: int, claim_token: str) -> None:
     transaction.on_commit(publish_send_reminder, robust=True)
 
 
-@shared_task(name="refills.dispatch_reminders_task", ignore_result=True)
+@shared_task(name=watchdog.DISPATCH_TASK, ignore_result=True)
+@watched(name=watchdog.DISPATCH_TASK)
 def dispatch_reminders_task() -> int:
     result = reminders.reminders_dispatch(now=timezone.now(), enqueue=enqueue_send_reminder)
     if result.claimed or result.skipped_stale:
@@ -43,7 +72,8 @@ def dispatch_reminders_task() -> int:
     return len(result.claimed)
 
 
-@shared_task(name="refills.recover_reminders_task", ignore_result=True)
+@shared_task(name=watchdog.RECOVER_TASK, ignore_result=True)
+@watched(name=watchdog.RECOVER_TASK)
 def recover_reminders_task() -> int:
     result = reminders.reminders_recover_stuck(now=timezone.now())
     if result.requeued or result.failed:

@@ -1,12 +1,13 @@
 """Writes of patients and screening trials. Each service validates, then saves in one transaction."""
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
+from django.utils import timezone
 
 from .models import AshworthScore, Patient, ScreeningTrial, TrialAssessment, TrialStep
 
@@ -35,6 +36,65 @@ PATIENT_EDITABLE_FIELDS = frozenset(
 )
 
 
+# Entries that cannot be true (DOMAIN.md): a birth, referral or trial after today, or before 1900.
+# pumps/rules.py holds the same kind of check for pump events, but patients may not import pumps
+# (the apps depend one way: patients <- pumps <- refills), so this small one lives here.
+EARLIEST_DAY = dt.date(1900, 1, 1)
+
+
+def _day_errors(*, field: str, label: str, day: object, today: dt.date, not_before=None) -> dict[str, str]:
+    """`day` after today, before 1900 or before `not_before` (label, date) -> {field: message}.
+
+    Only a real date is judged: a missing or malformed value is the model's own error to report.
+    """
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        return {}
+    if day > today:
+        return {field: f"The {label} {day.isoformat()} is in the future: today is {today.isoformat()}."}
+    if day < EARLIEST_DAY:
+        return {field: f"The {label} {day.isoformat()} is before 1900: check the year."}
+    if not_before is not None:
+        limit_label, limit = not_before
+        if isinstance(limit, dt.date) and day < limit:
+            return {field: f"The {label} {day.isoformat()} is before the {limit_label} ({limit.isoformat()})."}
+    return {}
+
+
+def _patient_date_errors(*, patient: Patient, fields: Collection[str], today: dt.date) -> dict[str, str]:
+    """Only the dates being set are judged, so an old odd record can still have its notes edited."""
+    errors: dict[str, str] = {}
+    if "date_of_birth" in fields:
+        errors |= _day_errors(field="date_of_birth", label="date of birth", day=patient.date_of_birth, today=today)
+    if "referred_on" in fields or ("date_of_birth" in fields and not errors):
+        errors |= _day_errors(
+            field="referred_on" if "referred_on" in fields else "date_of_birth",
+            label="referral date",
+            day=patient.referred_on,
+            today=today,
+            not_before=("date of birth", patient.date_of_birth),
+        )
+    return errors
+
+
+def _full_clean(instance: models.Model, rules: Callable[[], Mapping[str, str]]) -> None:
+    """The model's own validation, then the service's rules, reported together field by field.
+
+    The rules run after `full_clean` has turned the values into dates (data may hold text);
+    a field the model already refused keeps only the model's message.
+    """
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        combined = exc.message_dict
+    else:
+        combined = {}
+    for name, message in rules().items():
+        if name not in combined:
+            combined[name] = [message]
+    if combined:
+        raise ValidationError(combined)
+
+
 def _apply(instance, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = set(data) - allowed
     if unknown:
@@ -44,19 +104,23 @@ def _apply(instance, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
 
 
 @transaction.atomic
-def patient_create(*, data: Mapping[str, Any]) -> Patient:
+def patient_create(*, data: Mapping[str, Any], today: dt.date | None = None) -> Patient:
+    """A new patient. `today` (clinic-local, default the clock's) bounds the birth and referral dates."""
+    today = today or timezone.localdate()
     patient = Patient()
     _apply(patient, data, PATIENT_EDITABLE_FIELDS)
-    patient.full_clean()
+    _full_clean(patient, lambda: _patient_date_errors(patient=patient, fields=data.keys(), today=today))
     patient.save()
     return patient
 
 
 @transaction.atomic
-def patient_update(*, patient: Patient, data: Mapping[str, Any]) -> Patient:
+def patient_update(*, patient: Patient, data: Mapping[str, Any], today: dt.date | None = None) -> Patient:
+    """Change the fields given; refused as a whole (nothing saved) when one of them cannot be true."""
+    today = today or timezone.localdate()
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     _apply(patient, data, PATIENT_EDITABLE_FIELDS)
-    patient.full_clean()
+    _full_clean(patient, lambda: _patient_date_errors(patient=patient, fields=data.keys(), today=today))
     patient.save()
     return patient
 
@@ -77,7 +141,10 @@ def trial_start(
     kind: str = ScreeningTrial.Kind.BOLUS,
     positivity_rule: str = ScreeningTrial.Rule.CLINICIAN,
     goals: str = "",
+    today: dt.date | None = None,
 ) -> ScreeningTrial:
+    """A trial dated today or earlier (clinic-local `today`, default the clock's), not before birth."""
+    today = today or timezone.localdate()
     trial = ScreeningTrial(
         patient=patient,
         clinician=clinician,
@@ -86,7 +153,16 @@ def trial_start(
         positivity_rule=positivity_rule,
         goals=goals,
     )
-    trial.full_clean()
+    _full_clean(
+        trial,
+        lambda: _day_errors(
+            field="started_on",
+            label="trial date",
+            day=trial.started_on,
+            today=today,
+            not_before=("patient's date of birth", patient.date_of_birth),
+        ),
+    )
     trial.save()
     return trial
 

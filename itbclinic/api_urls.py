@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from patients.api import PatientViewSet, TrialViewSet
 from pumps.api import DrugPumpIntervalViewSet, DrugViewSet, ImplantViewSet, PumpModelViewSet
 from refills.api import (
+    AlertViewSet,
     AppointmentViewSet,
     DosePrescriptionViewSet,
     DueForRefillView,
@@ -25,6 +26,7 @@ router.register("implants", ImplantViewSet, basename="implant")
 router.register("dose-prescriptions", DosePrescriptionViewSet, basename="dose-prescription")
 router.register("refill-visits", RefillVisitViewSet, basename="refill-visit")
 router.register("appointments", AppointmentViewSet, basename="appointment")
+router.register("alerts", AlertViewSet, basename="alert")
 
 app_name = "api"
 urlpatterns = [

@@ -1,12 +1,15 @@
 """REST API of the care schedule: dose prescriptions, refill visits, appointments, the refill
-forecast for given inputs (the staff form calls it live) and the list of implants due for a refill.
+forecast for given inputs (the staff form calls it live), the list of implants due for a refill
+and the open alerts.
 
 Views validate the shape of the input and call one service or selector; the rules live there.
 """
 
 from decimal import Decimal
 
+import django_filters
 from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.decorators import action
@@ -21,8 +24,10 @@ from itbclinic.api import (
     ClinicalDateTimeField,
     ClinicAutoSchema,
     ClinicJSONParser,
+    ClinicModelPermissions,
     ClinicPagination,
     ClinicViewSet,
+    IdFilter,
     ListRetrieveMixin,
     MarkEnteredInErrorMixin,
     ScopedPrimaryKeyRelatedField,
@@ -39,11 +44,13 @@ from itbclinic.api import (
     text,
 )
 from patients.api import patient_field
+from pumps.api import ForecastProblemDisplayField
 from pumps.models import DosePrescription, Drug, Implant
 
 from .calculations import refill_forecast, residual_discrepancy
 from .filters import AppointmentFilter, DosePrescriptionFilter, RefillVisitFilter
-from .models import Appointment, ClinicSettings, RefillVisit
+from .models import Alert, Appointment, ClinicSettings, RefillVisit
+from .reminders import alert_list_open
 from .selectors import implant_get_expected_residual, max_interval_days_get, patient_list_due_for_refill
 from .services import (
     appointment_book,
@@ -500,6 +507,7 @@ class DueForRefillSerializer(StrictModelSerializer):
     days_to_due = serializers.SerializerMethodField()
     has_booked_refill = StrictBooleanField()
     booked_refill_at = serializers.DateTimeField(allow_null=True)
+    forecast_problem_display = ForecastProblemDisplayField()
 
     class Meta:
         model = Implant
@@ -514,6 +522,8 @@ class DueForRefillSerializer(StrictModelSerializer):
             "forecast_due_by",
             "forecast_alarm_on",
             "forecast_empty_on",
+            "forecast_problem",
+            "forecast_problem_display",
             "days_to_due",
             "has_booked_refill",
             "booked_refill_at",
@@ -563,3 +573,68 @@ class DueForRefillView(StaffAPIView, generics.ListAPIView):
         page = super().paginate_queryset(queryset)
         self.audit_patient_access(patients=(implant.patient for implant in page or []), detail="due for refill")
         return page
+
+
+# ---------------------------------------------------------------------------
+# Open alerts
+# ---------------------------------------------------------------------------
+class AlertFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=Alert.Kind.choices)
+    severity = django_filters.ChoiceFilter(choices=Alert.Severity.choices)
+    audience = django_filters.ChoiceFilter(choices=Alert.Audience.choices)
+    patient = IdFilter(field_name="patient_id")
+
+    class Meta:
+        model = Alert
+        fields = ["kind", "severity", "audience", "patient"]
+
+
+class AlertSerializer(StrictModelSerializer):
+    kind_display = StrictCharField(source="get_kind_display")
+    mrn = StrictCharField(source="patient.mrn")
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "kind",
+            "kind_display",
+            "severity",
+            "audience",
+            "patient",
+            "mrn",
+            "implant",
+            "key_date",
+            "message",
+            "risk_flags",
+            "raised_at",
+            "acknowledged_at",
+            "escalation_count",
+        ]
+        read_only_fields = fields
+
+
+class AlertViewSet(ClinicViewSet):
+    """Open alerts (`alert_list_open`): urgent first, then the most recent. Staff only; read-only here.
+
+    Resolving one is the worklist's action (refills/views.py `alert_resolve`).
+    """
+
+    permission_classes = [ClinicModelPermissions]
+    permission_model = Alert
+    serializer_class = AlertSerializer
+    filterset_class = AlertFilter
+    # Filters only: the order is the selector's (urgent first), not the caller's.
+    filter_backends = [DjangoFilterBackend]
+    audit_patient_path = "patient"
+
+    def base_queryset(self):
+        return alert_list_open()
+
+    def scope_queryset(self, queryset):
+        return scope_by_patients(queryset, self.request, path="patient")
+
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        self.audit_patient_access(patients=(alert.patient for alert in page), detail="list alert")
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

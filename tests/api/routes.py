@@ -13,6 +13,7 @@ from drf_spectacular.generators import SchemaGenerator
 NURSE, CLINICIAN, ADMIN, PATIENT = "nurse", "clinician", "clinic_admin", "patient"
 STAFF_READERS = frozenset({NURSE, CLINICIAN})
 CATALOGUE_READERS = frozenset({NURSE, CLINICIAN, ADMIN})
+ALL_STAFF = frozenset({NURSE, CLINICIAN, ADMIN})
 EVERYONE = frozenset({NURSE, CLINICIAN, ADMIN, PATIENT})
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -52,6 +53,7 @@ RESOURCES = {
     "appointments": Resource("appointment", frozenset({NURSE, CLINICIAN, PATIENT})),
     "refill-forecast": Resource("", STAFF_READERS),
     "due-for-refill": Resource("", STAFF_READERS),
+    "alerts": Resource("", ALL_STAFF),
 }
 
 
@@ -235,6 +237,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     # The care schedule's calculators and lists
     ("/api/refill-forecast/", "POST"): Operation(STAFF_READERS, _forecast),
     ("/api/due-for-refill/", "GET"): Operation(STAFF_READERS),
+    # Open alerts: every staff role reads them (the clinic admin watches the net too).
+    ("/api/alerts/", "GET"): Operation(ALL_STAFF),
 }
 
 

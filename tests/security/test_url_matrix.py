@@ -295,6 +295,7 @@ ROUTES: dict[str, Route] = {
     "api:appointment-mark-entered-in-error": api_action(of(pk="appointment"), writers=STAFF_READERS),
     "api:refill-forecast": staff(read=None, write=STAFF_READERS),
     "api:due-for-refill": staff(),
+    "api:alert-list": api_list(readers=("nurse", "clinician", "clinic_admin")),
 }
 
 

@@ -174,6 +174,28 @@ class ReplacementPlanSerializer(serializers.Serializer):
     stops_on = serializers.DateField()
 
 
+def forecast_problem_label(code: str) -> str:
+    """ "fill_not_recorded" → "Fill not recorded"; blank when the pump has a forecast.
+
+    Spelt from the code because pumps may not import refills (which owns the codes); once
+    `Implant.forecast_problem` has choices, this becomes `get_forecast_problem_display`.
+    """
+    return code.replace("_", " ").capitalize()
+
+
+@extend_schema_field({"type": "string"})
+class ForecastProblemDisplayField(serializers.ReadOnlyField):
+    """The human-readable `forecast_problem` of an implant (read from the same row)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("source", "forecast_problem")
+        kwargs.setdefault("help_text", "Why there is no forecast, in words; blank when there is one.")
+        super().__init__(**kwargs)
+
+    def to_representation(self, value) -> str:
+        return forecast_problem_label(value or "")
+
+
 class ImplantOwnSerializer(StrictModelSerializer):
     """What a patient reads of their pump: which pump, since when, MRI advice and when it is due.
 
@@ -205,6 +227,7 @@ class ImplantSerializer(ImplantOwnSerializer):
     """An implant as staff read it; the fields after the patient's own are staff-only."""
 
     replacement_plan = serializers.SerializerMethodField()
+    forecast_problem_display = ForecastProblemDisplayField()
 
     class Meta(ImplantOwnSerializer.Meta):
         staff_only_fields = [
@@ -217,6 +240,9 @@ class ImplantSerializer(ImplantOwnSerializer):
             "explant_reason",
             "recorded_by",
             "forecast_empty_on",
+            # Why the pump has no forecast ("" when it has one): a pump without one is escalated.
+            "forecast_problem",
+            "forecast_problem_display",
             "replacement_plan",
             "created_at",
             "updated_at",

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from django import forms
 
-from patients.forms import DateInput, plain_decimal
+from patients.forms import DateInput
 from patients.models import VERTEBRAL_LEVELS
 
 from .models import Drug, PumpModel
@@ -30,31 +30,41 @@ class ImplantRegisterForm(forms.Form):
     )
     surgeon = forms.CharField(max_length=200)
     hospital = forms.CharField(max_length=200)
-    starting_daily_dose_mcg = forms.DecimalField(
-        label="Starting dose (mcg/day)", max_digits=8, decimal_places=2, required=False
-    )
-    concentration_mcg_per_ml = forms.TypedChoiceField(
-        label="Concentration in the pump",
-        choices=[],
-        coerce=Decimal,
+    # The fill in theatre: the forecast starts at the implant (DOMAIN.md "Fill at implant").
+    fill_drug = forms.ModelChoiceField(
+        label="Drug and concentration filled",
+        queryset=Drug.objects.filter(is_active=True, screening_only=False),
+        empty_label="Choose the drug",
         required=False,
-        empty_value=None,
+    )
+    fill_volume_ml = forms.DecimalField(
+        label="Volume filled (mL)", max_digits=5, decimal_places=2, required=False, min_value=Decimal("0.01")
+    )
+    fill_drug_lot = forms.CharField(label="Drug lot number", max_length=64, required=False)
+    fill_alarm_threshold_ml = forms.DecimalField(
+        label="Low-reservoir alarm (mL)", max_digits=4, decimal_places=1, required=False
+    )
+    starting_daily_dose_mcg = forms.DecimalField(
+        label="Starting dose (mcg/day)", max_digits=8, decimal_places=2, required=False, min_value=Decimal("0.01")
+    )
+    flow_ml_per_day = forms.DecimalField(
+        label="Labelled flow (mL/day, constant-flow pumps)", max_digits=6, decimal_places=3, required=False
     )
     mri_notes = forms.CharField(label="MRI notes", widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["pump_model"].label_from_instance = pump_model_label
-        concentrations = sorted(
-            set(
-                Drug.objects.filter(is_active=True, screening_only=False).values_list(
-                    "concentration_mcg_per_ml", flat=True
-                )
-            )
-        )
-        self.fields["concentration_mcg_per_ml"].choices = [("", "None yet")] + [
-            (f"{c:f}", f"{plain_decimal(c)} mcg/mL") for c in concentrations
-        ]
+        self.fields["fill_drug"].label_from_instance = drug_label
+
+
+class ImplantReplaceForm(ImplantRegisterForm):
+    """One action: the old pump out, the new one in with its fill."""
+
+    explanted_on = forms.DateField(label="Old pump explanted on", widget=DateInput())
+    explant_reason = forms.CharField(
+        label="Why it was replaced", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+    )
 
 
 class ImplantEriForm(forms.Form):

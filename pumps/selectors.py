@@ -20,12 +20,16 @@ def implant_list_active() -> QuerySet[Implant]:
     return Implant.objects.valid().filter(explanted_on__isnull=True, patient__status="active")
 
 
-def dose_get_in_force(*, implant: Implant, at: dt.datetime | None = None) -> DosePrescription | None:
-    """The latest valid prescription effective at `at` (or the latest of all)."""
-    qs = DosePrescription.objects.valid().filter(implant=implant)
-    if at is not None:
-        qs = qs.filter(effective_at__lte=at)
+def dose_get_in_force(*, implant: Implant, at: dt.datetime) -> DosePrescription | None:
+    """The latest valid prescription effective at `at` (pass now for "the dose in force")."""
+    qs = DosePrescription.objects.valid().filter(implant=implant, effective_at__lte=at)
     return qs.order_by("-effective_at", "-id").first()
+
+
+def dose_get_planned(*, implant: Implant, now: dt.datetime) -> DosePrescription | None:
+    """The next prescription that takes effect after `now` (shown as planned, with its date)."""
+    qs = DosePrescription.objects.valid().filter(implant=implant, effective_at__gt=now)
+    return qs.order_by("effective_at", "id").first()
 
 
 def dose_list_since(*, implant: Implant, after: dt.datetime) -> list[DosePrescription]:

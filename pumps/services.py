@@ -5,10 +5,12 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from patients.models import Patient
 
-from .models import DosePrescription, Implant, PumpModel
+from .models import DosePrescription, Drug, Implant, PumpModel
+from .rules import alarm_volume_errors, event_time_errors, flow_errors
 
 
 @transaction.atomic
@@ -27,9 +29,71 @@ def implant_register(
     starting_daily_dose_mcg: Decimal | None = None,
     concentration_mcg_per_ml: Decimal | None = None,
     dose_effective_at: dt.datetime | None = None,
+    fill_volume_ml: Decimal | None = None,
+    fill_drug: Drug | None = None,
+    fill_drug_lot: str = "",
+    fill_alarm_threshold_ml: Decimal | None = None,
+    flow_ml_per_day: Decimal | None = None,
+    now: dt.datetime | None = None,
+    skew_minutes: int = 5,
 ) -> Implant:
+    """Register a pump with its fill in theatre (volume, drug, lot, alarm volume) and starting dose.
+
+    The care schedule (`refills.services.implant_register_with_fill`) stores its first forecast;
+    without a fill the pump is on the worklist as "fill not recorded" until one is entered.
+    """
+    now = timezone.localtime(now or timezone.now())
     # Lock the patient so two clinicians registering at once cannot both pass the check below.
     Patient.objects.select_for_update().filter(pk=patient.pk).first()
+    errors = event_time_errors(
+        field="implanted_on", at=implanted_on, now=now, skew_minutes=skew_minutes, what="The implant"
+    )
+    if fill_drug is not None:
+        if fill_drug.screening_only:
+            errors["fill_drug"] = f"{fill_drug} is for screening only, never for the pump."
+        if concentration_mcg_per_ml is not None and concentration_mcg_per_ml != fill_drug.concentration_mcg_per_ml:
+            errors["concentration_mcg_per_ml"] = "The concentration is the fill drug's."
+        concentration_mcg_per_ml = fill_drug.concentration_mcg_per_ml
+        if fill_volume_ml is None:
+            errors["fill_volume_ml"] = "Give the volume filled in theatre."
+        elif fill_volume_ml <= 0 or fill_volume_ml > pump_model.reservoir_ml:
+            errors["fill_volume_ml"] = f"Between 0 and the reservoir's {pump_model.reservoir_ml:g} mL."
+        else:
+            threshold = pump_model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
+            errors.update(
+                alarm_volume_errors(
+                    field="fill_alarm_threshold_ml",
+                    alarm_ml=threshold,
+                    fill_ml=fill_volume_ml,
+                    alarm_min_ml=pump_model.alarm_min_ml,
+                    alarm_max_ml=pump_model.alarm_max_ml,
+                )
+            )
+        if not fill_drug_lot.strip():
+            errors["fill_drug_lot"] = "Record the lot of the drug filled in theatre."
+        if starting_daily_dose_mcg is None and not pump_model.is_constant_flow:
+            errors["starting_daily_dose_mcg"] = "Give the starting dose programmed in theatre."
+    elif fill_volume_ml is not None:
+        errors["fill_drug"] = "Give the drug and concentration filled in theatre."
+    if pump_model.is_constant_flow:
+        flow_ml_per_day = flow_ml_per_day or pump_model.default_flow_ml_per_day
+        if flow_ml_per_day is None:
+            errors["flow_ml_per_day"] = "Give the flow labelled on this constant-flow pump."
+        else:
+            errors.update(
+                flow_errors(
+                    field="flow_ml_per_day",
+                    flow_ml_per_day=flow_ml_per_day,
+                    min_flow_ml_per_day=pump_model.min_flow_ml_per_day,
+                    max_flow_ml_per_day=pump_model.max_flow_ml_per_day,
+                )
+            )
+        if starting_daily_dose_mcg is None and flow_ml_per_day and concentration_mcg_per_ml:
+            starting_daily_dose_mcg = (flow_ml_per_day * concentration_mcg_per_ml).quantize(Decimal("0.01"))
+    elif flow_ml_per_day is not None:
+        errors["flow_ml_per_day"] = "Only a constant-flow pump has a fixed flow."
+    if errors:
+        raise ValidationError(errors)
     if Implant.objects.valid().filter(patient=patient, explanted_on__isnull=True).exists():
         raise ValidationError({"patient": "This patient already has an active pump: record its explant first."})
     serial_number = serial_number.strip()
@@ -49,6 +113,11 @@ def implant_register(
         catheter_tip_level=catheter_tip_level,
         mri_notes=mri_notes or pump_model.mri_note,
         recorded_by=recorded_by,
+        fill_volume_ml=fill_volume_ml if fill_drug is not None else None,
+        fill_drug=fill_drug,
+        fill_drug_lot=fill_drug_lot.strip(),
+        fill_alarm_threshold_ml=fill_alarm_threshold_ml if fill_drug is not None else None,
+        flow_ml_per_day=flow_ml_per_day,
     )
     implant.full_clean(validate_constraints=False)
     try:
@@ -61,7 +130,9 @@ def implant_register(
             implant=implant,
             daily_dose_mcg=starting_daily_dose_mcg,
             concentration_mcg_per_ml=concentration_mcg_per_ml,
-            effective_at=dose_effective_at or dt.datetime.combine(implanted_on, dt.time(12), tzinfo=dt.UTC),
+            # The dose programmed in theatre runs from the fill (the forecast counts the day whole).
+            effective_at=dose_effective_at
+            or dt.datetime.combine(implanted_on, dt.time.min, tzinfo=timezone.get_current_timezone()),
             prescribed_by=recorded_by,
             reason="Starting dose at implant",
         )
@@ -69,10 +140,22 @@ def implant_register(
 
 
 @transaction.atomic
-def implant_record_eri(*, implant: Implant, eri_on: dt.date, by) -> Implant:
+def implant_record_eri(
+    *, implant: Implant, eri_on: dt.date, by, now: dt.datetime | None = None, skew_minutes: int = 5
+) -> Implant:
+    now = timezone.localtime(now or timezone.now())
     implant = Implant.objects.select_for_update().get(pk=implant.pk)
-    if eri_on < implant.implanted_on:
-        raise ValidationError({"eri_reported_on": "The ERI cannot precede the implant."})
+    errors = event_time_errors(
+        field="eri_reported_on",
+        at=eri_on,
+        now=now,
+        skew_minutes=skew_minutes,
+        not_before=implant.implanted_on,
+        not_before_what="the implant",
+        what="The ERI",
+    )
+    if errors:
+        raise ValidationError(errors)
     if implant.explanted_on is not None:
         raise ValidationError({"eri_reported_on": "This pump has been explanted."})
     implant.eri_reported_on = eri_on
@@ -81,13 +164,27 @@ def implant_record_eri(*, implant: Implant, eri_on: dt.date, by) -> Implant:
 
 
 @transaction.atomic
-def implant_explant(*, implant: Implant, explanted_on: dt.date, reason: str, by) -> Implant:
+def implant_explant(
+    *, implant: Implant, explanted_on: dt.date, reason: str, by, now: dt.datetime | None = None, skew_minutes: int = 5
+) -> Implant:
+    """The pump explanted (the care schedule's `implant_explant_record` also closes its bookings)."""
+    now = timezone.localtime(now or timezone.now())
     implant = Implant.objects.select_for_update().get(pk=implant.pk)
     errors = {}
     if implant.explanted_on is not None:
         errors["explanted_on"] = "This pump is already explanted."
-    elif explanted_on < implant.implanted_on:
-        errors["explanted_on"] = "The explant date must be on or after the implant date."
+    else:
+        errors.update(
+            event_time_errors(
+                field="explanted_on",
+                at=explanted_on,
+                now=now,
+                skew_minutes=skew_minutes,
+                not_before=implant.implanted_on,
+                not_before_what="the implant",
+                what="The explant",
+            )
+        )
     if not reason.strip():
         errors["explant_reason"] = "Give the reason for the explant."
     if errors:
@@ -109,8 +206,12 @@ def dose_prescribe(
     prescribed_by,
     dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
     schedule: list | None = None,
+    patient_bolus_mcg: Decimal | None = None,
+    patient_boluses_per_day: int | None = None,
+    titration_confirmed: bool = False,
     reason: str = "",
 ) -> DosePrescription:
+    """One row of the prescription history; the callers check bounds, titration and time."""
     errors = {}
     if daily_dose_mcg is None or daily_dose_mcg <= 0:
         errors["daily_dose_mcg"] = "The daily dose must be above zero."
@@ -127,7 +228,10 @@ def dose_prescribe(
         effective_at=effective_at,
         dosing_mode=dosing_mode,
         schedule=schedule or [],
+        patient_bolus_mcg=patient_bolus_mcg,
+        patient_boluses_per_day=patient_boluses_per_day,
         prescribed_by=prescribed_by,
+        titration_confirmed=titration_confirmed,
         reason=reason,
     )
     prescription.full_clean()

@@ -36,7 +36,7 @@ from patients.services import (
 from pumps.models import DosePrescription, Drug, Implant, PumpModel
 from pumps.services import implant_explant, implant_register
 
-from .forecasting import DoseChange, forecast_in_force, remaining_volume_on
+from .forecasting import Dose, Fill, pump_forecast, reservoir_volume_on
 from .models import Appointment, ClinicSettings, ClosedDay, RefillVisit
 from .selectors import (
     max_interval_days_get,
@@ -438,16 +438,28 @@ class _ClinicBuilder:
         key = (drug.pk, model.pk)
         if key not in self.max_intervals:
             self.max_intervals[key] = max_interval_days_get(drug=drug, implant=Implant(pump_model=model))
-        return forecast_in_force(
-            refilled_on=visit.day,
-            volume_ml=Decimal(model.reservoir_ml),
-            concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
-            daily_dose_mcg=visit.dose,
-            dose_changes=[DoseChange(on=visit.change[0], daily_dose_mcg=visit.change[1])] if visit.change else [],
-            alarm_threshold_ml=model.alarm_threshold_ml,
+        return pump_forecast(
+            events=self.planned_events(model=model, visit=visit, max_interval_days=self.max_intervals[key]),
+            tz=timezone.get_current_timezone(),
             safety_margin_days=self.clinic.safety_margin_days,
-            max_interval_days=self.max_intervals[key],
         ).due_by
+
+    def planned_events(self, *, model: PumpModel, visit: "PlannedVisit", max_interval_days: int | None = None):
+        """A planned refill (and the dose change after it) as forecast events, at the demo's times."""
+        at = self.at(visit.day, dt.time(0, 0))
+        events = [
+            Fill(
+                at=at,
+                volume_ml=Decimal(model.reservoir_ml),
+                concentration_mcg_per_ml=self.drugs[visit.conc].concentration_mcg_per_ml,
+                alarm_threshold_ml=model.alarm_threshold_ml,
+                max_interval_days=max_interval_days,
+            ),
+            Dose(at=at, daily_dose_mcg=visit.dose),
+        ]
+        if visit.change:
+            events.append(Dose(at=self.at(visit.change[0], dt.time(11, 0)), daily_dose_mcg=visit.change[1]))
+        return events
 
     def last_visit_for_due(self, *, model: PumpModel, due: tuple[int, int], dose: Decimal, conc: int) -> dt.date:
         """The latest clinic day whose refill puts the due-by date inside `due` (days from today)."""
@@ -545,14 +557,9 @@ class _ClinicBuilder:
         """What the forecast says is left (as the refill service computes it), to add the aspiration's noise to."""
         if previous is None:
             return None
-        day, planned = previous
-        return remaining_volume_on(
-            refilled_on=day,
-            volume_ml=Decimal(model.reservoir_ml),
-            concentration_mcg_per_ml=self.drugs[planned.conc].concentration_mcg_per_ml,
-            daily_dose_mcg=planned.dose,
-            dose_changes=[DoseChange(on=planned.change[0], daily_dose_mcg=planned.change[1])] if planned.change else [],
-            on=on,
+        _day, planned = previous
+        return reservoir_volume_on(
+            events=self.planned_events(model=model, visit=planned), tz=timezone.get_current_timezone(), on=on
         ).quantize(Decimal("0.01"))
 
     def visit_booking(

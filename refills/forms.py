@@ -7,13 +7,72 @@ are the services' (their ValidationError lands on the form via `add_service_erro
 import datetime as dt
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from itbclinic.accounts.roles import Role
 from patients.forms import DateInput, DateTimeLocalInput
 from pumps.forms import drug_label
 from pumps.models import DosePrescription, Drug
 
-from .models import Appointment, RefillVisit
+from .models import Appointment, RefillVisit, ReservoirEmptying
+
+User = get_user_model()
+
+
+def clinician_queryset():
+    return User.objects.filter(is_active=True, groups__name=Role.CLINICIAN.value).order_by("last_name", "first_name")
+
+
+class ScheduleField(forms.CharField):
+    """Flex steps or periodic boluses typed one a line: "00:00 12.5" (start and mcg/hour, flex) or
+    "08:00 25" (time and mcg, periodic bolus). Becomes the list the services sum; the rules
+    (steps cover the day, at most 13) are the services'."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "placeholder": "00:00 15\n07:00 20\n22:00 15"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", "Flex steps or boluses (one a line: HH:MM and mcg/hour or mcg)")
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(
+                f"{row.get('start') or row.get('at')} {row.get('mcg_per_hour') or row.get('mcg')}" for row in value
+            )
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        return [] if not text.strip() else text
+
+    def parse(self, *, text, dosing_mode: str) -> list[dict]:
+        rows = []
+        for number, line in enumerate(text.strip().splitlines(), start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise ValidationError(f"Line {number}: write a time and a number, e.g. 07:00 20.")
+            key = "start" if dosing_mode == DosePrescription.Mode.FLEX else "at"
+            amount = "mcg_per_hour" if dosing_mode == DosePrescription.Mode.FLEX else "mcg"
+            rows.append({key: parts[0], amount: parts[1]})
+        return rows
+
+
+class ScheduleFormMixin:
+    def clean(self):
+        data = super().clean()
+        text = data.get("schedule")
+        if isinstance(text, str):
+            try:
+                data["schedule"] = self.fields["schedule"].parse(text=text, dosing_mode=data.get("dosing_mode", ""))
+            except ValidationError as exc:
+                self.add_error("schedule", exc)
+        return data
+
 
 TIME_CHOICES = [(f"{h:02d}:{m:02d}", f"{h:02d}:{m:02d}") for h in range(8, 18) for m in (0, 30)]
 
@@ -60,7 +119,7 @@ class AppointmentCancelForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
-class RefillVisitForm(forms.Form):
+class RefillVisitForm(ScheduleFormMixin, forms.Form):
     performed_at = forms.DateTimeField(label="Refilled at", widget=DateTimeLocalInput())
     actual_residual_ml = forms.DecimalField(
         label="Actual residual aspirated (mL)",
@@ -84,7 +143,25 @@ class RefillVisitForm(forms.Form):
         label="Daily dose (mcg/day)",
         max_digits=8,
         decimal_places=2,
+        required=False,
         widget=forms.NumberInput(attrs={"step": "1", "inputmode": "decimal"}),
+        help_text="As prescribed. On a constant-flow pump it follows from the flow and the concentration.",
+    )
+    prescriber = forms.ModelChoiceField(
+        label="Prescribing clinician (when the dose or concentration changes)",
+        queryset=User.objects.none(),
+        required=False,
+        empty_label="No change: the prescribed dose",
+    )
+    titration_confirmed = forms.BooleanField(
+        label="I confirm this dose although it is outside the usual range or titration limits", required=False
+    )
+    schedule = ScheduleField(required=False)
+    patient_bolus_mcg = forms.DecimalField(
+        label="Patient bolus (mcg, Prometra PTC)", max_digits=8, decimal_places=2, required=False
+    )
+    patient_boluses_per_day = forms.IntegerField(
+        label="Patient boluses allowed per day", min_value=1, max_value=48, required=False
     )
     dosing_mode = forms.ChoiceField(
         label="Dosing mode", choices=DosePrescription.Mode.choices, initial=DosePrescription.Mode.SIMPLE_CONTINUOUS
@@ -100,6 +177,15 @@ class RefillVisitForm(forms.Form):
         choices=RefillVisit.BatteryStatus.choices,
         initial=RefillVisit.BatteryStatus.OK,
     )
+    battery_event_on = forms.DateField(
+        label="Date the pump logged the ERI / end of service", widget=DateInput(), required=False
+    )
+    post_fill_check = forms.ChoiceField(
+        label="Post-fill check", choices=RefillVisit.PostFillCheck.choices, initial=RefillVisit.PostFillCheck.PASSED
+    )
+    post_fill_discrepancy_ml = forms.DecimalField(
+        label="Post-fill discrepancy (mL)", max_digits=5, decimal_places=2, required=False
+    )
     bridge_bolus_mcg = forms.DecimalField(
         label="Bridge or priming bolus (mcg)", max_digits=8, decimal_places=2, required=False
     )
@@ -108,15 +194,42 @@ class RefillVisitForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["drug"].label_from_instance = drug_label
+        self.fields["prescriber"].queryset = clinician_queryset()
+        self.fields["prescriber"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
 
 
-class DoseChangeForm(forms.Form):
-    daily_dose_mcg = forms.DecimalField(label="New daily dose (mcg/day)", max_digits=8, decimal_places=2)
+class DoseChangeForm(ScheduleFormMixin, forms.Form):
+    daily_dose_mcg = forms.DecimalField(
+        label="New daily dose (mcg/day)",
+        max_digits=8,
+        decimal_places=2,
+        required=False,
+        help_text="For flex dosing, leave blank: the steps are summed.",
+    )
     effective_at = forms.DateTimeField(label="Effective from", widget=DateTimeLocalInput())
     dosing_mode = forms.ChoiceField(
         label="Dosing mode", choices=DosePrescription.Mode.choices, initial=DosePrescription.Mode.SIMPLE_CONTINUOUS
     )
+    schedule = ScheduleField(required=False)
+    patient_bolus_mcg = forms.DecimalField(
+        label="Patient bolus (mcg, Prometra PTC)", max_digits=8, decimal_places=2, required=False
+    )
+    patient_boluses_per_day = forms.IntegerField(
+        label="Patient boluses allowed per day", min_value=1, max_value=48, required=False
+    )
+    titration_confirmed = forms.BooleanField(
+        label="I confirm this dose although it is outside the usual range or titration limits", required=False
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
+
+
+class ReservoirEmptyForm(forms.Form):
+    emptied_at = forms.DateTimeField(label="Emptied at", widget=DateTimeLocalInput())
+    reason = forms.ChoiceField(choices=ReservoirEmptying.Reason.choices, initial=ReservoirEmptying.Reason.MRI)
+    volume_removed_ml = forms.DecimalField(
+        label="Volume withdrawn (mL)", max_digits=5, decimal_places=2, required=False
+    )
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
 
 
 class WorklistFilterForm(forms.Form):

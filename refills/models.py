@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from itbclinic.records import ClinicalRecord
+from itbclinic.records import ClinicalRecord, ClinicalRecordQuerySet
 from patients.models import Patient
 from pumps.models import DosePrescription, Drug, Implant
 
@@ -195,6 +195,12 @@ class RefillVisit(ClinicalRecord):
         return self.volume_added_ml
 
 
+class AppointmentQuerySet(ClinicalRecordQuerySet):
+    def booked_refills(self) -> "AppointmentQuerySet":
+        """Valid refill appointments still booked: the one definition of "a refill is booked"."""
+        return self.filter(kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED, entered_in_error=False)
+
+
 class Appointment(ClinicalRecord):
     class Kind(models.TextChoices):
         REFILL = "refill", "Refill"
@@ -227,6 +233,7 @@ class Appointment(ClinicalRecord):
     booked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     notes = models.TextField(blank=True)
 
+    objects = AppointmentQuerySet.as_manager()
     history = HistoricalRecords()
 
     class Meta:

@@ -1,6 +1,8 @@
 """Reads of the care schedule: who is due, the safe window, free slots, expected residuals."""
 
 import datetime as dt
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -14,15 +16,35 @@ from patients.selectors import patient_list
 from pumps.calculations import ReplacementPlan
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant
 from pumps.selectors import (
-    dose_get_in_force,
     implant_get_battery_window_opens_on,
     implant_get_replacement_plan,
     implant_list_active,
 )
 
-from .calculations import RefillForecast, ResidualDiscrepancy, refill_forecast, residual_discrepancy
-from .forecasting import DoseChange, forecast_in_force, remaining_volume_on
-from .models import Appointment, AppointmentChangeRequest, ClinicSettings, ClosedDay, RefillVisit, Reminder
+from .calculations import ResidualDiscrepancy, residual_discrepancy
+from .forecasting import (
+    PROBLEM_LABELS,
+    Bolus,
+    Dose,
+    Emptied,
+    Event,
+    Fill,
+    Problem,
+    PumpForecast,
+    pump_forecast,
+    reservoir_volume_on,
+)
+from .models import (
+    Appointment,
+    AppointmentChangeRequest,
+    ClinicSettings,
+    ClosedDay,
+    RefillVisit,
+    Reminder,
+    ReservoirEmptying,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def _booked_refills(implant_ref) -> QuerySet[Appointment]:
@@ -72,48 +94,113 @@ def max_interval_days_get(*, drug: Drug, implant: Implant) -> int | None:
     return row.max_interval_days if row else drug.max_interval_days
 
 
-def _dose_changes_since(*, implant: Implant, after: dt.datetime) -> list[DoseChange]:
-    rows = (
-        DosePrescription.objects.valid()
-        .filter(implant=implant, effective_at__gt=after)
-        .order_by("effective_at", "id")
-        .values_list("effective_at", "daily_dose_mcg")
-    )
-    return [DoseChange(on=timezone.localdate(at), daily_dose_mcg=dose) for at, dose in rows]
-
-
-def implant_get_forecast(*, implant: Implant, clinic: ClinicSettings | None = None):
-    """The forecast in force (last refill + dose changes since), or None before the first refill."""
-    visit = refill_visit_get_latest(implant=implant)
-    if visit is None:
+def implant_constant_flow_ml_per_day(*, implant: Implant) -> Decimal | None:
+    """The labelled flow of a constant-flow pump (the implant's, else the model's default); None otherwise."""
+    if not implant.pump_model.is_constant_flow:
         return None
+    return implant.flow_ml_per_day or implant.pump_model.default_flow_ml_per_day
+
+
+def _clinic_start_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
+def implant_history_events(*, implant: Implant) -> list[Event]:
+    """Every event of the pump's drug history, from the database, in four queries.
+
+    The theatre fill, each valid refill (and its bridge or priming bolus), each valid dose
+    prescription at its worst-case day (patient boluses at their daily maximum), each emptying.
+    """
+    caps = dict(
+        DrugPumpInterval.objects.filter(pump_model_id=implant.pump_model_id).values_list("drug_id", "max_interval_days")
+    )
+
+    def cap(drug: Drug) -> int | None:
+        return caps.get(drug.pk, drug.max_interval_days)
+
+    events: list[Event] = []
+    if implant.fill_volume_ml and implant.fill_drug_id:
+        drug = implant.fill_drug
+        events.append(
+            Fill(
+                at=_clinic_start_of(implant.implanted_on),
+                volume_ml=implant.fill_volume_ml,
+                concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
+                alarm_threshold_ml=(
+                    implant.pump_model.alarm_threshold_ml
+                    if implant.fill_alarm_threshold_ml is None
+                    else implant.fill_alarm_threshold_ml
+                ),
+                max_interval_days=cap(drug),
+            )
+        )
+    for visit in RefillVisit.objects.valid().filter(implant=implant).select_related("drug"):
+        events.append(
+            Fill(
+                at=visit.performed_at,
+                volume_ml=visit.volume_added_ml,
+                concentration_mcg_per_ml=visit.concentration_mcg_per_ml,
+                alarm_threshold_ml=visit.alarm_threshold_ml,
+                max_interval_days=cap(visit.drug),
+            )
+        )
+        if visit.bridge_bolus_mcg:
+            events.append(Bolus(at=visit.performed_at, dose_mcg=visit.bridge_bolus_mcg))
+    for prescription in DosePrescription.objects.valid().filter(implant=implant):
+        events.append(Dose(at=prescription.effective_at, daily_dose_mcg=prescription.worst_case_daily_dose_mcg))
+    for emptied_at in ReservoirEmptying.objects.valid().filter(implant=implant).values_list("emptied_at", flat=True):
+        events.append(Emptied(at=emptied_at))
+    return events
+
+
+def implant_forecast_compute(
+    *, implant: Implant, clinic: ClinicSettings | None = None, extra_events: Sequence[Event] = ()
+) -> PumpForecast:
+    """The forecast in force from the pump's whole history (plus `extra_events`, for a preview).
+
+    The one place a due date is computed from the database. A record that cannot be computed
+    (an impossible value that bypassed validation) gives a forecast with a problem, never an
+    exception: the caller raises "record needs attention" and the clinic carries on.
+    """
     clinic = clinic or ClinicSettings.load()
-    return forecast_in_force(
-        refilled_on=timezone.localdate(visit.performed_at),
-        volume_ml=visit.volume_added_ml,
-        concentration_mcg_per_ml=visit.concentration_mcg_per_ml,
-        daily_dose_mcg=visit.daily_dose_after_mcg,
-        dose_changes=_dose_changes_since(implant=implant, after=visit.performed_at),
-        alarm_threshold_ml=visit.alarm_threshold_ml,
-        safety_margin_days=clinic.safety_margin_days,
-        max_interval_days=max_interval_days_get(drug=visit.drug, implant=implant),
-    )
+    try:
+        return pump_forecast(
+            events=[*implant_history_events(implant=implant), *extra_events],
+            tz=timezone.get_current_timezone(),
+            safety_margin_days=clinic.safety_margin_days,
+            constant_flow_ml_per_day=implant_constant_flow_ml_per_day(implant=implant),
+        )
+    except (ArithmeticError, ValueError, TypeError, OverflowError):
+        logger.exception("forecast of implant %s cannot be computed", implant.pk)
+        return PumpForecast(problem=Problem.CANNOT_COMPUTE)
 
 
-def implant_get_expected_residual(*, implant: Implant, on: dt.date) -> Decimal | None:
-    """What the forecast says is left on `on` (pre-fills the refill form), to 0.01 mL."""
-    visit = refill_visit_get_latest(implant=implant)
-    if visit is None or timezone.localdate(visit.performed_at) > on:
+def implant_get_forecast(*, implant: Implant, clinic: ClinicSettings | None = None) -> PumpForecast | None:
+    """The forecast in force, or None when the pump has none (see `implant_forecast_compute`)."""
+    forecast = implant_forecast_compute(implant=implant, clinic=clinic)
+    return forecast if forecast.ok else None
+
+
+def implant_get_expected_residual(
+    *, implant: Implant, on: dt.date, before: dt.datetime | None = None
+) -> Decimal | None:
+    """What the history says is left on `on` (pre-fills the refill form), to 0.01 mL.
+
+    `before`: only events before that instant count (the refill being recorded is not its own
+    expectation). None before the first fill.
+    """
+    try:
+        remaining = reservoir_volume_on(
+            events=implant_history_events(implant=implant),
+            tz=timezone.get_current_timezone(),
+            on=on,
+            before=before,
+            constant_flow_ml_per_day=implant_constant_flow_ml_per_day(implant=implant),
+        )
+    except (ArithmeticError, ValueError, TypeError, OverflowError):
+        logger.exception("expected residual of implant %s cannot be computed", implant.pk)
         return None
-    remaining = remaining_volume_on(
-        refilled_on=timezone.localdate(visit.performed_at),
-        volume_ml=visit.volume_added_ml,
-        concentration_mcg_per_ml=visit.concentration_mcg_per_ml,
-        daily_dose_mcg=visit.daily_dose_after_mcg,
-        dose_changes=_dose_changes_since(implant=implant, after=visit.performed_at),
-        on=on,
-    )
-    return remaining.quantize(Decimal("0.01"))
+    return None if remaining is None else remaining.quantize(Decimal("0.01"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,16 +301,11 @@ def appointment_get_next(*, patient, now: dt.datetime) -> Appointment | None:
     )
 
 
-def dose_get_current(*, implant: Implant):
-    return dose_get_in_force(implant=implant)
-
-
 __all__ = [
     "RefillWindow",
     "appointment_get_next",
     "appointment_list",
     "clinic_day_is_closed",
-    "dose_get_current",
     "implant_get_expected_residual",
     "implant_get_forecast",
     "max_interval_days_get",
@@ -286,6 +368,12 @@ class BatteryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class NoForecastRow:
+    implant: Implant
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
 class Worklist:
     today: dt.date
     clinic: ClinicSettings
@@ -296,6 +384,11 @@ class Worklist:
     battery: list[BatteryRow]
     change_requests: list[AppointmentChangeRequest]
     search_results: list | None
+    # Active pumps with no forecast (fill not recorded, emptied, a record that cannot be
+    # computed): nothing can warn before they run dry, so they head the worklist.
+    no_forecast: list[NoForecastRow] = ()
+    # Pumps whose battery dates could not be computed from their record (shown, not hidden).
+    battery_errors: list[Implant] = ()
     # Counted over the whole clinic, whatever the filters.
     overdue_count: int = 0
     needs_booking_count: int = 0
@@ -384,10 +477,24 @@ def worklist_get(
         )
         .order_by("-starts_at", "-id")[:100]
     )
-    battery = []
+    no_forecast = [
+        NoForecastRow(implant=implant, problem=PROBLEM_LABELS.get(implant.forecast_problem, "Forecast not computed"))
+        for implant in Implant.objects.valid()
+        .filter(explanted_on__isnull=True, patient__status="active", patient__entered_in_error=False)
+        .filter(forecast_due_by__isnull=True)
+        .select_related("patient", "pump_model")
+        .order_by("implanted_on", "pk")[:100]
+    ]
+    battery, battery_errors = [], []
     for implant in implant_list_active().select_related("patient", "pump_model").order_by("implanted_on", "id"):
-        plan = implant_get_replacement_plan(implant=implant)
-        opens_on = implant_get_battery_window_opens_on(implant=implant)
+        try:
+            plan = implant_get_replacement_plan(implant=implant)
+            opens_on = implant_get_battery_window_opens_on(implant=implant)
+        except (ArithmeticError, ValueError, TypeError, OverflowError):
+            # One impossible date (an ERI of 9999-12-01) must not take the worklist down.
+            logger.exception("battery dates of implant %s cannot be computed", implant.pk)
+            battery_errors.append(implant)
+            continue
         near = (plan is not None and (plan.plan_by - today).days <= clinic.replacement_alert_days) or (
             opens_on is not None and opens_on <= today
         )
@@ -409,6 +516,8 @@ def worklist_get(
         battery=battery,
         change_requests=change_requests,
         search_results=search_results,
+        no_forecast=no_forecast,
+        battery_errors=battery_errors,
         overdue_count=sum(1 for row in all_rows if row.urgency == Urgency.OVERDUE),
         needs_booking_count=sum(1 for row in all_rows if row.needs_booking),
     )
@@ -555,51 +664,90 @@ def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
 
 @dataclass(frozen=True, slots=True)
 class RefillPreview:
-    """What a refill being typed would record: the same arithmetic as `refill_visit_record`."""
+    """What a refill being typed would record: `refill_visit_record` persists exactly this."""
 
     expected_residual_ml: Decimal | None
     discrepancy: ResidualDiscrepancy | None
-    forecast: RefillForecast | None
+    forecast: PumpForecast | None
     alarm_threshold_ml: Decimal
+    # The dose the refill leaves in force: for a constant-flow pump, flow × concentration.
+    daily_dose_mcg: Decimal | None = None
+    # The forecast before this refill said the reservoir ran dry before it (possible withdrawal).
+    after_empty_date: bool = False
+    previous_empty_on: dt.date | None = None
+
+
+def refill_dose_for(*, implant: Implant, drug: Drug | None, daily_dose_mcg: Decimal | None) -> Decimal | None:
+    """The daily dose a refill leaves: as prescribed, or flow × concentration on a constant-flow pump [S25]."""
+    flow = implant_constant_flow_ml_per_day(implant=implant)
+    if flow is not None and drug is not None:
+        return (flow * drug.concentration_mcg_per_ml).quantize(Decimal("0.01"))
+    return daily_dose_mcg
 
 
 def refill_visit_preview(
     *,
     implant: Implant,
-    refilled_on: dt.date,
+    performed_at: dt.datetime,
     actual_residual_ml: Decimal | None = None,
     volume_added_ml: Decimal | None = None,
     drug: Drug | None = None,
     daily_dose_mcg: Decimal | None = None,
     alarm_threshold_ml: Decimal | None = None,
+    bridge_bolus_mcg: Decimal | None = None,
+    patient_bolus_mcg: Decimal | None = None,
+    patient_boluses_per_day: int | None = None,
+    clinic: ClinicSettings | None = None,
 ) -> RefillPreview:
-    """Each part is computed as soon as its inputs are there; out-of-range inputs give None."""
+    """The refill's expected residual, discrepancy and new forecast, from the pump's history.
+
+    Each part is computed as soon as its inputs are there; out-of-range inputs give None. The
+    new forecast is the one pure function over the history plus this refill (its fill, the dose
+    it leaves, its bridge bolus), so any dose change planned after it still counts.
+    """
+    clinic = clinic or ClinicSettings.load()
     model = implant.pump_model
+    refilled_on = timezone.localdate(performed_at)
     threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
-    expected = implant_get_expected_residual(implant=implant, on=refilled_on)
+    expected = implant_get_expected_residual(implant=implant, on=refilled_on, before=performed_at)
     discrepancy = None
     if expected is not None and actual_residual_ml is not None and actual_residual_ml >= 0:
         discrepancy = residual_discrepancy(
             expected_ml=expected, actual_ml=actual_residual_ml, tolerance_ml=model.residual_tolerance_ml
         )
+    previous = implant_forecast_compute(implant=implant, clinic=clinic)
+    after_empty = previous.empty_on is not None and refilled_on > previous.empty_on
+    dose = refill_dose_for(implant=implant, drug=drug, daily_dose_mcg=daily_dose_mcg)
     forecast = None
     if (
         drug is not None
         and volume_added_ml is not None
-        and daily_dose_mcg is not None
+        and dose is not None
         and 0 < volume_added_ml <= model.reservoir_ml
-        and daily_dose_mcg > 0
+        and dose > 0
         and 0 <= threshold < volume_added_ml
     ):
-        forecast = refill_forecast(
-            refilled_on=refilled_on,
-            volume_ml=volume_added_ml,
-            concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
-            daily_dose_mcg=daily_dose_mcg,
-            alarm_threshold_ml=threshold,
-            safety_margin_days=ClinicSettings.load().safety_margin_days,
-            max_interval_days=max_interval_days_get(drug=drug, implant=implant),
-        )
+        worst_case = dose + (patient_bolus_mcg or 0) * (patient_boluses_per_day or 0)
+        events: list[Event] = [
+            Fill(
+                at=performed_at,
+                volume_ml=volume_added_ml,
+                concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
+                alarm_threshold_ml=threshold,
+                max_interval_days=max_interval_days_get(drug=drug, implant=implant),
+            ),
+            Dose(at=performed_at, daily_dose_mcg=worst_case),
+        ]
+        if bridge_bolus_mcg:
+            events.append(Bolus(at=performed_at, dose_mcg=bridge_bolus_mcg))
+        computed = implant_forecast_compute(implant=implant, clinic=clinic, extra_events=events)
+        forecast = computed if computed.ok else None
     return RefillPreview(
-        expected_residual_ml=expected, discrepancy=discrepancy, forecast=forecast, alarm_threshold_ml=threshold
+        expected_residual_ml=expected,
+        discrepancy=discrepancy,
+        forecast=forecast,
+        alarm_threshold_ml=threshold,
+        daily_dose_mcg=dose,
+        after_empty_date=after_empty,
+        previous_empty_on=previous.empty_on,
     )

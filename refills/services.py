@@ -15,20 +15,21 @@ from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
 from patients.services import clinical_record_mark_entered_in_error
 from pumps.models import DosePrescription, Drug, Implant
+from pumps.rules import alarm_volume_errors, event_time_errors, planned_time_errors
 from pumps.selectors import dose_get_in_force, implant_get_active
-from pumps.services import dose_prescribe, implant_record_eri
+from pumps.services import dose_prescribe, implant_explant, implant_record_eri, implant_register
 
-from .calculations import refill_forecast, residual_discrepancy
-from .models import Appointment, ClinicSettings, RefillVisit
+from .forecasting import PumpForecast
+from .models import Appointment, ClinicSettings, RefillVisit, Reminder, ReservoirEmptying
 from .selectors import (
     clinic_day_is_closed,
-    implant_get_expected_residual,
-    implant_get_forecast,
-    max_interval_days_get,
+    implant_forecast_compute,
     refill_bookings_per_day,
-    refill_visit_get_latest,
+    refill_dose_for,
+    refill_visit_preview,
     refill_window_get,
 )
+from .validation import dose_bounds_errors, dosing_total, titration_confirmation_errors
 
 
 class BookingConflict(Exception):
@@ -39,18 +40,57 @@ def _lock_implant(implant: Implant) -> Implant:
     return Implant.objects.select_for_update().select_related("pump_model", "patient").get(pk=implant.pk)
 
 
-def implant_forecast_refresh(*, implant: Implant) -> Implant:
-    """Store the forecast in force on the implant (the schedule's one set-based source)."""
-    forecast = implant_get_forecast(implant=implant)
-    implant.forecast_alarm_on = forecast.alarm_on if forecast else None
-    implant.forecast_empty_on = forecast.empty_on if forecast else None
-    implant.forecast_due_by = forecast.due_by if forecast else None
+def implant_forecast_refresh(*, implant: Implant, clinic: ClinicSettings | None = None) -> PumpForecast:
+    """Store the forecast in force on the implant (the schedule's one set-based source).
+
+    Called in the same transaction as every write that changes the pump's history. An explanted
+    or erroneous pump has no forecast and no problem: it is no longer on the schedule.
+    """
+    forecast = implant_forecast_compute(implant=implant, clinic=clinic) if implant.is_active else PumpForecast()
+    implant.forecast_alarm_on = forecast.alarm_on
+    implant.forecast_empty_on = forecast.empty_on
+    implant.forecast_due_by = forecast.due_by
+    implant.forecast_problem = forecast.problem if implant.is_active else ""
     Implant.objects.filter(pk=implant.pk).update(
         forecast_alarm_on=implant.forecast_alarm_on,
         forecast_empty_on=implant.forecast_empty_on,
         forecast_due_by=implant.forecast_due_by,
+        forecast_problem=implant.forecast_problem,
     )
-    return implant
+    return forecast
+
+
+def forecasts_recompute(*, implants=None) -> int:
+    """Recompute the stored forecast of every active pump (or of `implants`), one row at a time.
+
+    A clinic setting or a catalogue row that feeds the forecast (safety margin, stability cap,
+    alarm volume, flow) changes the due dates of every affected pump at once. A row that cannot
+    be computed is stored with its problem and the rest carry on (STYLE.md 20).
+    """
+    clinic = ClinicSettings.load()
+    qs = implants if implants is not None else Implant.objects.valid().filter(explanted_on__isnull=True)
+    count = 0
+    for implant in qs.select_related("pump_model", "fill_drug").order_by("pk").iterator(chunk_size=500):
+        with transaction.atomic():
+            implant_forecast_refresh(implant=implant, clinic=clinic)
+        count += 1
+    return count
+
+
+def forecasts_refresh_missing() -> int:
+    """Compute the forecast of active pumps that have never had one computed (a safety net).
+
+    Every service stores the forecast as it writes; a row written another way (a data import, the
+    shell, an older release) has neither dates nor a problem, and is computed by the next scan.
+    """
+    missing = Implant.objects.valid().filter(
+        explanted_on__isnull=True, forecast_due_by__isnull=True, forecast_problem=""
+    )
+    return forecasts_recompute(implants=missing)
+
+
+def _is_clinician(user) -> bool:
+    return user is not None and has_role(user, Role.CLINICIAN)
 
 
 @transaction.atomic
@@ -63,25 +103,49 @@ def refill_visit_record(
     volume_added_ml: Decimal,
     drug: Drug,
     drug_lot: str,
-    daily_dose_after_mcg: Decimal,
+    daily_dose_after_mcg: Decimal | None = None,
     dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
     schedule: list | None = None,
     prescriber=None,
     alarm_threshold_ml: Decimal | None = None,
     battery_status: str = RefillVisit.BatteryStatus.OK,
+    battery_event_on: dt.date | None = None,
     bridge_bolus_mcg: Decimal | None = None,
+    patient_bolus_mcg: Decimal | None = None,
+    patient_boluses_per_day: int | None = None,
+    post_fill_check: str = RefillVisit.PostFillCheck.NOT_DONE,
+    post_fill_discrepancy_ml: Decimal | None = None,
+    titration_confirmed: bool = False,
     notes: str = "",
     appointment: Appointment | None = None,
+    now: dt.datetime | None = None,
 ) -> RefillVisit:
-    """Record a refill: discrepancy against the forecast, the new forecast, dose history, appointment."""
+    """Record a refill: discrepancy against the history, the new forecast, dose history, appointment.
+
+    A nurse refills at the prescribed dose; a change of dose, concentration or mode at the refill
+    names the clinician who prescribed it (DOMAIN.md "Entries that cannot be true").
+    """
+    now = timezone.localtime(now or timezone.now())
     implant = _lock_implant(implant)
     model = implant.pump_model
-    refilled_on = timezone.localdate(performed_at)
+    clinic = ClinicSettings.load()
     errors: dict[str, str] = {}
     if not implant.is_active:
         errors["implant"] = "This pump is explanted or was entered in error."
-    if refilled_on < implant.implanted_on:
-        errors["performed_at"] = "The refill cannot precede the implant."
+    if timezone.is_naive(performed_at):
+        raise ValidationError({"performed_at": "Give the time with its time zone."})
+    refilled_on = timezone.localdate(performed_at)
+    errors.update(
+        event_time_errors(
+            field="performed_at",
+            at=performed_at,
+            now=now,
+            skew_minutes=clinic.clock_skew_minutes,
+            not_before=implant.implanted_on,
+            not_before_what="the implant",
+            what="The refill",
+        )
+    )
     if drug.screening_only:
         errors["drug"] = f"{drug} is for screening only, never for the pump."
     if volume_added_ml is None or volume_added_ml <= 0:
@@ -92,38 +156,100 @@ def refill_visit_record(
         errors["actual_residual_ml"] = "The aspirated residual cannot be negative."
     elif actual_residual_ml > model.reservoir_ml:
         errors["actual_residual_ml"] = f"More than the reservoir's {model.reservoir_ml:g} mL cannot come back."
-    if daily_dose_after_mcg is None or daily_dose_after_mcg <= 0:
-        errors["daily_dose_after_mcg"] = "The daily dose must be above zero."
     if not drug_lot.strip():
         errors["drug_lot"] = "Record the drug's lot number."
     threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
-    if threshold < 0 or (volume_added_ml and threshold >= volume_added_ml):
-        errors["alarm_threshold_ml"] = "The alarm volume must be below the volume in the reservoir."
+    if volume_added_ml and volume_added_ml > 0:
+        errors.update(
+            alarm_volume_errors(
+                field="alarm_threshold_ml",
+                alarm_ml=threshold,
+                fill_ml=volume_added_ml,
+                alarm_min_ml=model.alarm_min_ml,
+                alarm_max_ml=model.alarm_max_ml,
+            )
+        )
     if appointment is not None and appointment.implant_id != implant.pk:
         errors["appointment"] = "This appointment is for another pump."
+    if battery_event_on is not None:
+        errors.update(
+            event_time_errors(
+                field="battery_event_on",
+                at=battery_event_on,
+                now=now,
+                skew_minutes=clinic.clock_skew_minutes,
+                not_before=implant.implanted_on,
+                not_before_what="the implant",
+                what="The battery event",
+            )
+        )
+    if patient_bolus_mcg is not None and not model.patient_boluses:
+        errors["patient_bolus_mcg"] = f"The {model} has no patient-activated boluses."
+    if (patient_bolus_mcg is None) != (patient_boluses_per_day is None):
+        errors["patient_boluses_per_day"] = "Give both the bolus dose and the number allowed per day."
+    dose_total, schedule_errors = dosing_total(
+        field="daily_dose_after_mcg", dosing_mode=dosing_mode, daily_dose_mcg=daily_dose_after_mcg, schedule=schedule
+    )
+    errors.update(schedule_errors)
+    dose = refill_dose_for(implant=implant, drug=drug, daily_dose_mcg=dose_total)
+    if dose is None or dose <= 0:
+        errors.setdefault("daily_dose_after_mcg", "The daily dose must be above zero.")
     if errors:
         raise ValidationError(errors)
 
-    expected = implant_get_expected_residual(implant=implant, on=refilled_on)
-    discrepancy = (
-        residual_discrepancy(
-            expected_ml=expected, actual_ml=actual_residual_ml, tolerance_ml=model.residual_tolerance_ml
-        )
-        if expected is not None
-        else None
+    errors.update(
+        dose_bounds_errors(field="daily_dose_after_mcg", daily_dose_mcg=dose, drug=drug, model=model, implant=implant)
     )
     dose_before = dose_get_in_force(implant=implant, at=performed_at)
-    clinic = ClinicSettings.load()
-    concentration = drug.concentration_mcg_per_ml
-    forecast = refill_forecast(
-        refilled_on=refilled_on,
-        volume_ml=volume_added_ml,
-        concentration_mcg_per_ml=concentration,
-        daily_dose_mcg=daily_dose_after_mcg,
-        alarm_threshold_ml=threshold,
-        safety_margin_days=clinic.safety_margin_days,
-        max_interval_days=max_interval_days_get(drug=drug, implant=implant),
+    changed = (
+        dose_before is None
+        or dose_before.daily_dose_mcg != dose
+        or dose_before.concentration_mcg_per_ml != drug.concentration_mcg_per_ml
+        or dose_before.dosing_mode != dosing_mode
+        or dose_before.patient_bolus_mcg != patient_bolus_mcg
+        or dose_before.patient_boluses_per_day != patient_boluses_per_day
     )
+    if changed and dose_before is not None:
+        if prescriber is None and _is_clinician(performed_by):
+            prescriber = performed_by
+        if not _is_clinician(prescriber):
+            errors["prescriber"] = (
+                f"The prescribed dose is {dose_before.daily_dose_mcg.normalize():f} mcg/day at "
+                f"{dose_before.concentration_mcg_per_ml.normalize():f} mcg/mL: a change at a refill names the "
+                "clinician who prescribed it."
+            )
+    if changed and not errors:
+        errors.update(
+            titration_confirmation_errors(
+                field="daily_dose_after_mcg",
+                implant=implant,
+                daily_dose_mcg=dose,
+                previous=dose_before,
+                confirmed=titration_confirmed,
+                clinic=clinic,
+                on=refilled_on,
+            )
+        )
+    if errors:
+        raise ValidationError(errors)
+
+    preview = refill_visit_preview(
+        implant=implant,
+        performed_at=performed_at,
+        actual_residual_ml=actual_residual_ml,
+        volume_added_ml=volume_added_ml,
+        drug=drug,
+        daily_dose_mcg=dose,
+        alarm_threshold_ml=threshold,
+        bridge_bolus_mcg=bridge_bolus_mcg,
+        patient_bolus_mcg=patient_bolus_mcg,
+        patient_boluses_per_day=patient_boluses_per_day,
+        clinic=clinic,
+    )
+    forecast = preview.forecast
+    if forecast is None:
+        raise ValidationError({"volume_added_ml": "The forecast cannot be computed from these values."})
+    discrepancy = preview.discrepancy
     visit = RefillVisit.objects.create(
         implant=implant,
         performed_at=performed_at,
@@ -131,50 +257,47 @@ def refill_visit_record(
         prescriber=prescriber,
         pump_serial=implant.serial_number,
         reservoir_ml=model.reservoir_ml,
-        expected_residual_ml=expected,
+        expected_residual_ml=preview.expected_residual_ml,
         actual_residual_ml=actual_residual_ml,
         discrepancy_ml=discrepancy.difference_ml if discrepancy else None,
         discrepancy_flagged=bool(discrepancy and discrepancy.flagged),
         volume_added_ml=volume_added_ml,
         drug=drug,
         drug_lot=drug_lot.strip(),
-        concentration_mcg_per_ml=concentration,
+        concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
         daily_dose_before_mcg=dose_before.daily_dose_mcg if dose_before else None,
-        daily_dose_after_mcg=daily_dose_after_mcg,
+        daily_dose_after_mcg=dose,
         dosing_mode=dosing_mode,
         schedule=schedule or [],
         bridge_bolus_mcg=bridge_bolus_mcg,
+        patient_bolus_mcg=patient_bolus_mcg,
+        patient_boluses_per_day=patient_boluses_per_day,
         alarm_threshold_ml=threshold,
         alarm_on=forecast.alarm_on,
         empty_on=forecast.empty_on,
         due_by=forecast.due_by,
         battery_status=battery_status,
+        battery_event_on=battery_event_on,
+        post_fill_check=post_fill_check,
+        post_fill_discrepancy_ml=post_fill_discrepancy_ml,
+        after_empty_date=preview.after_empty_date,
         notes=notes,
     )
-    if (
-        dose_before is None
-        or dose_before.daily_dose_mcg != daily_dose_after_mcg
-        or dose_before.concentration_mcg_per_ml != concentration
-        or dose_before.dosing_mode != dosing_mode
-    ):
+    if changed:
         dose_prescribe(
             implant=implant,
-            daily_dose_mcg=daily_dose_after_mcg,
-            concentration_mcg_per_ml=concentration,
+            daily_dose_mcg=dose,
+            concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
             effective_at=performed_at,
             prescribed_by=prescriber or performed_by,
             dosing_mode=dosing_mode,
             schedule=schedule,
+            patient_bolus_mcg=patient_bolus_mcg,
+            patient_boluses_per_day=patient_boluses_per_day,
+            titration_confirmed=titration_confirmed,
             reason="Set at refill visit",
         )
-    implant.forecast_alarm_on, implant.forecast_empty_on, implant.forecast_due_by = (
-        forecast.alarm_on,
-        forecast.empty_on,
-        forecast.due_by,
-    )
-    Implant.objects.filter(pk=implant.pk).update(
-        forecast_alarm_on=forecast.alarm_on, forecast_empty_on=forecast.empty_on, forecast_due_by=forecast.due_by
-    )
+    implant_forecast_refresh(implant=implant, clinic=clinic)
     booked = appointment or (
         Appointment.objects.valid()
         .select_for_update()
@@ -186,47 +309,265 @@ def refill_visit_record(
         booked.status = Appointment.Status.COMPLETED
         booked.visit = visit
         booked.save(update_fields=["status", "visit", "updated_at"])
-    if battery_status == RefillVisit.BatteryStatus.ERI and implant.eri_reported_on is None:
-        implant_record_eri(implant=implant, eri_on=refilled_on, by=performed_by)
+    battery_warning = battery_status in (RefillVisit.BatteryStatus.ERI, RefillVisit.BatteryStatus.EOS)
+    if battery_warning and implant.eri_reported_on is None:
+        # The date the pump logged it, not the visit's (DOMAIN.md "Events that must escalate").
+        implant_record_eri(implant=implant, eri_on=battery_event_on or refilled_on, by=performed_by, now=now)
     return visit
+
+
+def _fill_in_force_concentration(*, implant: Implant, at: dt.datetime) -> Decimal | None:
+    """The concentration in the reservoir at `at`: the last refill before it, else the theatre fill."""
+    visit = (
+        RefillVisit.objects.valid()
+        .filter(implant=implant, performed_at__lte=at)
+        .order_by("-performed_at", "-id")
+        .first()
+    )
+    if visit is not None:
+        return visit.concentration_mcg_per_ml
+    if implant.fill_drug_id:
+        return implant.fill_drug.concentration_mcg_per_ml
+    in_force = dose_get_in_force(implant=implant, at=at)
+    return in_force.concentration_mcg_per_ml if in_force else None
 
 
 @transaction.atomic
 def dose_change_record(
     *,
     implant: Implant,
-    daily_dose_mcg: Decimal,
+    daily_dose_mcg: Decimal | None,
     effective_at: dt.datetime,
     prescribed_by,
     dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
     schedule: list | None = None,
+    patient_bolus_mcg: Decimal | None = None,
+    patient_boluses_per_day: int | None = None,
+    titration_confirmed: bool = False,
     reason: str = "",
+    now: dt.datetime | None = None,
 ) -> DosePrescription:
-    """A dose change between refills: the concentration is what is in the reservoir now."""
+    """A dose change between refills, at its exact time, past or future (within a year).
+
+    The concentration is what is in the reservoir at that time. On a constant-flow pump the dose
+    changes only by refilling at another concentration [S25].
+    """
+    now = timezone.localtime(now or timezone.now())
     implant = _lock_implant(implant)
-    if not has_role(prescribed_by, Role.CLINICIAN):
+    clinic = ClinicSettings.load()
+    model = implant.pump_model
+    if not _is_clinician(prescribed_by):
         raise ValidationError({"prescribed_by": "Only a clinician may change the prescribed dose."})
-    last_visit = refill_visit_get_latest(implant=implant)
-    in_force = dose_get_in_force(implant=implant)
-    concentration = (
-        last_visit.concentration_mcg_per_ml if last_visit else (in_force.concentration_mcg_per_ml if in_force else None)
+    if model.is_constant_flow:
+        raise ValidationError(
+            {
+                "daily_dose_mcg": f"The {model} has a constant flow: the dose changes only by refilling "
+                "at another concentration."
+            }
+        )
+    if timezone.is_naive(effective_at):
+        raise ValidationError({"effective_at": "Give the time with its time zone."})
+    errors = planned_time_errors(
+        field="effective_at",
+        at=effective_at,
+        now=now,
+        not_before=implant.implanted_on,
+        not_before_what="the implant",
+        what="The dose change",
     )
+    dose, schedule_errors = dosing_total(
+        field="daily_dose_mcg", dosing_mode=dosing_mode, daily_dose_mcg=daily_dose_mcg, schedule=schedule
+    )
+    errors.update(schedule_errors)
+    if patient_bolus_mcg is not None and not model.patient_boluses:
+        errors["patient_bolus_mcg"] = f"The {model} has no patient-activated boluses."
+    if (patient_bolus_mcg is None) != (patient_boluses_per_day is None):
+        errors["patient_boluses_per_day"] = "Give both the bolus dose and the number allowed per day."
+    if errors:
+        raise ValidationError(errors)
+    concentration = _fill_in_force_concentration(implant=implant, at=effective_at)
     if concentration is None:
-        raise ValidationError({"implant": "No refill or starting dose is recorded: the concentration is unknown."})
-    if last_visit is not None and effective_at < last_visit.performed_at:
-        raise ValidationError({"effective_at": "A dose change cannot precede the last refill."})
+        raise ValidationError({"implant": "No fill or starting dose is recorded: the concentration is unknown."})
+    drug = Drug.objects.filter(concentration_mcg_per_ml=concentration).order_by("screening_only", "pk").first()
+    errors.update(
+        dose_bounds_errors(
+            field="daily_dose_mcg",
+            daily_dose_mcg=dose,
+            drug=drug,
+            model=model,
+            implant=implant,
+            concentration_mcg_per_ml=concentration,
+        )
+    )
+    previous = dose_get_in_force(implant=implant, at=effective_at)
+    if not errors:
+        errors.update(
+            titration_confirmation_errors(
+                field="daily_dose_mcg",
+                implant=implant,
+                daily_dose_mcg=dose,
+                previous=previous,
+                confirmed=titration_confirmed,
+                clinic=clinic,
+                on=timezone.localdate(effective_at),
+            )
+        )
+    if errors:
+        raise ValidationError(errors)
     prescription = dose_prescribe(
         implant=implant,
-        daily_dose_mcg=daily_dose_mcg,
+        daily_dose_mcg=dose,
         concentration_mcg_per_ml=concentration,
         effective_at=effective_at,
         prescribed_by=prescribed_by,
         dosing_mode=dosing_mode,
         schedule=schedule,
+        patient_bolus_mcg=patient_bolus_mcg,
+        patient_boluses_per_day=patient_boluses_per_day,
+        titration_confirmed=titration_confirmed,
         reason=reason,
     )
-    implant_forecast_refresh(implant=implant)
+    implant_forecast_refresh(implant=implant, clinic=clinic)
     return prescription
+
+
+@transaction.atomic
+def reservoir_empty_record(
+    *,
+    implant: Implant,
+    emptied_at: dt.datetime,
+    recorded_by,
+    reason: str = ReservoirEmptying.Reason.MRI,
+    volume_removed_ml: Decimal | None = None,
+    notes: str = "",
+    now: dt.datetime | None = None,
+) -> ReservoirEmptying:
+    """The reservoir emptied (before MRI): 0 mL from then on, and an urgent "refill it" until refilled."""
+    now = timezone.localtime(now or timezone.now())
+    implant = _lock_implant(implant)
+    clinic = ClinicSettings.load()
+    errors = {}
+    if not implant.is_active:
+        errors["implant"] = "This pump is explanted or was entered in error."
+    errors.update(
+        event_time_errors(
+            field="emptied_at",
+            at=emptied_at,
+            now=now,
+            skew_minutes=clinic.clock_skew_minutes,
+            not_before=implant.implanted_on,
+            not_before_what="the implant",
+            what="The emptying",
+        )
+    )
+    if volume_removed_ml is not None and not (0 <= volume_removed_ml <= implant.pump_model.reservoir_ml):
+        errors["volume_removed_ml"] = f"Between 0 and the reservoir's {implant.pump_model.reservoir_ml:g} mL."
+    if errors:
+        raise ValidationError(errors)
+    emptying = ReservoirEmptying.objects.create(
+        implant=implant,
+        emptied_at=emptied_at,
+        volume_removed_ml=volume_removed_ml,
+        reason=reason,
+        recorded_by=recorded_by,
+        notes=notes,
+    )
+    implant_forecast_refresh(implant=implant, clinic=clinic)
+    return emptying
+
+
+@transaction.atomic
+def implant_register_with_fill(*, patient: Patient, recorded_by, now: dt.datetime | None = None, **fields) -> Implant:
+    """Register a pump with its fill in theatre, so its forecast starts at the implant.
+
+    `fields` are those of `pumps.services.implant_register`; the forecast is stored in the same
+    transaction (a pump registered without its fill gets the urgent "fill not recorded" problem).
+    """
+    now = now or timezone.now()
+    clinic = ClinicSettings.load()
+    fill_drug = fields.get("fill_drug")
+    if fill_drug is not None and fields.get("starting_daily_dose_mcg") is not None:
+        model = fields["pump_model"]
+        flow = fields.get("flow_ml_per_day") or (model.default_flow_ml_per_day if model.is_constant_flow else None)
+        if model.is_constant_flow and flow is not None:
+            fields["starting_daily_dose_mcg"] = (flow * fill_drug.concentration_mcg_per_ml).quantize(Decimal("0.01"))
+        errors = dose_bounds_errors(
+            field="starting_daily_dose_mcg",
+            daily_dose_mcg=fields["starting_daily_dose_mcg"],
+            drug=fill_drug,
+            model=model,
+            implant=None,
+            constant_flow_ml_per_day=flow,
+        )
+        if errors:
+            raise ValidationError(errors)
+    implant = implant_register(
+        patient=patient, recorded_by=recorded_by, now=now, skew_minutes=clinic.clock_skew_minutes, **fields
+    )
+    implant_forecast_refresh(implant=implant, clinic=clinic)
+    return implant
+
+
+def _close_schedule_of(*, implant: Implant, reason: str, by) -> int:
+    """Cancel the pump's booked refill appointments and their pending reminders (the pump is gone)."""
+    cancelled = 0
+    for appointment in Appointment.objects.valid().booked_refills().filter(implant=implant).select_for_update():
+        appointment.status = Appointment.Status.CANCELLED
+        appointment.cancel_reason = reason
+        appointment.save(update_fields=["status", "cancel_reason", "updated_at"])
+        cancelled += 1
+    Reminder.objects.filter(
+        appointment__implant=implant, status__in=[Reminder.Status.PENDING, Reminder.Status.SENDING]
+    ).exclude(appointment__status=Appointment.Status.BOOKED).update(
+        status=Reminder.Status.CANCELLED,
+        reason_code=Reminder.ReasonCode.OBSOLETE,
+        status_reason=reason[:200],
+        updated_at=timezone.now(),
+    )
+    return cancelled
+
+
+@transaction.atomic
+def implant_explant_record(
+    *, implant: Implant, explanted_on: dt.date, reason: str, by, now: dt.datetime | None = None
+) -> Implant:
+    """The pump explanted: its booked refills and pending reminders end with it, with the reason."""
+    now = now or timezone.now()
+    implant = implant_explant(
+        implant=implant,
+        explanted_on=explanted_on,
+        reason=reason,
+        by=by,
+        now=now,
+        skew_minutes=ClinicSettings.load().clock_skew_minutes,
+    )
+    _close_schedule_of(implant=implant, reason=f"Pump explanted on {explanted_on:%d %b %Y}: {reason.strip()}", by=by)
+    implant_forecast_refresh(implant=implant)
+    return implant
+
+
+@transaction.atomic
+def implant_replace(
+    *,
+    implant: Implant,
+    explanted_on: dt.date,
+    reason: str,
+    recorded_by,
+    now: dt.datetime | None = None,
+    **new_fields,
+) -> Implant:
+    """Replace a pump in one action: the old one explanted (its schedule closed), the new one
+    registered with its fill, so the patient is never without a forecast.
+
+    A ValidationError about either pump leaves both as they were (one transaction).
+    """
+    now = now or timezone.now()
+    old = _lock_implant(implant)
+    implant_explant_record(implant=old, explanted_on=explanted_on, reason=reason, by=recorded_by, now=now)
+    new_fields.setdefault("implanted_on", explanted_on)
+    if new_fields["implanted_on"] < explanted_on:
+        raise ValidationError({"implanted_on": "The new pump cannot be implanted before the old one came out."})
+    return implant_register_with_fill(patient=old.patient, recorded_by=recorded_by, now=now, **new_fields)
 
 
 def _validate_slot(

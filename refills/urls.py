@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import implant_views, views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -18,4 +18,8 @@ urlpatterns = [
     path("appointments/<int:appointment_id>/no-show/", views.appointment_no_show, name="appointment_no_show"),
     path("visits/<int:visit_id>/", views.refill_visit_done, name="refill_visit_done"),
     path("implants/<int:implant_id>/dose/", views.dose_change, name="dose_change"),
+    path("patients/<int:patient_id>/implant/new/", implant_views.implant_register, name="implant_register"),
+    path("implants/<int:implant_id>/replace/", implant_views.implant_replace, name="implant_replace"),
+    path("implants/<int:implant_id>/explant/", implant_views.implant_explant, name="implant_explant"),
+    path("implants/<int:implant_id>/empty/", implant_views.reservoir_empty, name="reservoir_empty"),
 ]

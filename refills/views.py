@@ -26,6 +26,7 @@ from patients.views import form_data, staff_patient_get, staff_required
 from pumps.models import Implant
 from pumps.selectors import (
     dose_get_in_force,
+    dose_get_planned,
     implant_get_active,
     implant_get_battery_window_opens_on,
     implant_get_replacement_plan,
@@ -33,6 +34,7 @@ from pumps.selectors import (
 
 from . import reminders, selectors, services
 from .charts import ReservoirProjection, ReservoirRefill, battery_bar_svg, reservoir_chart_svg
+from .forecasting import PROBLEM_LABELS
 from .forms import (
     AppointmentBookForm,
     AppointmentCancelForm,
@@ -246,7 +248,9 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
         last_visit = selectors.refill_visit_get_latest(implant=implant)
         context.update(
             {
-                "dose": dose_get_in_force(implant=implant),
+                "dose": dose_get_in_force(implant=implant, at=now),
+                "planned_dose": dose_get_planned(implant=implant, now=now),
+                "forecast_problem": PROBLEM_LABELS.get(implant.forecast_problem, ""),
                 "last_visit": last_visit,
                 "booked_refill": _booked_refill(implant),
                 "window": selectors.refill_window_get(implant=implant),
@@ -410,20 +414,26 @@ def _active_implant_or_404(patient) -> Implant:
 def _preview(*, implant: Implant, data: dict):
     """The live forecast from whatever fields are valid so far (never raises on bad input)."""
     performed_at = data.get("performed_at") or timezone.now()
+    if timezone.is_naive(performed_at):
+        performed_at = timezone.make_aware(performed_at)
     return selectors.refill_visit_preview(
         implant=implant,
-        refilled_on=timezone.localdate(performed_at),
+        performed_at=performed_at,
         actual_residual_ml=data.get("actual_residual_ml"),
         volume_added_ml=data.get("volume_added_ml"),
         drug=data.get("drug"),
         daily_dose_mcg=data.get("daily_dose_after_mcg"),
         alarm_threshold_ml=data.get("alarm_threshold_ml"),
+        bridge_bolus_mcg=data.get("bridge_bolus_mcg"),
+        patient_bolus_mcg=data.get("patient_bolus_mcg"),
+        patient_boluses_per_day=data.get("patient_boluses_per_day"),
     )
 
 
 def _refill_initial(implant: Implant) -> dict:
     last = selectors.refill_visit_get_latest(implant=implant)
-    dose = dose_get_in_force(implant=implant)
+    now = timezone.now()
+    dose = dose_get_in_force(implant=implant, at=now)
     drug = last.drug if last else None
     if drug is None and dose is not None:
         drug = (
@@ -437,6 +447,9 @@ def _refill_initial(implant: Implant) -> dict:
         "drug": drug,
         "daily_dose_after_mcg": plain_decimal(dose.daily_dose_mcg) if dose else None,
         "dosing_mode": dose.dosing_mode if dose else None,
+        "schedule": dose.schedule if dose else None,
+        "patient_bolus_mcg": plain_decimal(dose.patient_bolus_mcg) if dose and dose.patient_bolus_mcg else None,
+        "patient_boluses_per_day": dose.patient_boluses_per_day if dose else None,
         "alarm_threshold_ml": plain_decimal(last.alarm_threshold_ml if last else implant.pump_model.alarm_threshold_ml),
     }
 
@@ -517,10 +530,12 @@ def refill_visit_done(request: HttpRequest, visit_id: int) -> HttpResponse:
 def wallet_card(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     implant = _active_implant_or_404(patient)
+    now = timezone.now()
     context = {
         "patient": patient,
         "implant": implant,
-        "dose": dose_get_in_force(implant=implant),
+        "dose": dose_get_in_force(implant=implant, at=now),
+        "planned_dose": dose_get_planned(implant=implant, now=now),
         "last_visit": selectors.refill_visit_get_latest(implant=implant),
         "booked_refill": _booked_refill(implant),
         "clinic": ClinicSettings.load(),
@@ -544,7 +559,8 @@ def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
     implant = get_object_or_404(
         Implant.objects.valid().select_related("patient", "pump_model").filter(patient__in=visible), pk=implant_id
     )
-    current = dose_get_in_force(implant=implant)
+    now = timezone.now()
+    current = dose_get_in_force(implant=implant, at=now)
     form = DoseChangeForm(
         form_data(request),
         initial={
@@ -564,5 +580,11 @@ def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
             dose = plain_decimal(form.cleaned_data["daily_dose_mcg"])
             messages.success(request, f"Dose changed to {dose} mcg/day.{due}")
             return redirect("staff:patient_detail", patient_id=implant.patient_id)
-    context = {"implant": implant, "patient": implant.patient, "form": form, "current": current}
+    context = {
+        "implant": implant,
+        "patient": implant.patient,
+        "form": form,
+        "current": current,
+        "planned": dose_get_planned(implant=implant, now=now),
+    }
     return render(request, "refills/dose_change.html", context, status=400 if form.errors else 200)

@@ -94,6 +94,12 @@ class AppointmentBookForm(forms.Form):
         required=False,
         max_length=2000,
     )
+    override_reason = forms.CharField(
+        label="Urgent: reason to book on a closed or full day (clinician)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=2000,
+    )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
 
     def starts_at(self) -> dt.datetime:
@@ -106,6 +112,12 @@ class AppointmentMoveForm(forms.Form):
     place = forms.CharField(max_length=200, required=False)
     outside_window_reason = forms.CharField(
         label="Reason for booking outside the safe window (clinician)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=2000,
+    )
+    override_reason = forms.CharField(
+        label="Urgent: reason to book on a closed or full day (clinician)",
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
         max_length=2000,

@@ -570,6 +570,20 @@ def implant_replace(
     return implant_register_with_fill(patient=old.patient, recorded_by=recorded_by, now=now, **new_fields)
 
 
+def _open_refill_day_before(
+    *, after: dt.date, until: dt.date, clinic: ClinicSettings, exclude_id: int | None
+) -> dt.date | None:
+    """The first day from `after` to `until` that is open and not full, if any."""
+    if until < after:
+        return None
+    booked = refill_bookings_per_day(start=after, end=until, exclude_id=exclude_id)
+    for offset in range((until - after).days + 1):
+        day = after + dt.timedelta(days=offset)
+        if not clinic_day_is_closed(day=day, clinic=clinic) and booked.get(day, 0) < clinic.refills_per_day:
+            return day
+    return None
+
+
 def _validate_slot(
     *,
     implant: Implant | None,
@@ -579,6 +593,7 @@ def _validate_slot(
     outside_window_reason: str,
     now: dt.datetime,
     exclude_id: int | None = None,
+    override_reason: str = "",
 ) -> None:
     if timezone.is_naive(starts_at):
         raise ValidationError({"starts_at": "Give the time with its time zone."})
@@ -588,10 +603,41 @@ def _validate_slot(
         return
     clinic = ClinicSettings.load()
     day = timezone.localdate(starts_at)
-    if clinic_day_is_closed(day=day, clinic=clinic):
-        raise ValidationError({"starts_at": f"The clinic is closed on {day:%A %d %B %Y}."})
-    if refill_bookings_per_day(start=day, end=day, exclude_id=exclude_id).get(day, 0) >= clinic.refills_per_day:
-        raise ValidationError({"starts_at": f"{day:%A %d %B} is full ({clinic.refills_per_day} refills)."})
+    closed = clinic_day_is_closed(day=day, clinic=clinic)
+    full = refill_bookings_per_day(start=day, end=day, exclude_id=exclude_id).get(day, 0) >= clinic.refills_per_day
+    if closed or full:
+        why = (
+            f"The clinic is closed on {day:%A %d %B %Y}"
+            if closed
+            else f"{day:%A %d %B} is full ({clinic.refills_per_day} refills)"
+        )
+        if not override_reason.strip():
+            raise ValidationError(
+                {
+                    "starts_at": f"{why}. A clinician may book it as urgent, with a reason, "
+                    "when the alarm date leaves no open day."
+                }
+            )
+        if not _is_clinician(booked_by):
+            raise ValidationError({"override_reason": "Only a clinician may book a refill on a closed or full day."})
+        alarm_on = implant.forecast_alarm_on if implant else None
+        if alarm_on is not None:
+            open_day = _open_refill_day_before(
+                after=timezone.localdate(now),
+                until=min(alarm_on, day - dt.timedelta(days=1)),
+                clinic=clinic,
+                exclude_id=exclude_id,
+            )
+            if open_day is not None:
+                raise ValidationError(
+                    {
+                        "starts_at": f"{why}, but {open_day:%A %d %B} is open before the alarm date "
+                        f"({alarm_on:%d %b}): book that."
+                    }
+                )
+        # The override is recorded on the appointment (Appointment.override_reason); the window
+        # rule below is waived too: the urgent booking exists because the window cannot be kept.
+        return
     window = refill_window_get(implant=implant, clinic=clinic)
     if window is None or window.opens_on <= day <= window.due_by:
         return
@@ -621,6 +667,7 @@ def appointment_book(
     place: str = "",
     duration_minutes: int = 30,
     outside_window_reason: str = "",
+    override_reason: str = "",
     notes: str = "",
     now: dt.datetime | None = None,
 ) -> Appointment:
@@ -655,6 +702,7 @@ def appointment_book(
         booked_by=booked_by,
         outside_window_reason=outside_window_reason,
         now=now,
+        override_reason=override_reason,
     )
     appointment = Appointment(
         patient=patient,
@@ -664,6 +712,7 @@ def appointment_book(
         duration_minutes=duration_minutes,
         place=place or ClinicSettings.load().default_place,
         outside_window_reason=outside_window_reason.strip(),
+        override_reason=override_reason.strip(),
         booked_by=booked_by,
         notes=notes,
     )
@@ -683,6 +732,7 @@ def appointment_move(
     starts_at: dt.datetime,
     moved_by,
     outside_window_reason: str = "",
+    override_reason: str = "",
     place: str = "",
     now: dt.datetime | None = None,
 ) -> Appointment:
@@ -699,13 +749,16 @@ def appointment_move(
         outside_window_reason=outside_window_reason,
         now=now,
         exclude_id=appointment.pk,
+        override_reason=override_reason,
     )
     appointment.starts_at = starts_at
     if place:
         appointment.place = place
     if outside_window_reason.strip():
         appointment.outside_window_reason = outside_window_reason.strip()
-    appointment.save(update_fields=["starts_at", "place", "outside_window_reason", "updated_at"])
+    if override_reason.strip():
+        appointment.override_reason = override_reason.strip()
+    appointment.save(update_fields=["starts_at", "place", "outside_window_reason", "override_reason", "updated_at"])
     return appointment
 
 

@@ -316,6 +316,7 @@ def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
                 implant=implant if data["kind"] in (Appointment.Kind.REFILL, Appointment.Kind.REPLACEMENT) else None,
                 place=data["place"],
                 outside_window_reason=data["outside_window_reason"],
+                override_reason=data["override_reason"],
                 notes=data["notes"],
             )
         except services.BookingConflict as exc:
@@ -354,6 +355,7 @@ def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
                 starts_at=form.starts_at(),
                 moved_by=request.user,
                 outside_window_reason=form.cleaned_data["outside_window_reason"],
+                override_reason=form.cleaned_data["override_reason"],
                 place=form.cleaned_data["place"],
             )
         except services.BookingConflict as exc:

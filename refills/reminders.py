@@ -729,7 +729,7 @@ class _RecordProblems:
         far = dt.date(min(self.today.year + _IMPLAUSIBLE_AFTER_YEARS, dt.MAXYEAR), 1, 1)
         suspects = (
             {name: value for name, value in dates.items() if value is not None and value >= far}
-            or {name: value for name, value in dates.items() if value is not None}
+            or {name: value for name, value in dates.items() if value is None}
             or dates
         )
         fields = ", ".join(f"{name} = {value if value is not None else 'empty'}" for name, value in suspects.items())

@@ -4,12 +4,13 @@ from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from patients.api import PatientViewSet, TrialViewSet
-from pumps.api import DrugPumpIntervalViewSet, DrugViewSet, ImplantViewSet, PumpModelViewSet
+from pumps.api import DrugPumpIntervalViewSet, DrugViewSet, PumpModelViewSet
 from refills.api import (
     AlertViewSet,
     AppointmentViewSet,
     DosePrescriptionViewSet,
     DueForRefillView,
+    ImplantCareViewSet,
     RefillForecastView,
     RefillVisitViewSet,
 )
@@ -22,7 +23,7 @@ router.register("trials", TrialViewSet, basename="trial")
 router.register("pump-models", PumpModelViewSet, basename="pump-model")
 router.register("drugs", DrugViewSet, basename="drug")
 router.register("drug-pump-intervals", DrugPumpIntervalViewSet, basename="drug-pump-interval")
-router.register("implants", ImplantViewSet, basename="implant")
+router.register("implants", ImplantCareViewSet, basename="implant")
 router.register("dose-prescriptions", DosePrescriptionViewSet, basename="dose-prescription")
 router.register("refill-visits", RefillVisitViewSet, basename="refill-visit")
 router.register("appointments", AppointmentViewSet, basename="appointment")

@@ -33,7 +33,7 @@ from patients.models import VERTEBRAL_LEVELS
 from .filters import DrugFilter, DrugPumpIntervalFilter, ImplantFilter, PumpModelFilter
 from .models import Drug, DrugPumpInterval, Implant, PumpModel
 from .selectors import implant_get_replacement_plan
-from .services import implant_explant, implant_record_eri, implant_register
+from .services import implant_record_eri
 
 
 # ---------------------------------------------------------------------------
@@ -275,6 +275,24 @@ class ImplantRegisterSerializer(serializers.Serializer):
         max_digits=7, decimal_places=1, min_value=Decimal("0.1"), required=False, allow_null=True, default=None
     )
     dose_effective_at = ClinicalDateTimeField(required=False, allow_null=True, default=None)
+    # The fill in theatre: the forecast starts at the implant.
+    fill_drug = ScopedPrimaryKeyRelatedField(
+        model=Drug,
+        scope=lambda request: Drug.objects.filter(is_active=True, screening_only=False),
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    fill_volume_ml = StrictDecimalField(
+        max_digits=5, decimal_places=2, min_value=Decimal("0.01"), required=False, allow_null=True, default=None
+    )
+    fill_drug_lot = StrictCharField(max_length=64, required=False, allow_blank=True, default="")
+    fill_alarm_threshold_ml = StrictDecimalField(
+        max_digits=4, decimal_places=1, min_value=Decimal("0"), required=False, allow_null=True, default=None
+    )
+    flow_ml_per_day = StrictDecimalField(
+        max_digits=6, decimal_places=3, min_value=Decimal("0.001"), required=False, allow_null=True, default=None
+    )
 
 
 class ImplantEriSerializer(serializers.Serializer):
@@ -287,7 +305,11 @@ class ImplantExplantSerializer(serializers.Serializer):
 
 
 class ImplantViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
-    """Implants: clinicians register, record ERI and explant; staff read all, a patient their own."""
+    """Implants: staff read all, a patient their own; clinicians record an ERI.
+
+    Registering, replacing and explanting change the forecast and the bookings: the care schedule
+    adds those actions (refills.api.ImplantCareViewSet serves this route).
+    """
 
     permission_model = Implant
     serializer_class = ImplantSerializer
@@ -304,11 +326,6 @@ class ImplantViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
     def scope_queryset(self, queryset):
         return scope_by_patients(queryset, self.request, path="patient")
 
-    @extend_schema(request=ImplantRegisterSerializer, responses={201: ImplantSerializer})
-    def create(self, request):
-        implant = implant_register(recorded_by=request.user, **self.validated(ImplantRegisterSerializer))
-        return self.output(implant, status_code=status.HTTP_201_CREATED)
-
     @extend_schema(request=ImplantEriSerializer, responses={200: ImplantSerializer})
     @action(detail=True, methods=["post"])
     def eri(self, request, pk=None):
@@ -316,12 +333,3 @@ class ImplantViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
         data = self.validated(ImplantEriSerializer)
         return self.output(implant_record_eri(implant=implant, eri_on=data["eri_reported_on"], by=request.user))
 
-    @extend_schema(request=ImplantExplantSerializer, responses={200: ImplantSerializer})
-    @action(detail=True, methods=["post"])
-    def explant(self, request, pk=None):
-        implant = self.get_object()
-        data = self.validated(ImplantExplantSerializer)
-        implant = implant_explant(
-            implant=implant, explanted_on=data["explanted_on"], reason=data["explant_reason"], by=request.user
-        )
-        return self.output(implant)

@@ -5,6 +5,7 @@ and the open alerts.
 Views validate the shape of the input and call one service or selector; the rules live there.
 """
 
+import datetime as dt
 from decimal import Decimal
 
 import django_filters
@@ -44,14 +45,25 @@ from itbclinic.api import (
     text,
 )
 from patients.api import patient_field
-from pumps.api import ForecastProblemDisplayField
+from pumps.api import (
+    ForecastProblemDisplayField,
+    ImplantExplantSerializer,
+    ImplantRegisterSerializer,
+    ImplantSerializer,
+    ImplantViewSet,
+)
 from pumps.models import DosePrescription, Drug, Implant
 
-from .calculations import refill_forecast, residual_discrepancy
+from .calculations import residual_discrepancy
 from .filters import AppointmentFilter, DosePrescriptionFilter, RefillVisitFilter
-from .models import Alert, Appointment, ClinicSettings, RefillVisit
+from .models import Alert, Appointment, ClinicSettings, RefillVisit, ReservoirEmptying
 from .reminders import alert_list_open
-from .selectors import implant_get_expected_residual, max_interval_days_get, patient_list_due_for_refill
+from .selectors import (
+    implant_get_expected_residual,
+    max_interval_days_get,
+    patient_list_due_for_refill,
+    refill_forecast_compute,
+)
 from .services import (
     appointment_book,
     appointment_cancel,
@@ -59,7 +71,11 @@ from .services import (
     appointment_move,
     care_record_mark_entered_in_error,
     dose_change_record,
+    implant_explant_record,
+    implant_register_with_fill,
+    implant_replace,
     refill_visit_record,
+    reservoir_empty_record,
 )
 
 
@@ -128,12 +144,21 @@ class DosePrescriptionSerializer(DosePrescriptionOwnSerializer):
 
 class DoseChangeSerializer(serializers.Serializer):
     implant = implant_field()
-    daily_dose_mcg = mcg()
-    effective_at = ClinicalDateTimeField()
+    daily_dose_mcg = mcg(
+        required=False, allow_null=True, default=None, help_text="Flex dosing: leave out, the steps are summed."
+    )
+    effective_at = ClinicalDateTimeField(help_text="Its exact time: past, or up to a year ahead.")
     dosing_mode = StrictChoiceField(
         choices=DosePrescription.Mode.choices, default=DosePrescription.Mode.SIMPLE_CONTINUOUS
     )
     schedule = schedule_field()
+    patient_bolus_mcg = mcg(required=False, allow_null=True, default=None)
+    patient_boluses_per_day = StrictIntegerField(
+        min_value=1, max_value=48, required=False, allow_null=True, default=None
+    )
+    titration_confirmed = StrictBooleanField(
+        required=False, default=False, help_text="The prescriber confirms a dose outside the usual range or limits."
+    )
     reason = text()
 
 
@@ -206,9 +231,15 @@ class RefillVisitSerializer(RefillVisitOwnSerializer):
             "dosing_mode",
             "schedule",
             "bridge_bolus_mcg",
+            "patient_bolus_mcg",
+            "patient_boluses_per_day",
             "alarm_threshold_ml",
             "empty_on",
             "battery_status",
+            "battery_event_on",
+            "post_fill_check",
+            "post_fill_discrepancy_ml",
+            "after_empty_date",
             "notes",
             "created_at",
         ]
@@ -223,7 +254,12 @@ class RefillVisitRecordSerializer(serializers.Serializer):
     volume_added_ml = ml(minimum="0.01")
     drug = drug_field()
     drug_lot = StrictCharField(max_length=64)
-    daily_dose_after_mcg = mcg()
+    daily_dose_after_mcg = mcg(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Constant-flow pumps: leave out (flow × concentration).",
+    )
     dosing_mode = StrictChoiceField(
         choices=DosePrescription.Mode.choices, default=DosePrescription.Mode.SIMPLE_CONTINUOUS
     )
@@ -238,7 +274,21 @@ class RefillVisitRecordSerializer(serializers.Serializer):
     )
     alarm_threshold_ml = ml(max_digits=4, decimal_places=1, required=False, allow_null=True, default=None)
     battery_status = StrictChoiceField(choices=RefillVisit.BatteryStatus.choices, default=RefillVisit.BatteryStatus.OK)
+    battery_event_on = ClinicalDateField(
+        required=False, allow_null=True, default=None, help_text="The date the pump logged the ERI or end of service."
+    )
     bridge_bolus_mcg = mcg(required=False, allow_null=True, default=None)
+    patient_bolus_mcg = mcg(required=False, allow_null=True, default=None)
+    patient_boluses_per_day = StrictIntegerField(
+        min_value=1, max_value=48, required=False, allow_null=True, default=None
+    )
+    post_fill_check = StrictChoiceField(
+        choices=RefillVisit.PostFillCheck.choices, default=RefillVisit.PostFillCheck.NOT_DONE
+    )
+    post_fill_discrepancy_ml = StrictDecimalField(
+        max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
+    )
+    titration_confirmed = StrictBooleanField(required=False, default=False)
     notes = text()
     appointment = ScopedPrimaryKeyRelatedField(
         model=Appointment,
@@ -440,7 +490,7 @@ class StaffAPIView(AuditedPatientAccessMixin, generics.GenericAPIView):
 
 
 class RefillForecastView(StaffAPIView):
-    """The pure `refill_forecast` for the inputs given: the staff refill form calls it as the nurse types."""
+    """The forecast a refill with these inputs leads to (with `implant`: from that pump's history too)."""
 
     serializer_class = RefillForecastInputSerializer
     filter_backends = []
@@ -457,24 +507,25 @@ class RefillForecastView(StaffAPIView):
         cap = data.get("max_interval_days")
         if cap is None and drug is not None:
             cap = max_interval_days_get(drug=drug, implant=implant) if implant else drug.max_interval_days
-        try:
-            forecast = refill_forecast(
-                refilled_on=data["refilled_on"],
-                volume_ml=data["volume_ml"],
-                concentration_mcg_per_ml=data["concentration_mcg_per_ml"],
-                daily_dose_mcg=data["daily_dose_mcg"],
-                alarm_threshold_ml=data["alarm_threshold_ml"],
-                safety_margin_days=margin,
-                max_interval_days=cap,
-            )
-        except OverflowError:
+        performed_at = dt.datetime.combine(data["refilled_on"], dt.time.min, tzinfo=timezone.get_current_timezone())
+        forecast = refill_forecast_compute(
+            implant=implant,
+            performed_at=performed_at,
+            volume_ml=data["volume_ml"],
+            concentration_mcg_per_ml=data["concentration_mcg_per_ml"],
+            alarm_threshold_ml=data["alarm_threshold_ml"],
+            daily_dose_mcg=data["daily_dose_mcg"],
+            max_interval_days=cap,
+            safety_margin_days=margin,
+        )
+        if not forecast.ok:
             raise serializers.ValidationError(
                 {"daily_dose_mcg": ["This dose would last beyond the calendar: check the dose and concentration."]}
-            ) from None
+            )
         expected = discrepancy = None
         if implant is not None:
             self.audit_patient_access(patients=[implant.patient], detail=f"refill forecast implant {implant.pk}")
-            expected = implant_get_expected_residual(implant=implant, on=data["refilled_on"])
+            expected = implant_get_expected_residual(implant=implant, on=data["refilled_on"], before=performed_at)
             if expected is not None and data["actual_residual_ml"] is not None:
                 discrepancy = residual_discrepancy(
                     expected_ml=expected,
@@ -638,3 +689,65 @@ class AlertViewSet(ClinicViewSet):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         self.audit_patient_access(patients=(alert.patient for alert in page), detail="list alert")
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+# ---------------------------------------------------------------------------
+# Implants: the care schedule's actions on a pump (its forecast and bookings change with them)
+# ---------------------------------------------------------------------------
+class ImplantReplaceSerializer(ImplantRegisterSerializer):
+    patient = None  # the old pump's patient
+    explanted_on = ClinicalDateField(help_text="The old pump came out on this day.")
+    explant_reason = text(required=True)
+    implanted_on = ClinicalDateField(required=False, help_text="Default: the explant day.")
+
+
+class ReservoirEmptySerializer(serializers.Serializer):
+    emptied_at = ClinicalDateTimeField()
+    reason = StrictChoiceField(choices=ReservoirEmptying.Reason.choices, default=ReservoirEmptying.Reason.MRI)
+    volume_removed_ml = ml(required=False, allow_null=True, default=None)
+    notes = text()
+
+
+class ImplantCareViewSet(ImplantViewSet):
+    """/api/implants/: the pumps' reads and ERI, plus registering with the theatre fill, replacing,
+    explanting (bookings and reminders end with the pump) and emptying the reservoir."""
+
+    action_permissions = {
+        **ImplantViewSet.action_permissions,
+        "replace": ["pumps.add_implant", "pumps.change_implant"],
+        "empty": ["refills.add_reservoiremptying"],
+    }
+
+    @extend_schema(request=ImplantRegisterSerializer, responses={201: ImplantSerializer})
+    def create(self, request):
+        implant = implant_register_with_fill(recorded_by=request.user, **self.validated(ImplantRegisterSerializer))
+        return self.output(implant, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ImplantExplantSerializer, responses={200: ImplantSerializer})
+    @action(detail=True, methods=["post"])
+    def explant(self, request, pk=None):
+        implant = self.get_object()
+        data = self.validated(ImplantExplantSerializer)
+        implant = implant_explant_record(
+            implant=implant, explanted_on=data["explanted_on"], reason=data["explant_reason"], by=request.user
+        )
+        return self.output(implant)
+
+    @extend_schema(request=ImplantReplaceSerializer, responses={201: ImplantSerializer})
+    @action(detail=True, methods=["post"])
+    def replace(self, request, pk=None):
+        old = self.get_object()
+        data = dict(self.validated(ImplantReplaceSerializer))
+        explanted_on, reason = data.pop("explanted_on"), data.pop("explant_reason")
+        implant = implant_replace(
+            implant=old, explanted_on=explanted_on, reason=reason, recorded_by=request.user, **data
+        )
+        return self.output(implant, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ReservoirEmptySerializer, responses={200: ImplantSerializer})
+    @action(detail=True, methods=["post"])
+    def empty(self, request, pk=None):
+        implant = self.get_object()
+        reservoir_empty_record(implant=implant, recorded_by=request.user, **self.validated(ReservoirEmptySerializer))
+        implant.refresh_from_db()
+        return self.output(implant)

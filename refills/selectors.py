@@ -154,7 +154,12 @@ def implant_history_events(*, implant: Implant) -> list[Event]:
 
 
 def implant_forecast_compute(
-    *, implant: Implant, clinic: ClinicSettings | None = None, extra_events: Sequence[Event] = ()
+    *,
+    implant: Implant,
+    clinic: ClinicSettings | None = None,
+    extra_events: Sequence[Event] = (),
+    safety_margin_days: int | None = None,
+    history: Sequence[Event] | None = None,
 ) -> PumpForecast:
     """The forecast in force from the pump's whole history (plus `extra_events`, for a preview).
 
@@ -162,12 +167,13 @@ def implant_forecast_compute(
     (an impossible value that bypassed validation) gives a forecast with a problem, never an
     exception: the caller raises "record needs attention" and the clinic carries on.
     """
-    clinic = clinic or ClinicSettings.load()
+    if safety_margin_days is None:
+        safety_margin_days = (clinic or ClinicSettings.load()).safety_margin_days
     try:
         return pump_forecast(
-            events=[*implant_history_events(implant=implant), *extra_events],
+            events=[*(implant_history_events(implant=implant) if history is None else history), *extra_events],
             tz=timezone.get_current_timezone(),
-            safety_margin_days=clinic.safety_margin_days,
+            safety_margin_days=safety_margin_days,
             constant_flow_ml_per_day=implant_constant_flow_ml_per_day(implant=implant),
         )
     except (ArithmeticError, ValueError, TypeError, OverflowError):
@@ -685,6 +691,54 @@ def refill_dose_for(*, implant: Implant, drug: Drug | None, daily_dose_mcg: Deci
     return daily_dose_mcg
 
 
+def refill_forecast_compute(
+    *,
+    implant: Implant | None,
+    performed_at: dt.datetime,
+    volume_ml: Decimal,
+    concentration_mcg_per_ml: Decimal,
+    alarm_threshold_ml: Decimal,
+    daily_dose_mcg: Decimal,
+    max_interval_days: int | None,
+    safety_margin_days: int,
+    bridge_bolus_mcg: Decimal | None = None,
+    now: dt.datetime | None = None,
+) -> PumpForecast:
+    """The forecast a refill leads to: the pump's history (if any) plus this fill, its dose and bolus.
+
+    With an implant: the history before the refill, and every dose change still planned (after
+    `now`, default the refill's time), so a future-dated change counts. What was recorded after
+    a refill dated in the past (a what-if in the API) belongs to another history and is left out.
+    Without one (the API's calculator) it is the one interval. Either way, one pure function.
+    """
+    events: list[Event] = [
+        Fill(
+            at=performed_at,
+            volume_ml=volume_ml,
+            concentration_mcg_per_ml=concentration_mcg_per_ml,
+            alarm_threshold_ml=alarm_threshold_ml,
+            max_interval_days=max_interval_days,
+        ),
+        Dose(at=performed_at, daily_dose_mcg=daily_dose_mcg),
+    ]
+    if bridge_bolus_mcg:
+        events.append(Bolus(at=performed_at, dose_mcg=bridge_bolus_mcg))
+    if implant is not None:
+        planned_after = max(performed_at, now or performed_at)
+        history = [
+            event
+            for event in implant_history_events(implant=implant)
+            if event.at < performed_at or (isinstance(event, Dose) and event.at > planned_after)
+        ]
+        return implant_forecast_compute(
+            implant=implant, history=history, extra_events=events, safety_margin_days=safety_margin_days
+        )
+    try:
+        return pump_forecast(events=events, tz=timezone.get_current_timezone(), safety_margin_days=safety_margin_days)
+    except (ArithmeticError, ValueError, TypeError, OverflowError):
+        return PumpForecast(problem=Problem.CANNOT_COMPUTE)
+
+
 def refill_visit_preview(
     *,
     implant: Implant,
@@ -728,19 +782,17 @@ def refill_visit_preview(
         and 0 <= threshold < volume_added_ml
     ):
         worst_case = dose + (patient_bolus_mcg or 0) * (patient_boluses_per_day or 0)
-        events: list[Event] = [
-            Fill(
-                at=performed_at,
-                volume_ml=volume_added_ml,
-                concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
-                alarm_threshold_ml=threshold,
-                max_interval_days=max_interval_days_get(drug=drug, implant=implant),
-            ),
-            Dose(at=performed_at, daily_dose_mcg=worst_case),
-        ]
-        if bridge_bolus_mcg:
-            events.append(Bolus(at=performed_at, dose_mcg=bridge_bolus_mcg))
-        computed = implant_forecast_compute(implant=implant, clinic=clinic, extra_events=events)
+        computed = refill_forecast_compute(
+            implant=implant,
+            performed_at=performed_at,
+            volume_ml=volume_added_ml,
+            concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
+            alarm_threshold_ml=threshold,
+            daily_dose_mcg=worst_case,
+            max_interval_days=max_interval_days_get(drug=drug, implant=implant),
+            bridge_bolus_mcg=bridge_bolus_mcg,
+            safety_margin_days=clinic.safety_margin_days,
+        )
         forecast = computed if computed.ok else None
     return RefillPreview(
         expected_residual_ml=expected,

@@ -210,6 +210,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/implants/{id}/explant/", "POST"): Operation(
         frozenset({CLINICIAN}), lambda w, s: {"explanted_on": "2025-03-02", "explant_reason": "Infection"}
     ),
+    ("/api/implants/{id}/replace/", "POST"): Operation(
+        frozenset({CLINICIAN}),
+        lambda w, s: {
+            "explanted_on": "2025-03-02",
+            "explant_reason": "Battery at end of service",
+            "pump_model": w.pump_model.pk,
+            "serial_number": "MATRIX-REPLACE",
+            "surgeon": "Ms S",
+            "hospital": "City",
+            "catheter_tip_level": "T10",
+        },
+    ),
+    ("/api/implants/{id}/empty/", "POST"): Operation(
+        frozenset({NURSE, CLINICIAN}), lambda w, s: {"emptied_at": "2025-03-02T09:00:00Z", "reason": "mri"}
+    ),
     ("/api/implants/{id}/mark-entered-in-error/", "POST"): Operation(frozenset({CLINICIAN}), _reason),
     # Dose prescriptions
     ("/api/dose-prescriptions/", "GET"): Operation(frozenset({NURSE, CLINICIAN, PATIENT})),

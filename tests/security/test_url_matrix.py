@@ -236,6 +236,8 @@ ROUTES: dict[str, Route] = {
     "staff:implant_register": staff(read=("clinician",), write=("clinician",)),
     "staff:implant_eri": staff(read=("clinician",), write=("clinician",)),
     "staff:implant_explant": staff(read=("clinician",), write=("clinician",)),
+    "staff:implant_replace": staff(read=("clinician",), write=("clinician",)),
+    "staff:reservoir_empty": staff(read=("nurse", "clinician"), write=("nurse", "clinician")),
     "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
     # --- REST API (itbclinic/api.py and each app's api.py; issue 3) ---
     "api:not-found": Route({m: _cells(frozenset({HIDDEN})) for m in METHODS}),
@@ -280,6 +282,8 @@ ROUTES: dict[str, Route] = {
     ),
     "api:implant-eri": api_action(of(pk="implant"), writers=("clinician",)),
     "api:implant-explant": api_action(of(pk="implant"), writers=("clinician",)),
+    "api:implant-replace": api_action(of(pk="implant"), writers=("clinician",)),
+    "api:implant-empty": api_action(of(pk="implant"), writers=("nurse", "clinician")),
     "api:implant-mark-entered-in-error": api_action(of(pk="implant"), writers=("clinician",)),
     "api:dose-prescription-list": api_list(patients_read=True, writers=("clinician",)),
     "api:dose-prescription-detail": api_object(b_extra(pk="prescription"), owner_reads=True),

@@ -4,13 +4,15 @@ from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from patients.api import PatientViewSet, TrialViewSet
-from pumps.api import DrugPumpIntervalViewSet, DrugViewSet, PumpModelViewSet
 from refills.api import (
     AlertViewSet,
     AppointmentViewSet,
     DosePrescriptionViewSet,
+    DrugCareViewSet,
+    DrugPumpIntervalCareViewSet,
     DueForRefillView,
     ImplantCareViewSet,
+    PumpModelCareViewSet,
     RefillForecastView,
     RefillVisitViewSet,
 )
@@ -20,9 +22,9 @@ from .api import api_not_found
 router = SimpleRouter()
 router.register("patients", PatientViewSet, basename="patient")
 router.register("trials", TrialViewSet, basename="trial")
-router.register("pump-models", PumpModelViewSet, basename="pump-model")
-router.register("drugs", DrugViewSet, basename="drug")
-router.register("drug-pump-intervals", DrugPumpIntervalViewSet, basename="drug-pump-interval")
+router.register("pump-models", PumpModelCareViewSet, basename="pump-model")
+router.register("drugs", DrugCareViewSet, basename="drug")
+router.register("drug-pump-intervals", DrugPumpIntervalCareViewSet, basename="drug-pump-interval")
 router.register("implants", ImplantCareViewSet, basename="implant")
 router.register("dose-prescriptions", DosePrescriptionViewSet, basename="dose-prescription")
 router.register("refill-visits", RefillVisitViewSet, basename="refill-visit")

@@ -5,6 +5,8 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from itbclinic.admin_actions import ClinicalRecordAdmin, ReadOnlyAdminMixin
+from pumps.admin import DrugAdmin, DrugPumpIntervalAdmin, PumpModelAdmin
+from pumps.models import Drug, DrugPumpInterval, PumpModel
 
 from .models import (
     Alert,
@@ -14,7 +16,31 @@ from .models import (
     ClosedDay,
     RefillVisit,
     Reminder,
+    ReservoirEmptying,
+    TaskRun,
 )
+from .services import forecasts_recompute_after_catalogue_change
+
+
+class RecomputesForecastsAdminMixin:
+    """A catalogue row that feeds the forecast (alarm volume, flow, stability cap) recomputes the
+    affected pumps when saved; the pumps app's admin is extended here because pumps never calls
+    into the care schedule (STYLE.md "The house")."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forecasts_recompute_after_catalogue_change(record=obj)
+
+    def save_related(self, request, form, formsets, change):
+        # Caps edited inline (DrugPumpInterval under a drug or a pump model) feed it too.
+        super().save_related(request, form, formsets, change)
+        forecasts_recompute_after_catalogue_change(record=form.instance)
+
+
+for _model, _admin in ((PumpModel, PumpModelAdmin), (Drug, DrugAdmin), (DrugPumpInterval, DrugPumpIntervalAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, type(_admin.__name__, (RecomputesForecastsAdminMixin, _admin), {}))
+
 
 PATIENT_SEARCH = ("patient__mrn", "patient__given_name", "patient__family_name")
 
@@ -82,6 +108,11 @@ class ClinicSettingsAdmin(SimpleHistoryAdmin):
             if f.editable and f.name not in placed and not f.primary_key
         ]
         return [*self.fieldsets, ("Other", {"fields": rest})] if rest else list(self.fieldsets)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # The safety margin moves every pump's due-by date at once.
+        forecasts_recompute_after_catalogue_change(record=obj)
 
     def has_add_permission(self, request) -> bool:
         return super().has_add_permission(request) and not ClinicSettings.objects.exists()
@@ -238,3 +269,20 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(boolean=True, description="open")
     def is_open(self, obj: Alert) -> bool:
         return obj.is_open
+
+
+@admin.register(ReservoirEmptying)
+class ReservoirEmptyingAdmin(ClinicalRecordAdmin):
+    list_display = ("emptied_at", "implant", "reason", "volume_removed_ml", "recorded_by", "entered_in_error")
+    list_filter = ("reason", "entered_in_error")
+    search_fields = tuple(f"implant__{name}" for name in PATIENT_SEARCH)
+    list_select_related = ("implant__patient", "implant__pump_model", "recorded_by")
+    # The time feeds the forecast: a wrong emptying is marked in error and re-recorded.
+    editable_fields = ("notes",)
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """When each scheduled task last ran: the watchdog's evidence (read-only)."""
+
+    list_display = ("name", "last_started_at", "last_completed_at", "last_error")

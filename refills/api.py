@@ -46,11 +46,14 @@ from itbclinic.api import (
 )
 from patients.api import patient_field
 from pumps.api import (
+    DrugPumpIntervalViewSet,
+    DrugViewSet,
     ForecastProblemDisplayField,
     ImplantExplantSerializer,
     ImplantRegisterSerializer,
     ImplantSerializer,
     ImplantViewSet,
+    PumpModelViewSet,
 )
 from pumps.models import DosePrescription, Drug, Implant
 
@@ -71,6 +74,7 @@ from .services import (
     appointment_move,
     care_record_mark_entered_in_error,
     dose_change_record,
+    forecasts_recompute_after_catalogue_change,
     implant_explant_record,
     implant_register_with_fill,
     implant_replace,
@@ -751,3 +755,30 @@ class ImplantCareViewSet(ImplantViewSet):
         reservoir_empty_record(implant=implant, recorded_by=request.user, **self.validated(ReservoirEmptySerializer))
         implant.refresh_from_db()
         return self.output(implant)
+
+
+# ---------------------------------------------------------------------------
+# Catalogue rows that feed the forecast: saving one recomputes the affected pumps
+# ---------------------------------------------------------------------------
+class RecomputesForecastsMixin:
+    def create(self, request):
+        response = super().create(request)
+        forecasts_recompute_after_catalogue_change(record=self.get_queryset().get(pk=response.data["id"]))
+        return response
+
+    def partial_update(self, request, pk=None):
+        response = super().partial_update(request, pk=pk)
+        forecasts_recompute_after_catalogue_change(record=self.get_object())
+        return response
+
+
+class PumpModelCareViewSet(RecomputesForecastsMixin, PumpModelViewSet):
+    pass
+
+
+class DrugCareViewSet(RecomputesForecastsMixin, DrugViewSet):
+    pass
+
+
+class DrugPumpIntervalCareViewSet(RecomputesForecastsMixin, DrugPumpIntervalViewSet):
+    pass

@@ -9,12 +9,13 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
 from patients.services import clinical_record_mark_entered_in_error
-from pumps.models import DosePrescription, Drug, Implant
+from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant, PumpModel
 from pumps.rules import alarm_volume_errors, event_time_errors, planned_time_errors
 from pumps.selectors import dose_get_in_force, implant_get_active
 from pumps.services import dose_prescribe, implant_explant, implant_record_eri, implant_register
@@ -75,6 +76,30 @@ def forecasts_recompute(*, implants=None) -> int:
             implant_forecast_refresh(implant=implant, clinic=clinic)
         count += 1
     return count
+
+
+def forecasts_recompute_after_catalogue_change(*, record) -> int:
+    """Recompute the pumps whose forecast a changed settings or catalogue row feeds.
+
+    ClinicSettings (safety margin): every active pump. A PumpModel (alarm volume, constant flow):
+    its pumps. A Drug (stability cap) or a DrugPumpInterval: the pumps that have held that drug.
+    """
+    active = Implant.objects.valid().filter(explanted_on__isnull=True)
+    if isinstance(record, ClinicSettings):
+        affected = active
+    elif isinstance(record, PumpModel):
+        affected = active.filter(pump_model=record)
+    elif isinstance(record, Drug):
+        held = RefillVisit.objects.valid().filter(drug=record).values("implant_id")
+        affected = active.filter(Q(fill_drug=record) | Q(pk__in=held))
+    elif isinstance(record, DrugPumpInterval):
+        held = RefillVisit.objects.valid().filter(drug_id=record.drug_id).values("implant_id")
+        affected = active.filter(pump_model_id=record.pump_model_id).filter(
+            Q(fill_drug_id=record.drug_id) | Q(pk__in=held)
+        )
+    else:
+        return 0
+    return forecasts_recompute(implants=affected)
 
 
 def forecasts_refresh_missing() -> int:

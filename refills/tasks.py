@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import reminders, watchdog
+from . import reminders, services, watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ def watched(*, name: str) -> Callable:
 @watched(name=watchdog.SCAN_TASK)
 def scan_reminders_task() -> dict:
     now = timezone.now()
+    # A pump written some other way than through the services gets its forecast (or its
+    # problem) before the alerts are raised, so no active pump is ever left without either.
+    services.forecasts_refresh_missing()
     scan = reminders.reminders_scan(now=now)
     alerts = reminders.alerts_scan(now=now)
     logger.info("reminder scan: %s; alerts: %s", scan, alerts)

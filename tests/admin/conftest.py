@@ -17,6 +17,8 @@ from refills.models import (
     ClosedDay,
     RefillVisit,
     Reminder,
+    ReservoirEmptying,
+    TaskRun,
 )
 from tests import factories
 
@@ -80,6 +82,16 @@ def _closed_day() -> ClosedDay:
     return ClosedDay.objects.create(date=dt.date(2025, 1, 1) + dt.timedelta(days=next(_seq)), reason="Bank holiday")
 
 
+def _emptying():
+    implant = factories.ImplantFactory()
+    return ReservoirEmptying.objects.create(
+        implant=implant,
+        emptied_at=dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC),
+        reason=ReservoirEmptying.Reason.MRI,
+        recorded_by=implant.recorded_by,
+    )
+
+
 MAKERS = {
     Patient: lambda: factories.PatientFactory(),
     ScreeningTrial: lambda: factories.ScreeningTrialFactory(),
@@ -100,6 +112,8 @@ MAKERS = {
     Alert: _alert,
     ClinicSettings: ClinicSettings.load,
     ClosedDay: _closed_day,
+    ReservoirEmptying: lambda: _emptying(),
+    TaskRun: lambda: TaskRun.objects.create(name=f"task-{TaskRun.objects.count()}"),
 }
 
 

@@ -17,6 +17,8 @@ from refills.models import (
     ClosedDay,
     RefillVisit,
     Reminder,
+    ReservoirEmptying,
+    TaskRun,
 )
 
 from .conftest import MAKERS
@@ -43,6 +45,8 @@ CLINIC_ADMIN_ACCESS = {
     Alert: "view",
     ClinicSettings: "view",  # and change, but never add: the row exists
     ClosedDay: "edit",
+    ReservoirEmptying: None,
+    TaskRun: "view",
 }
 # Models a superuser may add from the admin; the other clinical records go through the staff app's
 # services, the singleton already exists, reminders/alerts are written by the scan.

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.worklist, name="worklist"),
     path("calendar/", views.calendar, name="calendar"),
     path("alerts/<int:alert_id>/resolve/", views.alert_resolve, name="alert_resolve"),
+    path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert_acknowledge"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:patient_id>/book/", views.appointment_book, name="appointment_book"),
     path("patients/<int:patient_id>/refill/", views.refill_visit_record, name="refill_visit_record"),

@@ -122,8 +122,23 @@ def worklist(request: HttpRequest) -> HttpResponse:
 def alert_resolve(request: HttpRequest, alert_id: int) -> HttpResponse:
     alert = get_object_or_404(Alert.objects.filter(patient__in=patient_list_visible_to(user=request.user)), pk=alert_id)
     note = request.POST.get("note", "").strip()[:200]
-    reminders.alert_resolve(alert=alert, by=request.user, note=note)
-    messages.success(request, f"Alert for {alert.patient.full_name} resolved.")
+    try:
+        reminders.alert_resolve(alert=alert, by=request.user, note=note)
+    except ValidationError as exc:
+        # e.g. a transferred or deceased patient's alert: the note must say what really happened.
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Alert for {alert.patient.full_name} resolved.")
+    return redirect(f"{reverse('staff:worklist')}#alerts")
+
+
+@staff_required("refills.change_alert")
+@require_POST
+def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+    """Someone has it in hand: an acknowledged urgent alert stops re-escalating (it stays open)."""
+    alert = get_object_or_404(Alert.objects.filter(patient__in=patient_list_visible_to(user=request.user)), pk=alert_id)
+    reminders.alert_acknowledge(alert=alert, by=request.user, now=timezone.now())
+    messages.success(request, f"Alert for {alert.patient.full_name} acknowledged: it stays open until resolved.")
     return redirect(f"{reverse('staff:worklist')}#alerts")
 
 

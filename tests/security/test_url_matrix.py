@@ -239,6 +239,7 @@ ROUTES: dict[str, Route] = {
     "staff:implant_replace": staff(read=("clinician",), write=("clinician",)),
     "staff:reservoir_empty": staff(read=("nurse", "clinician"), write=("nurse", "clinician")),
     "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
+    "staff:alert_acknowledge": staff(read=None, write=STAFF_READERS),
     # --- REST API (itbclinic/api.py and each app's api.py; issue 3) ---
     "api:not-found": Route({m: _cells(frozenset({HIDDEN})) for m in METHODS}),
     "api:patient-list": api_list(

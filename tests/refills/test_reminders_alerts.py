@@ -149,8 +149,11 @@ def test_no_refill_alerts_without_an_active_pump(nurse):
     explanted = refilled_implant(nurse=nurse, on=local(2025, 1, 6))
     implant_explant(implant=explanted, explanted_on=dt.date(2025, 2, 1), reason="Infection", by=nurse)
     factories.PatientFactory()  # no implant at all
-    assert scan(local(2025, 4, 5, 9)).raised == 0
-    assert Alert.objects.count() == 0
+    # No refill alert of any kind; the one alert is the clinicians' "explanted, no replacement".
+    assert scan(local(2025, 4, 5, 9)).raised == 1
+    assert list(Alert.objects.values_list("kind", "key_date")) == [
+        (Alert.Kind.EXPLANT_NO_REPLACEMENT, dt.date(2025, 2, 1))
+    ]
 
 
 def test_explant_resolves_open_refill_alerts(implant, nurse):
@@ -158,7 +161,8 @@ def test_explant_resolves_open_refill_alerts(implant, nurse):
     assert len(open_alerts()) == 2
     implant_explant(implant=implant, explanted_on=dt.date(2025, 3, 31), reason="Infection", by=nurse)
     scan(local(2025, 3, 31, 15))
-    assert open_alerts() == []
+    # Every refill alert is resolved; what is left open says the patient now has no pump.
+    assert open_alerts() == [(Alert.Kind.EXPLANT_NO_REPLACEMENT, dt.date(2025, 3, 31), Alert.Severity.WARNING)]
 
 
 def test_a_hand_resolved_alert_is_not_raised_again_for_the_same_date(implant, nurse):

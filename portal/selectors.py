@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 from patients.models import Patient
 from pumps.calculations import ReplacementPlan
 from pumps.models import Implant
-from pumps.selectors import implant_get_active, implant_get_battery_window_opens_on, implant_get_replacement_plan
+from pumps.selectors import implant_get_active, implant_get_battery_dates
 from refills.models import Appointment, AppointmentChangeRequest, ClinicSettings, RefillVisit
 from refills.selectors import appointment_get_next, refill_visit_list
 
@@ -89,6 +89,7 @@ def portal_summary_get(*, patient: Patient, now: dt.datetime, refills: int = 3) 
     implant = implant_get_active(patient=patient)
     recent = list(refill_visit_list(implant=implant)[:refills]) if implant is not None else []
     next_appointment = appointment_get_next(patient=patient, now=now)
+    battery = implant_get_battery_dates(implant=implant) if implant is not None else None
     return PortalSummary(
         patient=patient,
         clinic=ClinicSettings.load(),
@@ -97,7 +98,8 @@ def portal_summary_get(*, patient: Patient, now: dt.datetime, refills: int = 3) 
         implant=implant,
         latest_refill=recent[0] if recent else None,
         recent_refills=recent,
-        replacement=implant_get_replacement_plan(implant=implant) if implant is not None else None,
-        battery_window_opens_on=implant_get_battery_window_opens_on(implant=implant) if implant is not None else None,
+        # A record the clinic must correct hides the battery dates rather than the whole page.
+        replacement=battery.plan if battery else None,
+        battery_window_opens_on=battery.window_opens_on if battery else None,
         change_requests=portal_change_request_list(patient=patient),
     )

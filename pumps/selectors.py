@@ -1,6 +1,8 @@
 """Reads of implants, doses and battery plans."""
 
 import datetime as dt
+import logging
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
@@ -8,6 +10,8 @@ from patients.models import Patient
 
 from .calculations import ReplacementPlan, battery_window, replacement_plan
 from .models import DosePrescription, Implant
+
+logger = logging.getLogger(__name__)
 
 
 def implant_get_active(*, patient: Patient) -> Implant | None:
@@ -61,3 +65,29 @@ def implant_get_battery_window_opens_on(*, implant: Implant) -> dt.date | None:
         earliest_end_years=model.battery_earliest_end_years,
         hard_stop_years=model.battery_hard_stop_years or model.battery_earliest_end_years,
     ).window_opens_on
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryDates:
+    """The battery plan and window for display, or why they cannot be computed from the record."""
+
+    plan: ReplacementPlan | None
+    window_opens_on: dt.date | None
+    problem: str = ""
+
+
+def implant_get_battery_dates(*, implant: Implant) -> BatteryDates:
+    """Both battery reads for a page: an impossible date in the record (an ERI of 9999-12-01 that
+    bypassed validation) gives a problem to show, never an error that takes the page down."""
+    try:
+        return BatteryDates(
+            plan=implant_get_replacement_plan(implant=implant),
+            window_opens_on=implant_get_battery_window_opens_on(implant=implant),
+        )
+    except (ArithmeticError, ValueError, TypeError, OverflowError):
+        logger.exception("battery dates of implant %s cannot be computed", implant.pk)
+        return BatteryDates(
+            plan=None,
+            window_opens_on=None,
+            problem="The battery dates cannot be computed from this pump's record: check its implant and ERI dates.",
+        )

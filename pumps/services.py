@@ -57,7 +57,7 @@ def implant_register(
         if fill_volume_ml is None:
             errors["fill_volume_ml"] = "Give the volume filled in theatre."
         elif fill_volume_ml <= 0 or fill_volume_ml > pump_model.reservoir_ml:
-            errors["fill_volume_ml"] = f"Between 0 and the reservoir's {pump_model.reservoir_ml:g} mL."
+            errors["fill_volume_ml"] = f"Between 0 and the reservoir's {pump_model.reservoir_ml.normalize():f} mL."
         else:
             threshold = pump_model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
             errors.update(

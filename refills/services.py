@@ -176,11 +176,11 @@ def refill_visit_record(
     if volume_added_ml is None or volume_added_ml <= 0:
         errors["volume_added_ml"] = "The volume added must be above zero."
     elif volume_added_ml > model.reservoir_ml:
-        errors["volume_added_ml"] = f"The reservoir holds {model.reservoir_ml:g} mL at most."
+        errors["volume_added_ml"] = f"The reservoir holds {model.reservoir_ml.normalize():f} mL at most."
     if actual_residual_ml is None or actual_residual_ml < 0:
         errors["actual_residual_ml"] = "The aspirated residual cannot be negative."
     elif actual_residual_ml > model.reservoir_ml:
-        errors["actual_residual_ml"] = f"More than the reservoir's {model.reservoir_ml:g} mL cannot come back."
+        errors["actual_residual_ml"] = f"More than the reservoir's {model.reservoir_ml.normalize():f} mL cannot come back."
     if not drug_lot.strip():
         errors["drug_lot"] = "Record the drug's lot number."
     threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
@@ -486,7 +486,7 @@ def reservoir_empty_record(
         )
     )
     if volume_removed_ml is not None and not (0 <= volume_removed_ml <= implant.pump_model.reservoir_ml):
-        errors["volume_removed_ml"] = f"Between 0 and the reservoir's {implant.pump_model.reservoir_ml:g} mL."
+        errors["volume_removed_ml"] = f"Between 0 and the reservoir's {implant.pump_model.reservoir_ml.normalize():f} mL."
     if errors:
         raise ValidationError(errors)
     emptying = ReservoirEmptying.objects.create(

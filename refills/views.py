@@ -6,6 +6,7 @@ comes from `refills.selectors` / `refills.calculations`, never from arithmetic h
 """
 
 import datetime as dt
+import logging
 from collections import defaultdict
 
 from django.contrib import messages
@@ -28,8 +29,7 @@ from pumps.selectors import (
     dose_get_in_force,
     dose_get_planned,
     implant_get_active,
-    implant_get_battery_window_opens_on,
-    implant_get_replacement_plan,
+    implant_get_battery_dates,
 )
 
 from . import reminders, selectors, services
@@ -45,6 +45,8 @@ from .forms import (
 )
 from .models import Alert, Appointment, ClinicSettings, ClosedDay, RefillVisit, Reminder
 from .reminders import alert_list_open, reminder_list
+
+logger = logging.getLogger(__name__)
 
 # Booking errors name the service's field; the form shows date and time separately.
 BOOKING_FIELDS = {"starts_at": "day", "implant": None, "patient": None, "status": None}
@@ -219,9 +221,23 @@ def _reservoir_chart(*, implant: Implant, today: dt.date) -> str:
     )
 
 
+def _reservoir_chart_or_note(*, implant: Implant, today: dt.date) -> str:
+    """The chart, or a plain note when a record's dates cannot be drawn: the page renders the rest."""
+    try:
+        return _reservoir_chart(implant=implant, today=today)
+    except (ArithmeticError, ValueError, TypeError, OverflowError):
+        logger.exception("reservoir chart of implant %s cannot be drawn", implant.pk)
+        return (
+            '<p class="alert-box danger" role="alert">The reservoir chart cannot be drawn from this pump\'s '
+            "records: a refill date or volume needs correcting.</p>"
+        )
+
+
 def _battery(*, implant: Implant, today: dt.date) -> dict:
-    plan = implant_get_replacement_plan(implant=implant)
-    opens_on = implant_get_battery_window_opens_on(implant=implant)
+    battery = implant_get_battery_dates(implant=implant)
+    if battery.problem:
+        return {"plan": None, "window_opens_on": None, "svg": "", "problem": battery.problem}
+    plan, opens_on = battery.plan, battery.window_opens_on
     svg = battery_bar_svg(
         implanted_on=implant.implanted_on,
         today=today,
@@ -271,7 +287,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "window": selectors.refill_window_get(implant=implant),
                 "days_to_due": (implant.forecast_due_by - today).days if implant.forecast_due_by else None,
                 "days_to_alarm": (implant.forecast_alarm_on - today).days if implant.forecast_alarm_on else None,
-                "reservoir_svg": mark_safe(_reservoir_chart(implant=implant, today=today)),  # noqa: S308
+                "reservoir_svg": mark_safe(_reservoir_chart_or_note(implant=implant, today=today)),  # noqa: S308
                 "battery": _battery(implant=implant, today=today),
             }
         )

@@ -188,16 +188,16 @@ def implant_get_forecast(*, implant: Implant, clinic: ClinicSettings | None = No
 
 
 def implant_get_expected_residual(
-    *, implant: Implant, on: dt.date, before: dt.datetime | None = None
+    *, implant: Implant, on: dt.date, before: dt.datetime | None = None, history: Sequence[Event] | None = None
 ) -> Decimal | None:
     """What the history says is left on `on` (pre-fills the refill form), to 0.01 mL.
 
     `before`: only events before that instant count (the refill being recorded is not its own
-    expectation). None before the first fill.
+    expectation). None before the first fill. `history`: the pump's events, if already read.
     """
     try:
         remaining = reservoir_volume_on(
-            events=implant_history_events(implant=implant),
+            events=implant_history_events(implant=implant) if history is None else history,
             tz=timezone.get_current_timezone(),
             on=on,
             before=before,
@@ -703,6 +703,7 @@ def refill_forecast_compute(
     safety_margin_days: int,
     bridge_bolus_mcg: Decimal | None = None,
     now: dt.datetime | None = None,
+    history: Sequence[Event] | None = None,
 ) -> PumpForecast:
     """The forecast a refill leads to: the pump's history (if any) plus this fill, its dose and bolus.
 
@@ -710,6 +711,7 @@ def refill_forecast_compute(
     `now`, default the refill's time), so a future-dated change counts. What was recorded after
     a refill dated in the past (a what-if in the API) belongs to another history and is left out.
     Without one (the API's calculator) it is the one interval. Either way, one pure function.
+    `history`: the implant's events, if already read.
     """
     events: list[Event] = [
         Fill(
@@ -727,7 +729,7 @@ def refill_forecast_compute(
         planned_after = max(performed_at, now or performed_at)
         history = [
             event
-            for event in implant_history_events(implant=implant)
+            for event in (implant_history_events(implant=implant) if history is None else history)
             if event.at < performed_at or (isinstance(event, Dose) and event.at > planned_after)
         ]
         return implant_forecast_compute(
@@ -763,13 +765,14 @@ def refill_visit_preview(
     model = implant.pump_model
     refilled_on = timezone.localdate(performed_at)
     threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
-    expected = implant_get_expected_residual(implant=implant, on=refilled_on, before=performed_at)
+    history = implant_history_events(implant=implant)  # read once: the preview runs as the nurse types
+    expected = implant_get_expected_residual(implant=implant, on=refilled_on, before=performed_at, history=history)
     discrepancy = None
     if expected is not None and actual_residual_ml is not None and actual_residual_ml >= 0:
         discrepancy = residual_discrepancy(
             expected_ml=expected, actual_ml=actual_residual_ml, tolerance_ml=model.residual_tolerance_ml
         )
-    previous = implant_forecast_compute(implant=implant, clinic=clinic)
+    previous = implant_forecast_compute(implant=implant, clinic=clinic, history=history)
     after_empty = previous.empty_on is not None and refilled_on > previous.empty_on
     dose = refill_dose_for(implant=implant, drug=drug, daily_dose_mcg=daily_dose_mcg)
     forecast = None
@@ -792,6 +795,7 @@ def refill_visit_preview(
             max_interval_days=max_interval_days_get(drug=drug, implant=implant),
             bridge_bolus_mcg=bridge_bolus_mcg,
             safety_margin_days=clinic.safety_margin_days,
+            history=history,
         )
         forecast = computed if computed.ok else None
     return RefillPreview(

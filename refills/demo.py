@@ -1,12 +1,21 @@
 """
 The demo clinic for `seed_demo`: about forty patients at every stage of the ITB path.
 
-Everything is written through the services (patient_create, trial_*, implant_register,
-refill_visit_record, dose_change_record, appointment_book, appointment_mark_no_show,
-implant_explant…), so the demo holds only what the app itself could have recorded, forecasts
-included. Dates are relative to `today`, so the demo always looks current on the day it is
-seeded. Idempotent: each patient is keyed on its MRN and built in one transaction; a patient
-whose MRN exists is skipped whole, so a second run creates nothing.
+Everything is written through the services (patient_create, trial_*, implant_register_with_fill,
+implant_replace, refill_visit_record, dose_change_record, appointment_book, appointment_mark_no_show,
+implant_explant_record…), so the demo holds only what the app itself could have recorded, forecasts
+included, under the same rules: a dose changed at a refill names the prescribing clinician, and a
+dose outside the usual range or a change beyond the titration limits is confirmed by them.
+
+A pump whose whole history the demo shows is registered with its fill in theatre, so its forecast
+starts at the implant. An older pump (implanted before the clinic's records in this system begin)
+is registered with the dose in force when they begin; its forecast starts at the first refill
+recorded here, as a clinic's would after moving to a new system (its theatre fill of years ago,
+with no refill recorded since, would make that first refill look overdue and discrepant).
+
+Dates are relative to `today`, so the demo always looks current on the day it is seeded.
+Idempotent: each patient is keyed on its MRN and built in one transaction; a patient whose MRN
+exists is skipped whole, so a second run creates nothing.
 
 Randomness (names are fixed lists; residual noise, lots, appointment times) comes from one
 seeded generator per patient, so a patient's data does not depend on which others exist.
@@ -34,7 +43,7 @@ from patients.services import (
     trial_step_add,
 )
 from pumps.models import DosePrescription, Drug, Implant, PumpModel
-from pumps.services import implant_explant, implant_register
+from pumps.rules import dose_needs_confirmation, is_child
 
 from .forecasting import Dose, Fill, pump_forecast, reservoir_volume_on
 from .models import Appointment, ClinicSettings, ClosedDay, RefillVisit
@@ -42,7 +51,15 @@ from .selectors import (
     max_interval_days_get,
     refill_window_get,
 )
-from .services import appointment_book, appointment_mark_no_show, dose_change_record, refill_visit_record
+from .services import (
+    appointment_book,
+    appointment_mark_no_show,
+    dose_change_record,
+    implant_explant_record,
+    implant_register_with_fill,
+    implant_replace,
+    refill_visit_record,
+)
 
 MRN_PREFIX = "DEMO-"
 
@@ -178,8 +195,9 @@ def _specs() -> list[Spec]:
              book_refill=True,
              extra={"old_pump": sm20, "old_implanted_ago": 7 * year - 90, "old_dose": 480, "old_conc": 2000}),
         # --- other pump models
-        Spec(20, "codman_constant_flow", "sci", 55, sci_level="T12", pump=codman, dose=400, conc=1000,
-             implanted_ago=9 * year, due=(15, 20), book_refill=True, titrate=False),
+        # constant flow: the dose is the labelled flow x the concentration (0.5 mL/day x 1000 mcg/mL)
+        Spec(20, "codman_constant_flow", "sci", 55, sci_level="T12", pump=codman, dose=500, conc=1000,
+             implanted_ago=9 * year, due=(15, 20), book_refill=True, titrate=False, extra={"flow": "0.5"}),
         Spec(21, "prometra", "ms", 49, pump=pr40, dose=700, conc=2000, implanted_ago=3 * year, history_days=2 * year,
              due=(20, 26), book_refill=True),
         Spec(22, "prometra", "hsp", 45, pump=pr20, dose=350, conc=1000, implanted_ago=year + 30, due=(12, 16),
@@ -521,15 +539,15 @@ class _ClinicBuilder:
         conc: int,
         appointment: Appointment | None,
         expected: Decimal | None,
-        changed: bool,
-        first: bool = False,
+        previous_dose: Decimal,
         offset_ml: float | None = None,
         battery: str | None = None,
         notes: str = "",
     ) -> RefillVisit:
         model = implant.pump_model
+        changed = dose != previous_dose
         if expected is None:
-            actual = Decimal("0") if first else _q(rng.uniform(1.5, 4.0))
+            actual = _q(rng.uniform(1.5, 4.0))
         else:
             noise = offset_ml if offset_ml is not None else rng.gauss(0, 0.45)
             actual = min(max(Decimal("0"), _q(float(expected) + noise)), Decimal(model.reservoir_ml))
@@ -541,6 +559,8 @@ class _ClinicBuilder:
             performed_at=performed_at,
             performed_by=self.nurse,
             prescriber=self.clinician if changed else None,
+            titration_confirmed=changed
+            and self.needs_confirmation(patient=implant.patient, dose=dose, previous=previous_dose, on=day),
             actual_residual_ml=actual,
             volume_added_ml=Decimal(model.reservoir_ml),
             drug=self.drugs[conc],
@@ -548,7 +568,7 @@ class _ClinicBuilder:
             daily_dose_after_mcg=dose,
             battery_status=battery,
             appointment=appointment,
-            notes=notes or ("Dose titrated at this visit." if changed and not first else ""),
+            notes=notes or ("Dose titrated at this visit." if changed else ""),
         )
 
     def expected_residual(
@@ -587,20 +607,30 @@ class _ClinicBuilder:
         first_is_implant: bool,
         last_battery: str | None = None,
     ) -> dt.datetime:
-        """Record the planned refills in order; returns when the last visit ended (next booking made then)."""
+        """Record the planned refills in order; returns when the last visit ended (next booking made then).
+
+        With `first_is_implant` the first planned fill is the one in theatre, already on the
+        implant (`register`): the refills start with the second.
+        """
         booked_at = None
         flag_at = min(2, len(plan) - 1) if spec.flag_discrepancy and len(plan) > 1 else None
         running = plan[0].dose  # the dose in force: the implant's starting prescription
         previous: tuple[dt.date, PlannedVisit] | None = None
         implant = Implant.objects.select_related("pump_model", "patient").get(pk=implant.pk)
         for index, planned in enumerate(plan):
+            if index == 0 and first_is_implant:
+                self.phone_dose_change(implant=implant, planned=planned)
+                running = planned.change[1] if planned.change else planned.dose
+                previous = (planned.day, planned)
+                booked_at = self.at(planned.day, dt.time(16, 0))  # the next refill booked after theatre
+                continue
             appointment, day = None, planned.day
             if booked_at is not None:
                 appointment, day = self.visit_booking(implant=implant, day=planned.day, booked_at=booked_at, rng=rng)
             last = index == len(plan) - 1
             note = ""
             if index == 0:
-                note = "Filled in theatre at implant." if first_is_implant else "First refill recorded in this system."
+                note = "First refill recorded in this system."
             elif index == flag_at:
                 note = "Residual well off the forecast: pump log and catheter to be reviewed."
             elif last and last_battery == RefillVisit.BatteryStatus.ERI:
@@ -613,51 +643,90 @@ class _ClinicBuilder:
                 conc=planned.conc,
                 appointment=appointment,
                 expected=self.expected_residual(model=implant.pump_model, previous=previous, on=day),
-                changed=planned.dose != running,
-                first=index == 0 and first_is_implant,
+                previous_dose=running,
                 offset_ml=spec.flag_discrepancy if index == flag_at else None,
                 battery=last_battery if last else None,
                 notes=note,
             )
-            if planned.change is not None:
-                dose_change_record(
-                    implant=implant,
-                    daily_dose_mcg=planned.change[1],
-                    effective_at=self.at(planned.change[0], dt.time(11, 0)),
-                    prescribed_by=self.clinician,
-                    reason="More spasms at night reported by phone: dose raised by 10%.",
-                )
+            self.phone_dose_change(implant=implant, planned=planned)
             running = planned.change[1] if planned.change else planned.dose
             previous = (day, planned)
             booked_at = visit.performed_at + dt.timedelta(minutes=20)
         return booked_at
 
-    def register(
+    def phone_dose_change(self, *, implant: Implant, planned: "PlannedVisit") -> None:
+        """The dose change by phone a planned fill is followed by, if any (by the clinician)."""
+        if planned.change is None:
+            return
+        day, dose = planned.change
+        dose_change_record(
+            implant=implant,
+            daily_dose_mcg=dose,
+            effective_at=self.at(day, dt.time(11, 0)),
+            prescribed_by=self.clinician,
+            titration_confirmed=self.needs_confirmation(
+                patient=implant.patient, dose=dose, previous=planned.dose, on=day
+            ),
+            reason="More spasms at night reported by phone: dose raised by 10%.",
+        )
+
+    def needs_confirmation(self, *, patient: Patient, dose: Decimal, previous: Decimal | None, on: dt.date) -> bool:
+        """The clinic's rule: outside the patient's usual range or beyond the titration limits, the
+        prescribing clinician confirms the dose (as the demo's clinician does)."""
+        clinic = self.clinic
+        return bool(
+            dose_needs_confirmation(
+                daily_dose_mcg=Decimal(dose),
+                previous_daily_dose_mcg=None if previous is None else Decimal(previous),
+                spasticity_origin=patient.spasticity_origin,
+                is_child=is_child(date_of_birth=patient.date_of_birth, on=on),
+                usual_ranges=clinic.usual_dose_ranges or {},
+                max_increase_pct=clinic.titration_max_increase_pct,
+                max_increase_cerebral_pct=clinic.titration_max_increase_cerebral_pct,
+                max_decrease_pct=clinic.titration_max_decrease_pct,
+            )
+        )
+
+    def implant_fields(
         self,
         *,
         spec: Spec,
-        patient: Patient,
         pump: tuple[str, str],
         implanted_on: dt.date,
         dose: Decimal,
         conc: int,
         serial: str,
-    ) -> Implant:
+        with_fill: bool,
+    ) -> dict:
+        """The registration of a pump: with its fill in theatre when the demo shows its whole history."""
         model = self.pump_models[pump]
-        return implant_register(
-            patient=patient,
-            pump_model=model,
-            serial_number=serial,
-            implanted_on=implanted_on,
-            surgeon=SURGEONS[spec.n % len(SURGEONS)],
-            hospital=HOSPITALS[spec.n % len(HOSPITALS)],
-            catheter_tip_level=spec.tip,
-            catheter_model="8709SC" if model.manufacturer == "Medtronic" else "Standard intrathecal catheter",
-            recorded_by=self.clinician,
-            starting_daily_dose_mcg=Decimal(dose),
-            concentration_mcg_per_ml=Decimal(conc),
-            dose_effective_at=self.at(implanted_on, dt.time(12, 0)),
-        )
+        fields = {
+            "pump_model": model,
+            "serial_number": serial,
+            "implanted_on": implanted_on,
+            "surgeon": SURGEONS[spec.n % len(SURGEONS)],
+            "hospital": HOSPITALS[spec.n % len(HOSPITALS)],
+            "catheter_tip_level": spec.tip,
+            "catheter_model": "8709SC" if model.manufacturer == "Medtronic" else "Standard intrathecal catheter",
+            "starting_daily_dose_mcg": Decimal(dose),
+        }
+        if model.is_constant_flow:
+            fields["flow_ml_per_day"] = Decimal(spec.extra.get("flow", model.default_flow_ml_per_day))
+        if with_fill:
+            # Full in theatre, the model's alarm volume; the starting dose runs from the fill.
+            fields.update(
+                fill_drug=self.drugs[conc],
+                fill_volume_ml=Decimal(model.reservoir_ml),
+                fill_drug_lot=f"TH{spec.n:03d}{implanted_on:%y%m}",
+            )
+        else:
+            fields.update(
+                concentration_mcg_per_ml=Decimal(conc), dose_effective_at=self.at(implanted_on, dt.time(12, 0))
+            )
+        return fields
+
+    def register(self, *, patient: Patient, **fields) -> Implant:
+        return implant_register_with_fill(patient=patient, recorded_by=self.clinician, **self.implant_fields(**fields))
 
     def serial(self, spec: Spec, pump: tuple[str, str], suffix: int = 0) -> str:
         prefix = {"SynchroMed II": "NGP", "Prometra II": "PRM", "Codman 3000": "C3K"}[pump[0]]
@@ -681,17 +750,26 @@ class _ClinicBuilder:
         earliest = nominal_implant if from_implant else last - dt.timedelta(days=spec.history_days)
         plan = self.plan(spec=spec, model=model, last=last, final_dose=final_dose, earliest=earliest, rng=rng)
         implanted_on = plan[0].day if from_implant else nominal_implant
+        new_pump = {
+            "spec": spec,
+            "pump": spec.pump,
+            "implanted_on": implanted_on,
+            "dose": plan[0].dose,
+            "conc": spec.conc,
+            "serial": self.serial(spec, spec.pump),
+            "with_fill": from_implant,
+        }
         if "old_pump" in spec.extra:
-            self.replaced_pump(spec, patient, rng, new_implanted_on=implanted_on)
-        implant = self.register(
-            spec=spec,
-            patient=patient,
-            pump=spec.pump,
-            implanted_on=implanted_on,
-            dose=plan[0].dose,
-            conc=spec.conc,
-            serial=self.serial(spec, spec.pump),
-        )
+            old = self.replaced_pump(spec, patient, rng, new_implanted_on=implanted_on)
+            implant = implant_replace(
+                implant=old,
+                explanted_on=implanted_on,
+                reason="Elective replacement: battery at the end of its service life; new pump implanted the same day.",
+                recorded_by=self.clinician,
+                **self.implant_fields(**new_pump),
+            )
+        else:
+            implant = self.register(patient=patient, **new_pump)
         booked_at = self.carry_out(
             spec=spec,
             implant=implant,
@@ -703,7 +781,8 @@ class _ClinicBuilder:
         implant = Implant.objects.select_related("pump_model", "patient").get(pk=implant.pk)
         self.after_history(spec, patient, implant, rng, booked_at)
 
-    def replaced_pump(self, spec: Spec, patient: Patient, rng: random.Random, *, new_implanted_on: dt.date) -> None:
+    def replaced_pump(self, spec: Spec, patient: Patient, rng: random.Random, *, new_implanted_on: dt.date) -> Implant:
+        """The pump before the replacement, with its recent refills (replaced by `implant_replace`)."""
         pump = spec.extra["old_pump"]
         model = self.pump_models[pump]
         old_spec = Spec(n=spec.n, stage="replaced", diagnosis=spec.diagnosis, age=spec.age, conc=spec.extra["old_conc"])
@@ -724,14 +803,10 @@ class _ClinicBuilder:
             dose=plan[0].dose,
             conc=old_spec.conc,
             serial=self.serial(spec, pump, suffix=1),
+            with_fill=False,
         )
         self.carry_out(spec=old_spec, implant=old, plan=plan, rng=rng, first_is_implant=False)
-        implant_explant(
-            implant=old,
-            explanted_on=new_implanted_on,
-            reason="Elective replacement: battery at the end of its service life; new pump implanted the same day.",
-            by=self.clinician,
-        )
+        return old
 
     def after_history(
         self, spec: Spec, patient: Patient, implant: Implant, rng: random.Random, booked_at: dt.datetime
@@ -767,7 +842,7 @@ class _ClinicBuilder:
                 notes="Pump replacement, day case; refill the new pump in theatre.",
             )
         if "explanted_ago" in extra:
-            implant_explant(
+            implant_explant_record(
                 implant=implant,
                 explanted_on=_weekday_on_or_before(self.ago(extra["explanted_ago"])),
                 reason=extra["explant_reason"],

@@ -125,6 +125,16 @@ class ImplantFactory(factory.django.DjangoModelFactory):
     catheter_tip_level = "T10"
     recorded_by = factory.SubFactory(ClinicianFactory)
 
+    class Params:
+        # The fill in theatre (DOMAIN.md "Fill at implant"), as a row only: no starting dose and no
+        # stored forecast. For a pump whose forecast starts at the implant, go through the service:
+        # `tests.helpers.implant_register_filled`.
+        theatre_fill = factory.Trait(
+            fill_drug=factory.LazyFunction(lambda: drug("2000")),
+            fill_volume_ml=factory.SelfAttribute("pump_model.reservoir_ml"),
+            fill_drug_lot="LOT-THEATRE",
+        )
+
 
 class DosePrescriptionFactory(factory.django.DjangoModelFactory):
     class Meta:

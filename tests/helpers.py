@@ -1,0 +1,53 @@
+"""One helper per clinical action, through the services (STYLE.md 22)."""
+
+import datetime as dt
+import itertools
+from decimal import Decimal
+
+from pumps.models import Implant
+from refills.services import implant_register_with_fill
+from tests import factories
+
+_serials = itertools.count(1)
+
+
+def implant_register_filled(
+    *,
+    patient=None,
+    recorded_by=None,
+    pump: tuple[str, str] = ("SynchroMed II", "20"),
+    implanted_on: dt.date = dt.date(2024, 4, 2),
+    dose: str | None = "400",
+    concentration: str = "2000",
+    volume: str | None = None,
+    alarm: str | None = None,
+    now: dt.datetime | None = None,
+    **fields,
+) -> Implant:
+    """A pump registered with its fill in theatre, so its forecast starts at the implant.
+
+    Defaults follow DOMAIN.md's worked example: a full 20 mL SynchroMed II at 2000 mcg/mL and
+    400 mcg/day. `volume` defaults to the reservoir; `dose=None` on a constant-flow pump (the
+    dose is flow × concentration). Other `fields` go to `implant_register_with_fill`.
+    """
+    model = factories.pump_model(*pump)
+    defaults = {
+        "serial_number": f"FILL{next(_serials):06d}",
+        "surgeon": "Ms A. Surgeon",
+        "hospital": "City Hospital",
+        "catheter_model": "8781",
+        "catheter_tip_level": "T10",
+    }
+    return implant_register_with_fill(
+        patient=patient or factories.PatientFactory(),
+        recorded_by=recorded_by or factories.ClinicianFactory(),
+        pump_model=model,
+        implanted_on=implanted_on,
+        fill_drug=factories.drug(concentration),
+        fill_volume_ml=Decimal(volume) if volume is not None else model.reservoir_ml,
+        fill_drug_lot="LOT-THEATRE",
+        fill_alarm_threshold_ml=Decimal(alarm) if alarm is not None else None,
+        starting_daily_dose_mcg=Decimal(dose) if dose is not None else None,
+        now=now,
+        **{**defaults, **fields},
+    )

@@ -180,7 +180,9 @@ def refill_visit_record(
     if actual_residual_ml is None or actual_residual_ml < 0:
         errors["actual_residual_ml"] = "The aspirated residual cannot be negative."
     elif actual_residual_ml > model.reservoir_ml:
-        errors["actual_residual_ml"] = f"More than the reservoir's {model.reservoir_ml.normalize():f} mL cannot come back."
+        errors["actual_residual_ml"] = (
+            f"More than the reservoir's {model.reservoir_ml.normalize():f} mL cannot come back."
+        )
     if not drug_lot.strip():
         errors["drug_lot"] = "Record the drug's lot number."
     threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
@@ -486,7 +488,8 @@ def reservoir_empty_record(
         )
     )
     if volume_removed_ml is not None and not (0 <= volume_removed_ml <= implant.pump_model.reservoir_ml):
-        errors["volume_removed_ml"] = f"Between 0 and the reservoir's {implant.pump_model.reservoir_ml.normalize():f} mL."
+        reservoir = implant.pump_model.reservoir_ml.normalize()
+        errors["volume_removed_ml"] = f"Between 0 and the reservoir's {reservoir:f} mL."
     if errors:
         raise ValidationError(errors)
     emptying = ReservoirEmptying.objects.create(

@@ -540,7 +540,7 @@ def test_planted_impossible_values_leave_every_page_and_the_scan_working(pump, n
         for implant in (poisoned, broken, pump):
             assert client.get(reverse("staff:patient_detail", args=[implant.patient_id])).status_code == 200
         client.force_login(user)
-        assert client.get(reverse("portal:home")).status_code == 200
+        assert client.get(reverse("portal:home"), follow=True).status_code == 200
 
     # Everyone else is still alerted: the healthy pump is due by 1 Apr with nothing booked.
     assert Alert.objects.filter(kind=Alert.Kind.REFILL_UNBOOKED, implant=pump).count() == 1

@@ -27,6 +27,7 @@ from .selectors import (
     implant_forecast_compute,
     refill_bookings_per_day,
     refill_dose_for,
+    refill_visit_get_latest,
     refill_visit_preview,
     refill_window_get,
 )
@@ -394,12 +395,15 @@ def dose_change_record(
         )
     if timezone.is_naive(effective_at):
         raise ValidationError({"effective_at": "Give the time with its time zone."})
+    # Not before the last refill: the pump was programmed then, and that refill's record (dose
+    # before and after, expected residual) would no longer match the history.
+    last_visit = refill_visit_get_latest(implant=implant)
     errors = planned_time_errors(
         field="effective_at",
         at=effective_at,
         now=now,
-        not_before=implant.implanted_on,
-        not_before_what="the implant",
+        not_before=last_visit.performed_at if last_visit else implant.implanted_on,
+        not_before_what="the last refill" if last_visit else "the implant",
         what="The dose change",
     )
     dose, schedule_errors = dosing_total(

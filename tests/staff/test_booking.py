@@ -89,12 +89,18 @@ def test_double_booking_is_impossible(nurse_client, nurse, refilled):
 def test_closed_days_and_full_days_are_refused_with_the_reason(nurse_client, nurse, refilled):
     ClosedDay.objects.create(date=dt.date(2025, 3, 27), reason="Bank holiday")
     response = nurse_client.post(book_url(refilled), {"kind": "refill", "day": "2025-03-27", "time": "10:00"})
-    assert response.context["form"].errors["day"] == ["The clinic is closed on Thursday 27 March 2025."]
+    assert response.context["form"].errors["day"] == [
+        "The clinic is closed on Thursday 27 March 2025. A clinician may book it as urgent, with a reason, "
+        "when the alarm date leaves no open day."
+    ]
     clinic = ClinicSettings.load()
     clinic.refills_per_day = 0
     clinic.save()
     response = nurse_client.post(book_url(refilled), {"kind": "refill", "day": "2025-03-26", "time": "10:00"})
-    assert response.context["form"].errors["day"] == ["Wednesday 26 March is full (0 refills)."]
+    assert response.context["form"].errors["day"] == [
+        "Wednesday 26 March is full (0 refills). A clinician may book it as urgent, with a reason, "
+        "when the alarm date leaves no open day."
+    ]
     assert not Appointment.objects.exists()
 
 

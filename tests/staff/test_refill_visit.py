@@ -24,6 +24,7 @@ def form_data(**overrides) -> dict:
         "dosing_mode": "simple_continuous",
         "alarm_threshold_ml": "2.0",
         "battery_status": "ok",
+        "post_fill_check": "passed",
         "bridge_bolus_mcg": "",
         "notes": "",
     }
@@ -141,7 +142,7 @@ def test_bad_input_keeps_what_was_typed_and_saves_nothing(nurse_client, refilled
     )
     html = response.content.decode()
     assert response.status_code == 400
-    assert response.context["form"].errors["volume_added_ml"] == ["The reservoir holds 20.0 mL at most."]
+    assert response.context["form"].errors["volume_added_ml"] == ["The reservoir holds 20 mL at most."]
     assert 'value="LOT-KEEP"' in html and "pump site clean" in html
     assert RefillVisit.objects.count() == before
 
@@ -181,6 +182,8 @@ def test_a_clinician_changes_the_dose_and_the_due_date_moves(clinician_client, c
             "daily_dose_mcg": "500",
             "effective_at": "2025-03-20T09:00",
             "dosing_mode": "simple_continuous",
+            # +25 %: beyond the clinic's +20 % titration limit, so the prescriber confirms it
+            "titration_confirmed": "on",
             "reason": "Spasms",
         },
     )
@@ -199,7 +202,7 @@ def test_a_bad_dose_change_is_a_form_error(clinician_client, refilled):
         {"daily_dose_mcg": "0", "effective_at": "2025-03-20T09:00", "dosing_mode": "simple_continuous", "reason": "x"},
     )
     assert response.status_code == 400
-    assert response.context["form"].errors["daily_dose_mcg"] == ["The daily dose must be above zero."]
+    assert response.context["form"].errors["daily_dose_mcg"] == ["The daily dose must be more than 0 mcg/day, not 0."]
     # before the last refill: the service's rule, on its field
     response = clinician_client.post(
         url,
@@ -210,4 +213,6 @@ def test_a_bad_dose_change_is_a_form_error(clinician_client, refilled):
             "reason": "x",
         },
     )
-    assert response.context["form"].errors["effective_at"] == ["A dose change cannot precede the last refill."]
+    assert response.context["form"].errors["effective_at"] == [
+        "The dose change is dated 2025-01-01 09:00, before the last refill (2025-01-06 10:00)."
+    ]

@@ -130,15 +130,32 @@ def test_register_an_implant_with_the_suggested_starting_dose(clinician_client, 
             "catheter_tip_level": "T10",
             "surgeon": "Mr B. Surgeon",
             "hospital": "St Elsewhere",
+            # the fill in theatre: 40 mL of 500 mcg/mL, the model's 2 mL alarm
+            "fill_drug": str(factories.drug("500").pk),
+            "fill_volume_ml": "40",
+            "fill_drug_lot": "LOT-TH1",
+            "fill_alarm_threshold_ml": "",
             "starting_daily_dose_mcg": "75",
-            "concentration_mcg_per_ml": "500.0",
+            "flow_ml_per_day": "",
         },
     )
     assert response.status_code == 302
     implant = Implant.objects.get(patient=patient)
     assert (implant.serial_number, implant.pump_model, implant.recorded_by) == ("NGP555", model, clinician)
+    assert (implant.fill_volume_ml, implant.fill_drug, implant.fill_drug_lot) == (
+        Decimal("40.00"),
+        factories.drug("500"),
+        "LOT-TH1",
+    )
     dose = DosePrescription.objects.get(implant=implant)
     assert (dose.daily_dose_mcg, dose.concentration_mcg_per_ml) == (Decimal("75.00"), Decimal("500.0"))
+    # the forecast starts at the implant: 38 mL above the alarm at 0.15 mL/day is 253 days,
+    # alarm Thu 26 Nov 2025, due by 21 Nov (5 days' margin)
+    assert (implant.forecast_alarm_on, implant.forecast_due_by, implant.forecast_problem) == (
+        dt.date(2025, 11, 26),
+        dt.date(2025, 11, 21),
+        "",
+    )
 
 
 def test_a_duplicate_serial_is_a_form_error(clinician_client, patient):
@@ -168,7 +185,9 @@ def test_eri_and_explant(clinician_client, refilled):
     no_reason = clinician_client.post(url, {"explanted_on": "2025-03-20", "reason": ""})
     assert no_reason.status_code == 400
     before = clinician_client.post(url, {"explanted_on": "2024-01-01", "reason": "Infection"})
-    assert before.context["form"].errors["explanted_on"] == ["The explant date must be on or after the implant date."]
+    assert before.context["form"].errors["explanted_on"] == [
+        "The explant is dated 2024-01-01, before the implant (2024-06-03)."
+    ]
     refilled.refresh_from_db()
     assert refilled.explanted_on is None
     done = clinician_client.post(url, {"explanted_on": "2025-03-20", "reason": "Pocket infection"})

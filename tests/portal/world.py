@@ -17,6 +17,7 @@ from portal.models import CarerLink
 from portal.services import calendar_feed_create
 from pumps.models import DrugPumpInterval
 from refills.models import Alert, Appointment, AppointmentChangeRequest
+from refills.services import implant_forecast_refresh
 from tests import factories
 
 FROZEN_NOW = timezone.make_aware(dt.datetime(2025, 3, 1, 10, 0))
@@ -44,6 +45,8 @@ def make_side(*, mrn: str, given: str, family: str, appointment_at: dt.datetime,
     implant = factories.ImplantFactory(patient=patient)
     factories.DosePrescriptionFactory(implant=implant)
     refill = factories.RefillVisitFactory(implant=implant, performed_by=nurse)
+    # Written by a factory, not the refill service: store the forecast the service would have.
+    implant_forecast_refresh(implant=implant)
     appointment = factories.AppointmentFactory(implant=implant, starts_at=appointment_at, booked_by=nurse)
     change_request = AppointmentChangeRequest.objects.create(
         appointment=appointment, requested_by=user, preferred_dates="2025-03-25", message="Earlier please"

@@ -58,6 +58,27 @@ class ImplantRegisterForm(forms.Form):
         self.fields["fill_drug"].label_from_instance = drug_label
 
 
+class ImplantFillForm(forms.Form):
+    """The theatre fill of a pump registered without it (the same fields as at registration)."""
+
+    fill_drug = ImplantRegisterForm.base_fields["fill_drug"]
+    fill_volume_ml = ImplantRegisterForm.base_fields["fill_volume_ml"]
+    fill_drug_lot = ImplantRegisterForm.base_fields["fill_drug_lot"]
+    fill_alarm_threshold_ml = ImplantRegisterForm.base_fields["fill_alarm_threshold_ml"]
+    starting_daily_dose_mcg = ImplantRegisterForm.base_fields["starting_daily_dose_mcg"]
+    flow_ml_per_day = ImplantRegisterForm.base_fields["flow_ml_per_day"]
+    titration_confirmed = forms.BooleanField(
+        label="I confirm this starting dose although it is outside the usual range", required=False
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["fill_drug"].required = True
+        self.fields["fill_volume_ml"].required = True
+        self.fields["fill_drug_lot"].required = True
+        self.fields["fill_drug"].label_from_instance = drug_label
+
+
 class ImplantReplaceForm(ImplantRegisterForm):
     """One action: the old pump out, the new one in with its fill."""
 

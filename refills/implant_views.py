@@ -13,7 +13,7 @@ from patients.forms import add_service_errors, plain_decimal
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to, trial_get_summary
 from patients.views import form_data, staff_patient_get, staff_required
-from pumps.forms import ImplantExplantForm, ImplantRegisterForm, ImplantReplaceForm
+from pumps.forms import ImplantExplantForm, ImplantFillForm, ImplantRegisterForm, ImplantReplaceForm
 from pumps.models import Implant
 from pumps.selectors import implant_get_active
 
@@ -78,6 +78,38 @@ def implant_register(request: HttpRequest, patient_id: int) -> HttpResponse:
             return redirect("staff:patient_detail", patient_id=patient.pk)
     context = {"patient": patient, "form": form, "active": active, "trial": trial, "suggested_dose": suggested_dose}
     return render(request, "pumps/implant_register.html", context, status=400 if form.errors else 200)
+
+
+@staff_required("pumps.change_implant", "pumps.add_doseprescription")
+@require_http_methods(["GET", "POST"])
+def implant_fill(request: HttpRequest, implant_id: int) -> HttpResponse:
+    """Record the theatre fill of a pump registered without it: the urgent "fill not recorded" ends."""
+    implant = _implant_get(request, implant_id)
+    trial, suggested_dose = _suggested_start(implant.patient)
+    form = ImplantFillForm(
+        form_data(request),
+        initial={
+            "fill_volume_ml": plain_decimal(implant.pump_model.reservoir_ml),
+            "fill_alarm_threshold_ml": plain_decimal(implant.pump_model.alarm_threshold_ml),
+            "starting_daily_dose_mcg": plain_decimal(suggested_dose),
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            implant = services.implant_fill_record(implant=implant, recorded_by=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            add_service_errors(form, exc, field_map={"implant": None, "recorded_by": None})
+        else:
+            _registered_message(request, implant, "has its theatre fill recorded")
+            return redirect("staff:patient_detail", patient_id=implant.patient_id)
+    context = {
+        "implant": implant,
+        "patient": implant.patient,
+        "form": form,
+        "trial": trial,
+        "suggested_dose": suggested_dose,
+    }
+    return render(request, "pumps/implant_fill.html", context, status=400 if form.errors else 200)
 
 
 @staff_required("pumps.add_implant", "pumps.change_implant")

@@ -664,7 +664,8 @@ def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
                 flag="danger" if reminder.status == Reminder.Status.FAILED else "",
             )
         )
-    events.sort(key=lambda e: (e.on, e.at or _day_start(e.on)))
+    # On a replacement day the old pump comes out before the new one goes in.
+    events.sort(key=lambda e: (e.on, e.at or _day_start(e.on), e.kind != "explant"))
     return events
 
 

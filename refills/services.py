@@ -540,6 +540,119 @@ def implant_register_with_fill(*, patient: Patient, recorded_by, now: dt.datetim
     return implant
 
 
+@transaction.atomic
+def implant_fill_record(
+    *,
+    implant: Implant,
+    recorded_by,
+    fill_drug: Drug,
+    fill_volume_ml: Decimal,
+    fill_drug_lot: str,
+    starting_daily_dose_mcg: Decimal | None,
+    fill_alarm_threshold_ml: Decimal | None = None,
+    flow_ml_per_day: Decimal | None = None,
+    titration_confirmed: bool = False,
+    now: dt.datetime | None = None,
+) -> Implant:
+    """The theatre fill of a pump registered without it: its forecast starts at the implant.
+
+    Only before the first refill (after that, the refill is the history's start), and only by a
+    clinician, who also prescribes the starting dose programmed in theatre.
+    """
+    now = timezone.localtime(now or timezone.now())
+    implant = _lock_implant(implant)
+    model = implant.pump_model
+    clinic = ClinicSettings.load()
+    errors: dict[str, str] = {}
+    if not implant.is_active:
+        errors["implant"] = "This pump is explanted or was entered in error."
+    elif implant.fill_drug_id:
+        errors["implant"] = "The theatre fill of this pump is already recorded: correct it in its history."
+    elif RefillVisit.objects.valid().filter(implant=implant).exists():
+        errors["implant"] = "This pump has been refilled since: its forecast starts at the refill."
+    if not _is_clinician(recorded_by):
+        errors["recorded_by"] = "Only a clinician records the theatre fill and its starting dose."
+    if fill_drug.screening_only:
+        errors["fill_drug"] = f"{fill_drug} is for screening only, never for the pump."
+    if fill_volume_ml is None or not 0 < fill_volume_ml <= model.reservoir_ml:
+        errors["fill_volume_ml"] = f"Between 0 and the reservoir's {model.reservoir_ml.normalize():f} mL."
+    else:
+        threshold = model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
+        errors.update(
+            alarm_volume_errors(
+                field="fill_alarm_threshold_ml",
+                alarm_ml=threshold,
+                fill_ml=fill_volume_ml,
+                alarm_min_ml=model.alarm_min_ml,
+                alarm_max_ml=model.alarm_max_ml,
+            )
+        )
+    if not fill_drug_lot.strip():
+        errors["fill_drug_lot"] = "Record the lot of the drug filled in theatre."
+    flow = (
+        (flow_ml_per_day or implant.flow_ml_per_day or model.default_flow_ml_per_day)
+        if model.is_constant_flow
+        else None
+    )
+    dose = (flow * fill_drug.concentration_mcg_per_ml).quantize(Decimal("0.01")) if flow else starting_daily_dose_mcg
+    if dose is None:
+        errors["starting_daily_dose_mcg"] = "Give the starting dose programmed in theatre."
+    if errors:
+        raise ValidationError(errors)
+    errors.update(
+        dose_bounds_errors(
+            field="starting_daily_dose_mcg", daily_dose_mcg=dose, drug=fill_drug, model=model, implant=implant
+        )
+    )
+    if errors:
+        raise ValidationError(errors)
+    start = dt.datetime.combine(implant.implanted_on, dt.time.min, tzinfo=timezone.get_current_timezone())
+    previous = dose_get_in_force(implant=implant, at=start)
+    errors.update(
+        titration_confirmation_errors(
+            field="starting_daily_dose_mcg",
+            implant=implant,
+            daily_dose_mcg=dose,
+            previous=None,
+            confirmed=titration_confirmed,
+            clinic=clinic,
+            on=implant.implanted_on,
+        )
+    )
+    if errors:
+        raise ValidationError(errors)
+    implant.fill_drug, implant.fill_volume_ml, implant.fill_drug_lot = fill_drug, fill_volume_ml, fill_drug_lot.strip()
+    implant.fill_alarm_threshold_ml = fill_alarm_threshold_ml
+    if flow:
+        implant.flow_ml_per_day = flow
+    implant.save(
+        update_fields=[
+            "fill_drug",
+            "fill_volume_ml",
+            "fill_drug_lot",
+            "fill_alarm_threshold_ml",
+            "flow_ml_per_day",
+            "updated_at",
+        ]
+    )
+    same = previous is not None and (previous.daily_dose_mcg, previous.concentration_mcg_per_ml) == (
+        dose,
+        fill_drug.concentration_mcg_per_ml,
+    )
+    if not same:
+        dose_prescribe(
+            implant=implant,
+            daily_dose_mcg=dose,
+            concentration_mcg_per_ml=fill_drug.concentration_mcg_per_ml,
+            effective_at=start,
+            prescribed_by=recorded_by,
+            titration_confirmed=titration_confirmed,
+            reason="Starting dose at implant",
+        )
+    implant_forecast_refresh(implant=implant, clinic=clinic)
+    return implant
+
+
 def _close_schedule_of(*, implant: Implant, reason: str, by) -> int:
     """Cancel the pump's booked refill appointments and their pending reminders (the pump is gone)."""
     cancelled = 0

@@ -20,6 +20,7 @@ urlpatterns = [
     path("visits/<int:visit_id>/", views.refill_visit_done, name="refill_visit_done"),
     path("implants/<int:implant_id>/dose/", views.dose_change, name="dose_change"),
     path("patients/<int:patient_id>/implant/new/", implant_views.implant_register, name="implant_register"),
+    path("implants/<int:implant_id>/fill/", implant_views.implant_fill, name="implant_fill"),
     path("implants/<int:implant_id>/replace/", implant_views.implant_replace, name="implant_replace"),
     path("implants/<int:implant_id>/explant/", implant_views.implant_explant, name="implant_explant"),
     path("implants/<int:implant_id>/empty/", implant_views.reservoir_empty, name="reservoir_empty"),

@@ -196,7 +196,8 @@ def calendar(request: HttpRequest) -> HttpResponse:
 
 
 def _reservoir_chart(*, implant: Implant, today: dt.date) -> str:
-    visits = list(selectors.refill_visit_list(implant=implant)[:8])
+    shown = 8
+    visits = list(selectors.refill_visit_list(implant=implant)[:shown])
     visits.reverse()
     refills = [
         ReservoirRefill(
@@ -204,14 +205,21 @@ def _reservoir_chart(*, implant: Implant, today: dt.date) -> str:
         )
         for v in visits
     ]
-    if refills:
+    if implant.fill_volume_ml and len(visits) < shown:
+        # The whole history fits: it starts with the fill in theatre.
+        refills.insert(0, ReservoirRefill(on=implant.implanted_on, residual_ml=None, volume_ml=implant.fill_volume_ml))
+    elif refills:
         refills[0] = ReservoirRefill(on=refills[0].on, residual_ml=None, volume_ml=refills[0].volume_ml)
     projection = None
     if implant.forecast_due_by and implant.forecast_alarm_on and implant.forecast_empty_on:
         projection = ReservoirProjection(
             alarm_on=implant.forecast_alarm_on, empty_on=implant.forecast_empty_on, due_by=implant.forecast_due_by
         )
-    threshold = visits[-1].alarm_threshold_ml if visits else implant.pump_model.alarm_threshold_ml
+    threshold = (
+        visits[-1].alarm_threshold_ml
+        if visits
+        else (implant.fill_alarm_threshold_ml or implant.pump_model.alarm_threshold_ml)
+    )
     return reservoir_chart_svg(
         refills=refills,
         reservoir_ml=implant.pump_model.reservoir_ml,

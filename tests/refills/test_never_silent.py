@@ -95,6 +95,34 @@ def test_a_pump_registered_without_its_fill_is_urgent_at_the_top_of_the_worklist
     assert (alert.implant_id, alert.severity, alert.resolved_at) == (implant.pk, Alert.Severity.URGENT, None)
 
 
+def test_the_theatre_fill_can_be_recorded_after_registration_and_ends_the_urgent_state(clinician, nurse):
+    implant = services.implant_register_with_fill(
+        patient=factories.PatientFactory(),
+        recorded_by=clinician,
+        pump_model=factories.pump_model(),
+        serial_number="NGP-LATEFILL",
+        implanted_on=dt.date(2025, 1, 6),
+        surgeon="Ms A. Surgeon",
+        hospital="City Hospital",
+        catheter_tip_level="T10",
+    )
+    fill = {
+        "fill_drug": factories.drug("2000"),
+        "fill_volume_ml": Decimal("20"),
+        "fill_drug_lot": "LOT-T",
+        "starting_daily_dose_mcg": Decimal("400"),
+    }
+    with pytest.raises(ValidationError) as error:
+        services.implant_fill_record(implant=implant, recorded_by=nurse, **fill)
+    assert "recorded_by" in error.value.message_dict
+    services.implant_fill_record(implant=implant, recorded_by=clinician, **fill)
+    assert dates(implant) == (dt.date(2025, 4, 1), dt.date(2025, 4, 6), dt.date(2025, 4, 16))
+    assert implant.forecast_problem == ""
+    with pytest.raises(ValidationError) as error:
+        services.implant_fill_record(implant=implant, recorded_by=clinician, **fill)
+    assert "already recorded" in error.value.message_dict["implant"][0]
+
+
 def test_replacing_a_pump_closes_the_old_schedule_and_starts_the_new_forecast(pump, clinician, nurse):
     with time_machine.travel(local(2025, 1, 20), tick=False):
         booked = services.appointment_book(

@@ -237,6 +237,7 @@ ROUTES: dict[str, Route] = {
     "staff:implant_eri": staff(read=("clinician",), write=("clinician",)),
     "staff:implant_explant": staff(read=("clinician",), write=("clinician",)),
     "staff:implant_replace": staff(read=("clinician",), write=("clinician",)),
+    "staff:implant_fill": staff(read=("clinician",), write=("clinician",)),
     "staff:reservoir_empty": staff(read=("nurse", "clinician"), write=("nurse", "clinician")),
     "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
     "staff:alert_acknowledge": staff(read=None, write=STAFF_READERS),

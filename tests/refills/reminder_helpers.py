@@ -41,7 +41,20 @@ def refilled_implant(
     return implant
 
 
-def refill(*, implant, nurse, at, added="20", dose="400", concentration="2000", appointment=None, residual="2.0"):
+def refill(
+    *,
+    implant,
+    nurse,
+    at,
+    added="20",
+    dose="400",
+    concentration="2000",
+    appointment=None,
+    residual="2.0",
+    prescriber=None,
+    titration_confirmed=False,
+):
+    """A refill by `nurse`; a change of dose or concentration names its `prescriber` (a clinician)."""
     return refill_visit_record(
         implant=implant,
         performed_at=at,
@@ -52,6 +65,8 @@ def refill(*, implant, nurse, at, added="20", dose="400", concentration="2000", 
         drug_lot="LOT-R1",
         daily_dose_after_mcg=Decimal(dose),
         appointment=appointment,
+        prescriber=prescriber,
+        titration_confirmed=titration_confirmed,
     )
 
 

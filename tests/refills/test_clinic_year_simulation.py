@@ -92,13 +92,18 @@ class Clinic:
             self.regimens[implant.pk] = (dose, concentration)
             # the last refill happened some time ago: due dates spread over the first cycle
             last = START - dt.timedelta(days=self.rng.randrange(0, max(1, days - 30)))
-            self.refill(implant, at(last, 11), residual=Decimal("2.0"))
+            # (at 07:00: on the first day that is before the 08:00 set-up, never in the future)
+            self.refill(implant, at(last, 7), residual=Decimal("2.0"))
 
     def refill(self, implant, when: dt.datetime, *, residual: Decimal, appointment=None) -> None:
         dose, concentration = self.regimens[implant.pk]
+        titrated = False
         if appointment is not None and self.rng.random() < 0.1:  # a titration at the visit
             dose = max(Decimal(100), min(Decimal(800), (dose * Decimal(self.rng.choice(["0.9", "1.1"]))).quantize(1)))
+            titrated = dose != self.regimens[implant.pk][0]
             self.regimens[implant.pk] = (dose, concentration)
+        # A titration names the clinician who prescribed it; the regimens span 100–800 mcg/day
+        # whatever the patient's origin, so a dose outside their usual range is confirmed by them.
         refill_visit_record(
             implant=implant,
             performed_at=when,
@@ -109,6 +114,8 @@ class Clinic:
             drug_lot="SIM-LOT",
             daily_dose_after_mcg=dose,
             appointment=appointment,
+            prescriber=self.clinician if titrated else None,
+            titration_confirmed=True,
         )
 
     # -- a beat: scan, alerts, dispatch, send (with failures) -------------------------------

@@ -40,7 +40,7 @@ def walk(moments, patient) -> list[tuple[dt.datetime, int]]:
     return got
 
 
-def test_refill_cycle_reminders_at_nine_local_across_dst_changes(nurse):
+def test_refill_cycle_reminders_at_nine_local_across_dst_changes(nurse, clinician):
     # given a 40 mL pump refilled on 6 Jan 2025 with 2000 mcg/mL at 800 mcg/day:
     # 0.4 mL/day, alarm after 95 days on Fri 11 Apr, due by Sun 6 Apr
     implant = refilled_implant(nurse=nurse, on=local(2025, 1, 6), reservoir="40", added="40", dose="800")
@@ -61,8 +61,19 @@ def test_refill_cycle_reminders_at_nine_local_across_dst_changes(nurse):
     assert Alert.objects.get(kind="refill_unbooked").resolved_at == local(2025, 3, 16, 13)
 
     # the refill is recorded at the visit: 350 mcg/day now, 0.175 mL/day, alarm Mon 3 Nov, due Wed 29 Oct
+    # (prescribed by the clinician, who confirms a fall beyond the clinic's −20 % limit); the nurse
+    # aspirates the 6.4 mL the history expects (40 mL − 84 days × 0.4 mL/day): no discrepancy
     with time_machine.travel(local(2025, 3, 31, 10, 20), tick=False):
-        refill(implant=implant, nurse=nurse, at=timezone.now(), added="40", dose="350")
+        refill(
+            implant=implant,
+            nurse=nurse,
+            at=timezone.now(),
+            added="40",
+            dose="350",
+            residual="6.4",
+            prescriber=clinician,
+            titration_confirmed=True,
+        )
     first.refresh_from_db()
     implant.refresh_from_db()
     assert first.status == Appointment.Status.COMPLETED

@@ -86,14 +86,52 @@ def test_discrepancy_at_the_tolerance_is_not_flagged(implant, nurse):
 
 def test_dose_change_between_refills_moves_the_forecast(implant, nurse, clinician):
     record(implant, nurse, at(2025, 1, 6))
-    # 30 days at 0.2 mL/day leave 14 mL; at 500 mcg/day (0.25 mL/day) the 2 mL alarm comes 48 days later
+    # the change takes effect at its exact time (15:00): 30 days 15 h at 0.2 mL/day leave 13.875 mL;
+    # at 500 mcg/day (0.25 mL/day) the 2 mL alarm comes 47.5 days later (day 78 after the refill)
+    # (+25 %: beyond the clinic's +20 % titration limit, so the prescriber confirms it)
     dose_change_record(
-        implant=implant, daily_dose_mcg=Decimal("500"), effective_at=at(2025, 2, 5, 15), prescribed_by=clinician
+        implant=implant,
+        daily_dose_mcg=Decimal("500"),
+        effective_at=at(2025, 2, 5, 15),
+        prescribed_by=clinician,
+        titration_confirmed=True,
     )
     implant.refresh_from_db()
     assert implant.forecast_alarm_on == dt.date(2025, 3, 25)
     assert implant.forecast_due_by == dt.date(2025, 3, 20)
-    assert implant_get_expected_residual(implant=implant, on=dt.date(2025, 3, 7)) == Decimal("6.50")
+    # 13.875 mL − 29 days 9 h × 0.25 mL/day = 6.53 mL at the start of 7 Mar
+    assert implant_get_expected_residual(implant=implant, on=dt.date(2025, 3, 7)) == Decimal("6.53")
+
+
+def test_a_dose_change_beyond_the_titration_limit_unconfirmed_changes_nothing(implant, nurse, clinician):
+    record(implant, nurse, at(2025, 1, 6))
+    implant.refresh_from_db()
+    due_by = implant.forecast_due_by
+    with pytest.raises(ValidationError) as exc:
+        dose_change_record(
+            implant=implant, daily_dose_mcg=Decimal("500"), effective_at=at(2025, 2, 5, 15), prescribed_by=clinician
+        )
+    assert exc.value.message_dict == {
+        "daily_dose_mcg": [
+            "A rise from 400 to 500 mcg/day (+25 %) is beyond the clinic's +20 % limit. "
+            "Tick the confirmation if this is the prescription."
+        ]
+    }
+    implant.refresh_from_db()
+    assert DosePrescription.objects.filter(implant=implant).count() == 1
+    assert implant.forecast_due_by == due_by
+
+
+def test_a_dose_change_cannot_precede_the_last_refill(implant, nurse, clinician):
+    record(implant, nurse, at(2025, 1, 6))
+    with pytest.raises(ValidationError) as exc:
+        dose_change_record(
+            implant=implant, daily_dose_mcg=Decimal("440"), effective_at=at(2025, 1, 6, 9, 59), prescribed_by=clinician
+        )
+    assert exc.value.message_dict == {
+        "effective_at": ["The dose change is dated 2025-01-06 09:59, before the last refill (2025-01-06 10:00)."]
+    }
+    assert DosePrescription.objects.filter(implant=implant).count() == 1
 
 
 def test_only_a_clinician_changes_the_dose(implant, nurse):

@@ -295,14 +295,19 @@ def test_refill_visit_flex_schedule_is_stored_as_exact_strings(world, client_for
         "volume_added_ml": "20",
         "drug": world.drug.pk,
         "drug_lot": "L",
-        "daily_dose_after_mcg": "480",
+        # the steps' sum: 8 h × 15 + 16 h × 25 mcg/h (an entered dose that disagrees is refused)
+        "daily_dose_after_mcg": "520",
         "dosing_mode": "flex",
         "schedule": [{"start": "00:00", "mcg_per_hour": "15"}, {"start": "08:00", "mcg_per_hour": "25"}],
+        # a change of dose and mode at a refill names the clinician who prescribed it, who
+        # confirms the +30 % (beyond the clinic's +20 % limit)
+        "prescriber": world.clinician.pk,
+        "titration_confirmed": True,
     }
 
     response = client_for("nurse").call("POST", "/api/refill-visits/", body)
 
-    assert response.status_code == 201
+    assert response.status_code == 201, response.json()
     assert RefillVisit.objects.get(pk=response.json()["id"]).schedule == [
         {"start": "00:00", "mcg_per_hour": "15.000"},
         {"start": "08:00", "mcg_per_hour": "25.000"},
@@ -332,7 +337,13 @@ def test_marking_a_refill_visit_in_error_restores_the_previous_forecast(world, c
 
 
 def test_clinician_records_a_dose_change_with_the_reservoir_concentration(world, client_for):
-    body = {"implant": world.a.implant.pk, "daily_dose_mcg": "500", "effective_at": "2025-02-05T12:00:00Z"}
+    # +25 %: beyond the clinic's +20 % titration limit, so the prescriber confirms it
+    body = {
+        "implant": world.a.implant.pk,
+        "daily_dose_mcg": "500",
+        "effective_at": "2025-02-05T12:00:00Z",
+        "titration_confirmed": True,
+    }
 
     response = client_for("clinician").call("POST", "/api/dose-prescriptions/", body)
 

@@ -1,5 +1,6 @@
 """A clinician, in the browser: a screening trial step by step, then the implant."""
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -72,7 +73,7 @@ def test_clinician_records_a_trial_then_registers_the_implant(ui, live_server, c
     trial = ScreeningTrial.objects.get(patient=patient)
     assert (trial.verdict, trial.positivity_rule) == ("positive", "mas_lower_limb_mean_1")
 
-    # registers the implant: the starting dose is pre-filled from the trial
+    # registers the implant with its fill in theatre: the starting dose is pre-filled from the trial
     ui.get_by_role("link", name="Register the implant").click()
     ui.get_by_label("Pump model").select_option(label="Medtronic SynchroMed II 20 mL")
     ui.get_by_label("Serial number").fill("NGP-E2E-1")
@@ -81,14 +82,22 @@ def test_clinician_records_a_trial_then_registers_the_implant(ui, live_server, c
     ui.get_by_label("Surgeon").fill("Ms A. Surgeon")
     ui.get_by_label("Hospital").fill("City Hospital")
     expect(ui.get_by_label("Starting dose (mcg/day)")).to_have_value("100")
-    ui.get_by_label("Concentration in the pump").select_option(label="500 mcg/mL")
+    ui.get_by_label("Drug and concentration filled").select_option(label="Baclofen intrathecal (Lioresal) 500 mcg/mL")
+    ui.get_by_label("Volume filled (mL)").fill("20")
+    ui.get_by_label("Drug lot number").fill("LOT-E2E-1")
     ui.get_by_role("button", name="Register the implant").click()
 
-    # back on the patient page: the pump, the dose in force, the trial and implant on the timeline
-    expect(ui.locator(".messages")).to_contain_text("Pump NGP-E2E-1 registered.")
+    # back on the patient page: the pump, its first refill date (18 mL above the alarm at 0.2 mL/day:
+    # alarm in 90 days, due 5 days before), the dose in force, the trial and implant on the timeline
+    alarm_on, due_by = today + dt.timedelta(days=90), today + dt.timedelta(days=85)
+    expect(ui.locator(".messages")).to_contain_text(
+        f"Pump NGP-E2E-1 registered. Refill due by {due_by:%d %b %Y} (alarm {alarm_on:%d %b %Y})."
+    )
     expect(ui.get_by_role("heading", name="Pump")).to_be_visible()
     expect(ui.locator(".key-date", has_text="Dose in force")).to_contain_text("100 mcg/day")
     expect(ui.locator(".timeline")).to_contain_text("Pump implanted: Medtronic SynchroMed II 20 mL")
     implant = Implant.objects.get(patient=patient)
     prescription = DosePrescription.objects.get(implant=implant)
     assert (prescription.daily_dose_mcg, prescription.concentration_mcg_per_ml) == (Decimal("100"), Decimal("500"))
+    assert (implant.fill_volume_ml, implant.fill_drug_lot) == (Decimal("20"), "LOT-E2E-1")
+    assert (implant.forecast_alarm_on, implant.forecast_due_by, implant.forecast_problem) == (alarm_on, due_by, "")

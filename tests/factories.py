@@ -111,6 +111,9 @@ def drug(concentration: str = "2000") -> Drug:
 
 
 class ImplantFactory(factory.django.DjangoModelFactory):
+    """A pump row without its fill in theatre (no forecast until a refill); for a pump scheduled
+    from its implant, register it through the service: `tests.helpers.implant_register_filled`."""
+
     class Meta:
         model = Implant
 
@@ -124,16 +127,6 @@ class ImplantFactory(factory.django.DjangoModelFactory):
     catheter_model = "8781"
     catheter_tip_level = "T10"
     recorded_by = factory.SubFactory(ClinicianFactory)
-
-    class Params:
-        # The fill in theatre (DOMAIN.md "Fill at implant"), as a row only: no starting dose and no
-        # stored forecast. For a pump whose forecast starts at the implant, go through the service:
-        # `tests.helpers.implant_register_filled`.
-        theatre_fill = factory.Trait(
-            fill_drug=factory.LazyFunction(lambda: drug("2000")),
-            fill_volume_ml=factory.SelfAttribute("pump_model.reservoir_ml"),
-            fill_drug_lot="LOT-THEATRE",
-        )
 
 
 class DosePrescriptionFactory(factory.django.DjangoModelFactory):

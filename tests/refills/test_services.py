@@ -19,6 +19,7 @@ from refills.services import (
     refill_visit_record,
 )
 from tests import factories
+from tests.helpers import implant_register_filled
 
 pytestmark = pytest.mark.django_db
 LONDON = ZoneInfo("Europe/London")
@@ -132,6 +133,24 @@ def test_a_dose_change_cannot_precede_the_last_refill(implant, nurse, clinician)
         "effective_at": ["The dose change is dated 2025-01-06 09:59, before the last refill (2025-01-06 10:00)."]
     }
     assert DosePrescription.objects.filter(implant=implant).count() == 1
+
+
+def test_the_forecast_starts_at_the_theatre_fill_and_the_first_refill_is_judged_against_it(nurse):
+    # given a full 20 mL pump at 2000 mcg/mL and 400 mcg/day (0.2 mL/day), implanted 2 Apr 2024
+    implant = implant_register_filled(implanted_on=dt.date(2024, 4, 2), now=at(2024, 4, 2, 18))
+    # then it is scheduled before any refill: 18 mL above the alarm is 90 days
+    assert (implant.forecast_alarm_on, implant.forecast_due_by, implant.forecast_problem) == (
+        dt.date(2024, 7, 1),
+        dt.date(2024, 6, 26),
+        "",
+    )
+    # when the first refill comes 79 days later, the history expects 20 − 79 × 0.2 = 4.2 mL back
+    visit = record(implant, nurse, at(2024, 6, 20), residual="4.2")
+    assert (visit.expected_residual_ml, visit.discrepancy_ml, visit.discrepancy_flagged) == (
+        Decimal("4.20"),
+        Decimal("0.00"),
+        False,
+    )
 
 
 def test_only_a_clinician_changes_the_dose(implant, nurse):

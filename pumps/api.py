@@ -332,4 +332,3 @@ class ImplantViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
         implant = self.get_object()
         data = self.validated(ImplantEriSerializer)
         return self.output(implant_record_eri(implant=implant, eri_on=data["eri_reported_on"], by=request.user))
-

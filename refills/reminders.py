@@ -1496,19 +1496,47 @@ def _alerts_raise(alerts: list[Alert], *, risk_flags: dict[int, str] | None = No
     if not alerts:
         return 0
     _risk_flags_apply(alerts, risk_flags=_risk_flags_get() if risk_flags is None else risk_flags)
-    existing = set(
-        Alert.objects.filter(kind__in={a.kind for a in alerts}, key_date__in={a.key_date for a in alerts}).values_list(
-            "kind", "patient_id", "key_date", "severity"
-        )
+    rows = Alert.objects.filter(
+        kind__in={a.kind for a in alerts}, key_date__in={a.key_date for a in alerts}
+    ).values_list(
+        "kind", "patient_id", "key_date", "severity", "pk", "implant_id", "message", "resolved_at", "resolved_by_id"
     )
-    new, seen = [], set()
+    existing = {row[:4]: row[4:] for row in rows}
+    new, seen, reopened = [], set(), 0
     for alert in alerts:
         key = (alert.kind, alert.patient_id, alert.key_date, alert.severity)
-        if key not in existing and key not in seen:
-            seen.add(key)
+        if key in seen:
+            continue
+        seen.add(key)
+        if key not in existing:
             new.append(alert)
+            continue
+        pk, implant_id, message, resolved_at, resolved_by_id = existing[key]
+        if resolved_at is not None and resolved_by_id is None:
+            # The scan had cleared it, and it holds again (a refill entered in error, a booking
+            # cancelled, a pump replaced by one with no fill, all the same day): open it again, to
+            # be emailed, texted and escalated afresh. One a person resolved stays resolved.
+            reopened += Alert.objects.filter(pk=pk, resolved_at__isnull=False, resolved_by__isnull=True).update(
+                resolved_at=None,
+                resolution="",
+                implant_id=alert.implant_id,
+                message=alert.message,
+                emailed_at=None,
+                sms_sent_at=None,
+                acknowledged_at=None,
+                acknowledged_by=None,
+                escalated_at=None,
+                escalation_count=0,
+                raised_at=timezone.now(),
+            )
+        elif resolved_at is None and (implant_id, message) != (alert.implant_id, alert.message):
+            # Still open, but about another pump now (replaced the same day) or for another reason
+            # (emptied, then refilled at a dose that cannot be computed): say what is true now.
+            Alert.objects.filter(pk=pk, resolved_at__isnull=True).update(
+                implant_id=alert.implant_id, message=alert.message
+            )
     Alert.objects.bulk_create(new, ignore_conflicts=True)
-    return len(new)
+    return len(new) + reopened
 
 
 def alerts_scan(*, now: dt.datetime) -> AlertScanResult:

@@ -50,7 +50,7 @@ def mark_entered_in_error(modeladmin, request, queryset):
         reason = form.cleaned_data["reason"]
         marked = 0
         for record in queryset.filter(entered_in_error=False):
-            clinical_record_mark_entered_in_error(record=record, by=request.user, reason=reason)
+            modeladmin.record_mark_entered_in_error(record=record, by=request.user, reason=reason)
             marked += 1
         skipped = queryset.count() - marked
         modeladmin.message_user(
@@ -85,6 +85,11 @@ class ClinicalRecordAdmin(AuditedModelAdminMixin, SimpleHistoryAdmin):
     # Subclasses list the fields the admin may correct; everything else is read-only because a
     # service derives or guards it (forecast, discrepancy, status transitions).
     editable_fields: tuple[str, ...] = ()
+
+    def record_mark_entered_in_error(self, *, record, by, reason: str) -> None:
+        """The service that marks one record; an app whose records feed a derived value (the
+        care schedule's forecast) overrides it with its own service."""
+        clinical_record_mark_entered_in_error(record=record, by=by, reason=reason)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -5,8 +5,8 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from itbclinic.admin_actions import ClinicalRecordAdmin, ReadOnlyAdminMixin
-from pumps.admin import DrugAdmin, DrugPumpIntervalAdmin, PumpModelAdmin
-from pumps.models import Drug, DrugPumpInterval, PumpModel
+from pumps.admin import DosePrescriptionAdmin, DrugAdmin, DrugPumpIntervalAdmin, PumpModelAdmin
+from pumps.models import DosePrescription, Drug, DrugPumpInterval, PumpModel
 
 from .models import (
     Alert,
@@ -19,7 +19,7 @@ from .models import (
     ReservoirEmptying,
     TaskRun,
 )
-from .services import forecasts_recompute_after_catalogue_change
+from .services import care_record_mark_entered_in_error, forecasts_recompute_after_catalogue_change
 
 
 class RecomputesForecastsAdminMixin:
@@ -37,9 +37,19 @@ class RecomputesForecastsAdminMixin:
         forecasts_recompute_after_catalogue_change(record=form.instance)
 
 
+class CareRecordAdminMixin:
+    """A refill, dose or emptying marked in error changes the forecast: the care schedule's
+    service recomputes it in the same transaction."""
+
+    def record_mark_entered_in_error(self, *, record, by, reason: str) -> None:
+        care_record_mark_entered_in_error(record=record, by=by, reason=reason)
+
+
 for _model, _admin in ((PumpModel, PumpModelAdmin), (Drug, DrugAdmin), (DrugPumpInterval, DrugPumpIntervalAdmin)):
     admin.site.unregister(_model)
     admin.site.register(_model, type(_admin.__name__, (RecomputesForecastsAdminMixin, _admin), {}))
+admin.site.unregister(DosePrescription)
+admin.site.register(DosePrescription, type("DosePrescriptionAdmin", (CareRecordAdminMixin, DosePrescriptionAdmin), {}))
 
 
 PATIENT_SEARCH = ("patient__mrn", "patient__given_name", "patient__family_name")
@@ -133,7 +143,7 @@ class ClosedDayAdmin(admin.ModelAdmin):
 
 
 @admin.register(RefillVisit)
-class RefillVisitAdmin(ClinicalRecordAdmin):
+class RefillVisitAdmin(CareRecordAdminMixin, ClinicalRecordAdmin):
     list_display = (
         "performed_at",
         "patient",
@@ -272,7 +282,7 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ReservoirEmptying)
-class ReservoirEmptyingAdmin(ClinicalRecordAdmin):
+class ReservoirEmptyingAdmin(CareRecordAdminMixin, ClinicalRecordAdmin):
     list_display = ("emptied_at", "implant", "reason", "volume_removed_ml", "recorded_by", "entered_in_error")
     list_filter = ("reason", "entered_in_error")
     search_fields = tuple(f"implant__{name}" for name in PATIENT_SEARCH)

@@ -933,7 +933,9 @@ def appointment_mark_no_show(*, appointment: Appointment, now: dt.datetime) -> A
 
 
 @transaction.atomic
-def care_record_mark_entered_in_error(*, record: RefillVisit | DosePrescription | Appointment, by, reason: str) -> None:
+def care_record_mark_entered_in_error(
+    *, record: RefillVisit | DosePrescription | ReservoirEmptying | Appointment, by, reason: str
+) -> None:
     """Mark a refill visit, dose prescription or appointment entered in error.
 
     A refill or dose that no longer counts changes the forecast in force: the implant's stored
@@ -941,5 +943,5 @@ def care_record_mark_entered_in_error(*, record: RefillVisit | DosePrescription 
     """
     implant = _lock_implant(record.implant) if record.implant_id else None
     clinical_record_mark_entered_in_error(record=record, by=by, reason=reason)
-    if implant is not None and isinstance(record, RefillVisit | DosePrescription):
+    if implant is not None and isinstance(record, RefillVisit | DosePrescription | ReservoirEmptying):
         implant_forecast_refresh(implant=implant)

@@ -574,3 +574,20 @@ def test_planted_impossible_values_leave_every_page_and_the_scan_working(pump, n
     assert Alert.objects.filter(kind=Alert.Kind.REFILL_UNBOOKED, implant=pump).count() == 1
     assert Alert.objects.filter(kind=Alert.Kind.RECORD_ATTENTION, patient=poisoned.patient).count() == 1
     assert Alert.objects.filter(kind=Alert.Kind.NO_FORECAST, implant=broken).count() == 1
+
+
+def test_a_refill_marked_in_error_in_the_admin_recomputes_the_forecast(pump, nurse, client):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+
+    with time_machine.travel(local(2025, 3, 31, 12), tick=False):
+        visit = refill(pump, nurse, local(2025, 3, 31, 10))
+    assert dates(pump)[1] == dt.date(2025, 6, 29)
+    client.force_login(factories.UserFactory(is_staff=True, is_superuser=True))
+    client.post(
+        reverse("admin:refills_refillvisit_changelist"),
+        {"action": "mark_entered_in_error", ACTION_CHECKBOX_NAME: [visit.pk], "apply": "1", "reason": "Wrong pump"},
+    )
+    visit.refresh_from_db()
+    assert visit.entered_in_error is True
+    # Back to the theatre fill's forecast, in the same transaction as the mark.
+    assert dates(pump) == (dt.date(2025, 4, 1), dt.date(2025, 4, 6), dt.date(2025, 4, 16))

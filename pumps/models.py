@@ -103,8 +103,13 @@ class Drug(models.Model):
     concentration_mcg_per_ml = models.DecimalField(max_digits=7, decimal_places=1)
     screening_only = models.BooleanField(default=False)
     compounded = models.BooleanField(default=False)
+    # DOMAIN.md "Drugs": no label cap for baclofen was found; the seed leaflet gives 2–6 months,
+    # so 180 days until the clinic confirms it from the product's label (blank: no cap).
     max_interval_days = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Stability cap on the refill interval, whatever the volume."
+        null=True,
+        blank=True,
+        default=180,
+        help_text="Stability cap on the refill interval, whatever the volume (confirm from the label).",
     )
     # Hard bounds on a daily dose (catalogue settings, safe defaults): outside them an entry is
     # refused as a typo. The usual ranges, which ask for confirmation, are clinic settings.

@@ -7,6 +7,7 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
+from pumps.models import Drug
 from refills.models import Alert, Appointment, Reminder
 from tests.refills.reminder_helpers import LONDON, beat, book, local, refill, refilled_implant
 
@@ -42,7 +43,9 @@ def walk(moments, patient) -> list[tuple[dt.datetime, int]]:
 
 def test_refill_cycle_reminders_at_nine_local_across_dst_changes(nurse, clinician):
     # given a 40 mL pump refilled on 6 Jan 2025 with 2000 mcg/mL at 800 mcg/day:
-    # 0.4 mL/day, alarm after 95 days on Fri 11 Apr, due by Sun 6 Apr
+    # 0.4 mL/day, alarm after 95 days on Fri 11 Apr, due by Sun 6 Apr. The second interval lasts
+    # 7 months: this clinic has confirmed from the label that its 2000 mcg/mL product has no cap.
+    Drug.objects.filter(concentration_mcg_per_ml=2000).update(max_interval_days=None)
     implant = refilled_implant(nurse=nurse, on=local(2025, 1, 6), reservoir="40", added="40", dose="800")
     assert (implant.forecast_alarm_on, implant.forecast_due_by) == (dt.date(2025, 4, 11), dt.date(2025, 4, 6))
     patient = implant.patient

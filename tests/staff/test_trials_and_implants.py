@@ -150,10 +150,10 @@ def test_register_an_implant_with_the_suggested_starting_dose(clinician_client, 
     dose = DosePrescription.objects.get(implant=implant)
     assert (dose.daily_dose_mcg, dose.concentration_mcg_per_ml) == (Decimal("75.00"), Decimal("500.0"))
     # the forecast starts at the implant: 38 mL above the alarm at 0.15 mL/day is 253 days,
-    # alarm Thu 26 Nov 2025, due by 21 Nov (5 days' margin)
+    # alarm Thu 26 Nov 2025; due by the drug's 180-day stability cap (14 Sep), before the margin's 21 Nov
     assert (implant.forecast_alarm_on, implant.forecast_due_by, implant.forecast_problem) == (
         dt.date(2025, 11, 26),
-        dt.date(2025, 11, 21),
+        dt.date(2025, 9, 14),
         "",
     )
 

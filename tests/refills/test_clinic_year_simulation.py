@@ -7,8 +7,16 @@ patient comes); then a simulated nurse who books a refill some days after an ale
 hook in the booking's transaction as `appointment_book` will. 10 % of appointments are no-shows and 5 % of reminder
 sends fail for good (every retry), from a seeded random generator.
 
+The year also brings what a clinic meets besides refills: new pumps implanted with their theatre
+fill (and a few registered without it, which the nurses escalate and a clinician completes),
+pumps replaced in one step, dose changes planned days or weeks ahead, nurses' typos refused at the
+refill (a tenfold dose, a visit dated next week), and one impossible row planted in the database
+(an ERI of 9999-12-01) that the scan must carry past.
+
 Asserted: no patient reaches their alarm date without either a completed refill or an urgent
-alert raised at least `urgent_alert_days` (7) before it; no reminder is delivered twice.
+alert raised at least `urgent_alert_days` (7) before it (a situation that began later than that —
+a planned dose change recorded late — is counted apart, with the warning it got); every active
+pump always has a forecast or an open urgent alert; no reminder is delivered twice.
 """
 
 import datetime as dt
@@ -20,11 +28,13 @@ from decimal import Decimal
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 from django.db.models import Min
 
-from refills import reminders
+from pumps.models import Implant
+from refills import reminders, services
 from refills.models import Alert, Appointment, ClinicSettings, Reminder
-from refills.selectors import refill_slot_proposals
+from refills.selectors import implant_get_expected_residual, refill_slot_proposals
 from refills.services import appointment_book, refill_visit_record
 from refills.tasks import send_reminder_task
 from tests import factories
@@ -39,6 +49,7 @@ START = dt.date(2025, 1, 6)
 DAYS = int(os.environ.get("ITB_SIM_DAYS", "365"))
 PUMPS = [("SynchroMed II", "20"), ("SynchroMed II", "40"), ("Prometra II", "20"), ("Prometra II", "40")]
 CONCENTRATIONS = ["500", "1000", "2000"]
+WEEK = dt.timedelta(days=7)
 
 
 def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
@@ -72,6 +83,13 @@ class Clinic:
         self.reached_alarm: list[tuple[int, dt.date, int | None]] = []
         self.checked: set[tuple[int, dt.date]] = set()
         self.drugs = {c: factories.drug(c) for c in CONCENTRATIONS}
+        # The year's other events: day -> patients to implant / replace; a planned dose change
+        # recorded on a day (implant -> when it was recorded, when it takes effect).
+        self.new_pumps: dict[dt.date, list] = {}
+        self.replacements: dict[dt.date, list[int]] = {}
+        self.late_situations: list[tuple[int, dt.date, int | None]] = []
+        self.changes_recorded: dict[int, dt.date] = {}
+        self.serials = 0
 
     # -- set-up ---------------------------------------------------------------------------
     def populate(self) -> None:
@@ -94,6 +112,97 @@ class Clinic:
             last = START - dt.timedelta(days=self.rng.randrange(0, max(1, days - 30)))
             # (at 07:00: on the first day that is before the 08:00 set-up, never in the future)
             self.refill(implant, at(last, 7), residual=Decimal("2.0"))
+            if self.rng.random() < 0.03:
+                self.replacements.setdefault(START + dt.timedelta(days=self.rng.randrange(20, DAYS - 30)), []).append(
+                    implant.pk
+                )
+        # New patients through the year, implanted with their theatre fill (one in six without it).
+        for _ in range(max(2, PATIENTS // 20)):
+            day = START + dt.timedelta(days=self.rng.randrange(5, DAYS - 60))
+            self.new_pumps.setdefault(day, []).append(factories.PatientFactory(phone="+447700900999"))
+        # One impossible value planted straight into the database, bypassing every check.
+        poisoned = Implant.objects.order_by("pk").first()
+        Implant.objects.filter(pk=poisoned.pk).update(eri_reported_on=dt.date(9999, 12, 1))
+        self.poisoned = poisoned.pk
+
+    def serial(self) -> str:
+        self.serials += 1
+        return f"SIM{self.serials:06d}"
+
+    def implant_new(self, patient, today: dt.date) -> None:
+        name, reservoir = PUMPS[self.rng.randrange(len(PUMPS))]
+        model = factories.pump_model(name, reservoir)
+        dose, concentration, _days = regimen(self.rng, model.reservoir_ml, model.alarm_threshold_ml)
+        filled = self.rng.random() >= 1 / 6
+        fill = (
+            {
+                "fill_drug": self.drugs[concentration],
+                "fill_volume_ml": model.reservoir_ml,
+                "fill_drug_lot": "SIM-THEATRE",
+                "starting_daily_dose_mcg": dose,
+            }
+            if filled
+            else {}
+        )
+        with time_machine.travel(at(today, 17), tick=False):
+            implant = services.implant_register_with_fill(
+                patient=patient,
+                recorded_by=self.clinician,
+                pump_model=model,
+                serial_number=self.serial(),
+                implanted_on=today,
+                surgeon="Ms S",
+                hospital="City",
+                catheter_tip_level="T10",
+                **fill,
+            )
+        self.regimens[implant.pk] = (dose, concentration)
+        self.figures["pumps implanted" if filled else "pumps implanted without their fill"] += 1
+
+    def replace(self, implant_pk: int, today: dt.date) -> None:
+        old = Implant.objects.select_related("pump_model", "patient").get(pk=implant_pk)
+        if old.explanted_on is not None or old.patient.status != "active":
+            return
+        dose, concentration = self.regimens[implant_pk]
+        with time_machine.travel(at(today, 17), tick=False):
+            new = services.implant_replace(
+                implant=old,
+                explanted_on=today,
+                reason="Battery at elective replacement",
+                recorded_by=self.clinician,
+                pump_model=old.pump_model,
+                serial_number=self.serial(),
+                surgeon="Ms S",
+                hospital="City",
+                catheter_tip_level="T10",
+                fill_drug=self.drugs[concentration],
+                fill_volume_ml=old.pump_model.reservoir_ml,
+                fill_drug_lot="SIM-THEATRE",
+                starting_daily_dose_mcg=dose,
+            )
+        self.regimens[new.pk] = (dose, concentration)
+        self.planned.pop(implant_pk, None)
+        self.figures["pumps replaced"] += 1
+
+    def plan_dose_change(self, implant, today: dt.date) -> None:
+        """A clinician plans a +10 % rise 7 to 30 days ahead (recorded now, in force later)."""
+        dose, concentration = self.regimens[implant.pk]
+        new = min(Decimal(800), (dose * Decimal("1.1")).quantize(1))
+        if new == dose:
+            return
+        effective = at(today + dt.timedelta(days=self.rng.randrange(7, 31)), self.rng.randrange(8, 23))
+        with time_machine.travel(at(today, 16), tick=False):
+            services.dose_change_record(
+                implant=implant,
+                daily_dose_mcg=new,
+                effective_at=effective,
+                prescribed_by=self.clinician,
+                titration_confirmed=True,
+                reason="Planned rise after review",
+            )
+        self.regimens[implant.pk] = (new, concentration)
+        self.changes_recorded[implant.pk] = today
+        self.figures["dose changes planned ahead"] += 1
 
     def refill(self, implant, when: dt.datetime, *, residual: Decimal, appointment=None) -> None:
         dose, concentration = self.regimens[implant.pk]
@@ -104,6 +213,25 @@ class Clinic:
             self.regimens[implant.pk] = (dose, concentration)
         # A titration names the clinician who prescribed it; the regimens span 100–800 mcg/day
         # whatever the patient's origin, so a dose outside their usual range is confirmed by them.
+        if appointment is not None and self.rng.random() < 0.03:
+            # A nurse's typo: a tenfold dose (a change nobody prescribed; above 2000 mcg/day a hard
+            # bound too), or the visit dated next week. Refused, nothing saved.
+            typo = {"daily_dose_after_mcg": dose * 10} if self.rng.random() < 0.5 else {"performed_at": when + WEEK}
+            with pytest.raises(ValidationError):
+                refill_visit_record(
+                    **{
+                        "implant": implant,
+                        "performed_at": when,
+                        "performed_by": self.nurse,
+                        "actual_residual_ml": residual,
+                        "volume_added_ml": implant.pump_model.reservoir_ml,
+                        "drug": self.drugs[concentration],
+                        "drug_lot": "SIM-LOT",
+                        "daily_dose_after_mcg": dose,
+                        **typo,
+                    }
+                )
+            self.figures["typos refused"] += 1
         refill_visit_record(
             implant=implant,
             performed_at=when,
@@ -154,6 +282,23 @@ class Clinic:
                     reminders.alert_resolve(alert=alert, by=self.nurse, note="Phoned the patient", now=now)
                     self.figures["failed reminders phoned"] += 1
                     continue
+                if alert.kind == Alert.Kind.NO_FORECAST and alert.implant_id and alert.implant.fill_drug_id is None:
+                    # The nurse asks the surgeon's team for the theatre fill; a clinician records it.
+                    dose, concentration = self.regimens[alert.implant_id]
+                    implant = alert.implant
+                    services.implant_fill_record(
+                        implant=implant,
+                        recorded_by=self.clinician,
+                        fill_drug=self.drugs[concentration],
+                        fill_volume_ml=implant.pump_model.reservoir_ml,
+                        fill_drug_lot="SIM-THEATRE",
+                        starting_daily_dose_mcg=dose,
+                        titration_confirmed=True,
+                    )
+                    self.figures["theatre fills recorded after an alert"] += 1
+                    continue
+                if alert.kind == Alert.Kind.RECORD_ATTENTION:
+                    continue  # the planted row: an admin corrects it; the clinic carries on meanwhile
                 if alert.implant_id is None or alert.implant_id in self.planned:
                     continue
                 delay = {
@@ -166,8 +311,6 @@ class Clinic:
                     self.book(implant_pk, today, now)
 
     def book(self, implant_pk: int, today: dt.date, now: dt.datetime) -> None:
-        from pumps.models import Implant
-
         implant = Implant.objects.select_related("pump_model", "patient").get(pk=implant_pk)
         booked = Appointment.objects.filter(implant=implant, kind="refill", status="booked").exists()
         if booked or implant.forecast_due_by is None:
@@ -207,13 +350,26 @@ class Clinic:
                 continue
             when = appointment.starts_at + dt.timedelta(minutes=20)
             with time_machine.travel(when, tick=False):
-                self.refill(appointment.implant, when, residual=Decimal("3.0"), appointment=appointment)
+                # The nurse aspirates about what the history expects (±0.4 mL of pump accuracy).
+                expected = implant_get_expected_residual(implant=appointment.implant, on=when.date(), before=when)
+                noise = Decimal(str(round(self.rng.gauss(0, 0.4), 2)))
+                residual = max(Decimal(0), (expected if expected is not None else Decimal("3.0")) + noise)
+                self.refill(appointment.implant, when, residual=residual, appointment=appointment)
             self.figures["refills done"] += 1
+            if self.rng.random() < 0.1:
+                self.plan_dose_change(appointment.implant, today)
 
     # -- the invariant ----------------------------------------------------------------------
-    def check_alarms(self, today: dt.date, urgent_days: int) -> None:
-        from pumps.models import Implant
+    def check_net(self, today: dt.date) -> None:
+        """Every active pump of an active patient has a forecast or an open urgent alert."""
+        silent = (
+            Implant.objects.valid()
+            .filter(explanted_on__isnull=True, patient__status="active", forecast_due_by__isnull=True)
+            .exclude(alerts__kind=Alert.Kind.NO_FORECAST, alerts__resolved_at__isnull=True)
+        )
+        assert not silent.exists(), f"{today}: pumps with neither a forecast nor an urgent alert: {list(silent)}"
 
+    def check_alarms(self, today: dt.date, urgent_days: int) -> None:
         for implant_pk, patient_pk, alarm_on in Implant.objects.filter(forecast_alarm_on__lte=today).values_list(
             "pk", "patient_id", "forecast_alarm_on"
         ):
@@ -224,6 +380,12 @@ class Clinic:
                 kind=Alert.Kind.REFILL_URGENT, implant_id=implant_pk, key_date__lte=alarm_on
             ).aggregate(first=Min("key_date"))["first"]
             warning = (alarm_on - first).days if first else None
+            recorded = self.changes_recorded.get(implant_pk)
+            if recorded is not None and (alarm_on - recorded).days < urgent_days:
+                # The alarm date moved inside the urgent margin by a change recorded that late.
+                self.late_situations.append((patient_pk, alarm_on, warning))
+                assert first is not None, f"patient {patient_pk}: no urgent alert before the alarm {alarm_on}"
+                continue
             self.reached_alarm.append((patient_pk, alarm_on, warning))
             assert warning is not None and warning >= urgent_days, (
                 f"patient {patient_pk} reached the alarm date {alarm_on} unrefilled with "
@@ -252,7 +414,12 @@ def test_a_clinic_year_no_patient_runs_dry_unwarned_and_no_reminder_goes_twice(m
         today = START + dt.timedelta(days=offset)
         clinic.check_alarms(today, urgent_days)
         clinic.beat(at(today, 9))
+        clinic.check_net(today)
         clinic.appointments(today)
+        for patient in clinic.new_pumps.get(today, []):
+            clinic.implant_new(patient, today)
+        for implant_pk in clinic.replacements.get(today, []):
+            clinic.replace(implant_pk, today)
         clinic.nurse_round(today)
 
     # no reminder was delivered twice, and every delivery is a sent row counted once
@@ -280,6 +447,17 @@ def test_a_clinic_year_no_patient_runs_dry_unwarned_and_no_reminder_goes_twice(m
             f"cancelled {figures.cancelled}, pending {figures.pending}, duplicates {figures.duplicates}\n"
             f"  alerts raised {sum(alerts.values())}: {dict(sorted(alerts.items()))}\n"
             f"  patients reaching the alarm date unrefilled: {len(warned)}; "
-            f"minimum days of urgent warning: {min(warned) if warned else 'n/a'}"
+            f"minimum days of urgent warning: {min(warned) if warned else 'n/a'}\n"
+            f"  situations that began inside the urgent margin: {len(clinic.late_situations)} "
+            f"(warnings {sorted(w for _, _, w in clinic.late_situations)})\n"
+            f"  pumps implanted {clinic.figures['pumps implanted']}, without their fill "
+            f"{clinic.figures['pumps implanted without their fill']} (fills recorded after the alert "
+            f"{clinic.figures['theatre fills recorded after an alert']}), replaced {clinic.figures['pumps replaced']}, "
+            f"dose changes planned ahead {clinic.figures['dose changes planned ahead']}, "
+            f"typos refused {clinic.figures['typos refused']}; the planted row raised "
+            f"{alerts.get(Alert.Kind.RECORD_ATTENTION, 0)} record-attention alert(s)"
         )
+    poisoned = Implant.objects.get(pk=clinic.poisoned)
+    assert Alert.objects.filter(kind=Alert.Kind.RECORD_ATTENTION, patient_id=poisoned.patient_id).exists()
+    assert clinic.figures["pumps implanted"] > 0 and clinic.figures["pumps replaced"] > 0
     assert clinic.figures["refills done"] > PATIENTS  # the year ran: every patient came back at least once

@@ -20,6 +20,7 @@ from django.utils import timezone
 from icalendar import Calendar
 
 from refills.models import Alert, AppointmentChangeRequest
+from refills.services import implant_forecast_refresh
 from tests import factories
 from tests.portal.world import make_world
 
@@ -134,14 +135,19 @@ def test_invitation_to_home_page_shows_the_right_appointment(site, phone, upcomi
     )
     implant = factories.ImplantFactory(patient=patient)
     today = timezone.localdate()
+    refilled_at = dt.datetime.combine(today - dt.timedelta(days=30), dt.time(10, 0), tzinfo=LONDON)
+    factories.DosePrescriptionFactory(implant=implant, effective_at=refilled_at)
     factories.RefillVisitFactory(
         implant=implant,
         performed_by=world.nurse,
-        performed_at=dt.datetime.combine(today - dt.timedelta(days=30), dt.time(10, 0), tzinfo=LONDON),
+        performed_at=refilled_at,
         due_by=today + dt.timedelta(days=55),
         alarm_on=today + dt.timedelta(days=60),
         empty_on=today + dt.timedelta(days=70),
     )
+    # Written by factories, not the refill service: store the forecast the service would have
+    # (20 mL at 0.2 mL/day from 30 days ago: alarm in 60 days, due by in 55).
+    implant_forecast_refresh(implant=implant)
     starts = dt.datetime.combine(timezone.localdate() + dt.timedelta(days=14), dt.time(14, 30), tzinfo=LONDON)
     factories.AppointmentFactory(implant=implant, starts_at=starts, booked_by=world.nurse, place="ITB clinic room 4")
 

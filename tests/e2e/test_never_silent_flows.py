@@ -118,7 +118,8 @@ def test_clinician_registers_a_pump_with_its_theatre_fill_and_it_is_on_the_sched
     problem = ui.get_by_test_id("forecast-problem")
     expect(problem).to_be_visible()
     expect(problem).to_contain_text("URGENT: Fill not recorded.")
-    expect(problem).to_contain_text("Record the fill given in theatre or a refill.")
+    expect(problem).to_contain_text("Record the fill given in theatre (record the theatre fill), or a refill.")
+    expect(problem.get_by_role("link", name="record the theatre fill")).to_be_visible()
     expect(ui.locator(".key-date", has_text="Refill due by").locator(".v")).to_have_text("—")
     expect(ui.locator("#alarm-date .v")).to_have_text("—")
     _snap(ui, "1_patient_without_fill")
@@ -143,6 +144,21 @@ def test_clinician_registers_a_pump_with_its_theatre_fill_and_it_is_on_the_sched
     _snap(ui, "1_worklist_no_forecast")
     rows.first.get_by_role("link", name="Mary Somerville").click()
     expect(ui.get_by_test_id("forecast-problem")).to_be_visible()
+
+    # the clinician records the theatre fill from her page: the urgent state ends with it
+    ui.get_by_role("button", name=re.compile("Log out")).click()
+    login(ui, live_server, clinician)
+    ui.goto(_patient_url(live_server, unfilled))
+    ui.get_by_test_id("forecast-problem").get_by_role("link", name="record the theatre fill").click()
+    ui.get_by_label("Drug and concentration filled").select_option(label="Baclofen intrathecal (Lioresal) 2000 mcg/mL")
+    ui.get_by_label("Volume filled (mL)").fill("20")
+    ui.get_by_label("Drug lot number").fill("LOT-LATE")
+    ui.get_by_label("Starting dose (mcg/day)").fill("400")
+    ui.get_by_role("button", name="Record the fill").click()
+    expect(ui.get_by_role("heading", name="Mary Somerville", level=1)).to_be_visible()
+    expect(ui.get_by_test_id("forecast-problem")).to_have_count(0)
+    late = Implant.objects.get(patient=unfilled)
+    assert (late.forecast_problem, late.forecast_alarm_on) == ("", today + dt.timedelta(days=90))
 
 
 def test_clinician_replaces_a_pump_in_one_step(ui, live_server, clinician, nurse):

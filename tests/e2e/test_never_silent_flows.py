@@ -150,7 +150,7 @@ def test_clinician_registers_a_pump_with_its_theatre_fill_and_it_is_on_the_sched
     login(ui, live_server, clinician)
     ui.goto(_patient_url(live_server, unfilled))
     ui.get_by_test_id("forecast-problem").get_by_role("link", name="record the theatre fill").click()
-    ui.get_by_label("Drug and concentration filled").select_option(label="Baclofen intrathecal (Lioresal) 2000 mcg/mL")
+    ui.get_by_label("Drug and concentration filled").select_option(label=DRUG_2000)
     ui.get_by_label("Volume filled (mL)").fill("20")
     ui.get_by_label("Drug lot number").fill("LOT-LATE")
     ui.get_by_label("Starting dose (mcg/day)").fill("400")

@@ -226,7 +226,8 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)  # noqa: F821 (set by email_url above)
 
 # ---------------------------------------------------------------------------
-# SMS (refills/messaging.py): console in the demo, a Twilio-shaped REST provider by env
+# SMS (refills/messaging.py): console in the demo, Twilio through its SDK by env
+# https://www.twilio.com/docs/libraries/reference/twilio-python/
 # ---------------------------------------------------------------------------
 SMS_BACKEND = env.str("SMS_BACKEND", default="refills.sms_backends.ConsoleBackend")
 SMS_PROVIDER_URL = env.str("SMS_PROVIDER_URL", default="https://api.twilio.com")
@@ -357,6 +358,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # The Twilio SDK logs every request line and its headers at INFO (never the token).
+        "twilio.http_client": {"level": "WARNING"},
         # runserver's request lines go through the same redacting handler.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },

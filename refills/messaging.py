@@ -4,10 +4,15 @@ Text messages, shaped like Django's email API: a backend chosen by setting, `sen
 `settings.SMS_BACKEND` names the class (env `SMS_BACKEND`):
 - `refills.sms_backends.ConsoleBackend`  — prints the message (the local demo);
 - `refills.sms_backends.LocmemBackend`   — keeps it in `refills.messaging.outbox` (tests, like `mail.outbox`);
-- `refills.sms_backends.TwilioBackend`   — the provider's REST API over HTTPS (env `SMS_PROVIDER_*`).
+- `refills.sms_backends.TwilioBackend`   — Twilio through its Python SDK, `twilio` (env `SMS_PROVIDER_*`).
 
 Backends raise `SmsTransientError` (worth retrying: network, timeouts, 429/5xx) or
 `SmsPermanentError` (the provider refused this message: retrying cannot help).
+
+Why not django-sms (the library of this shape): its last release is 0.7.0 (2023), and its
+Twilio backend lets the SDK's exceptions through unclassified, while the reminder retries
+depend on the transient/permanent split above; the interface here is these few lines, and the
+provider client itself is the provider's SDK (refills/sms_backends.py).
 """
 
 from dataclasses import dataclass, field

@@ -1,15 +1,15 @@
-"""SMS backends (see refills/messaging.py): console, in-memory, and a Twilio-shaped REST adapter."""
+"""SMS backends (see refills/messaging.py): console, in-memory, and Twilio through its SDK."""
 
-import base64
-import json
 import sys
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 
+import requests
 from django.conf import settings
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http import HttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
 
 from . import messaging
 from .messaging import SmsMessage, SmsPermanentError, SmsTransientError
@@ -60,10 +60,12 @@ class LocmemBackend(BaseSmsBackend):
 
 
 class TwilioBackend(BaseSmsBackend):
-    """POST {SMS_PROVIDER_URL}/2010-04-01/Accounts/{sid}/Messages.json (form: To, From, Body), basic auth.
+    """Sends through Twilio's Python SDK (`twilio`): POST {SMS_PROVIDER_URL}/2010-04-01/Accounts/{sid}/Messages.json.
 
-    429 and 5xx answers, timeouts and network errors are transient (retried by the caller);
-    other 4xx answers are permanent. The URL must be https (the token travels with it).
+    The SDK's error statuses map onto the interface: 429 and 5xx answers, timeouts and network
+    errors are transient (retried by the caller); other 4xx answers are permanent. The URL must
+    be https (the token travels with it). `http_client` is the SDK's: tests pass a stub; by
+    default `TwilioHttpClient` with `SMS_PROVIDER_TIMEOUT`.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class TwilioBackend(BaseSmsBackend):
         account_sid: str | None = None,
         auth_token: str | None = None,
         timeout: float | None = None,
+        http_client: HttpClient | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,37 +87,28 @@ class TwilioBackend(BaseSmsBackend):
             raise ValueError("SMS_PROVIDER_URL must be an https:// URL.")
         if not (self.account_sid and self.auth_token):
             raise ValueError("SMS_PROVIDER_ACCOUNT_SID and SMS_PROVIDER_AUTH_TOKEN must be set.")
-
-    def _request(self, message: SmsMessage) -> urllib.request.Request:
-        url = f"{self.base_url}/2010-04-01/Accounts/{urllib.parse.quote(self.account_sid)}/Messages.json"
-        data = urllib.parse.urlencode({"To": message.to, "From": message.from_number, "Body": message.body}).encode()
-        credentials = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        return urllib.request.Request(  # noqa: S310 (https only, checked in __init__)
-            url,
-            data=data,
-            method="POST",
-            headers={
-                "Authorization": f"Basic {credentials}",
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Accept": "application/json",
-            },
+        self.client = Client(
+            self.account_sid,
+            self.auth_token,
+            http_client=http_client or TwilioHttpClient(timeout=self.timeout),
         )
+        # The SDK has no base-URL option: its API domain's `base_url` is where requests go
+        # (api.twilio.com by default; a test double or a regional endpoint otherwise).
+        self.client.api.base_url = self.base_url
 
     def _send(self, message: SmsMessage) -> None:
-        request = self._request(message)
         try:
-            # The scheme is checked in __init__ (https only), hence the noqa.
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                payload = json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode("utf-8", "replace")
-            if exc.code == 429 or exc.code >= 500:
-                raise SmsTransientError(f"SMS provider answered {exc.code}: {detail}") from exc
-            raise SmsPermanentError(f"SMS provider refused the message ({exc.code}): {detail}") from exc
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            sent = self.client.api.v2010.accounts(self.account_sid).messages.create(
+                to=message.to, from_=message.from_number, body=message.body
+            )
+        except (TwilioRestException, TwilioServiceException) as exc:
+            if exc.status == 429 or exc.status >= 500:
+                raise SmsTransientError(f"SMS provider answered {exc.status}: {_detail(exc)}") from exc
+            raise SmsPermanentError(f"SMS provider refused the message ({exc.status}): {_detail(exc)}") from exc
+        except (requests.RequestException, TimeoutError, ConnectionError) as exc:
             raise SmsTransientError(f"SMS provider unreachable: {exc}") from exc
-        if payload.get("sid"):
-            message.provider_ids.append(str(payload["sid"]))
+        if sent.sid:
+            message.provider_ids.append(str(sent.sid))
 
     def send_messages(self, messages: Sequence[SmsMessage]) -> int:
         sent = 0
@@ -127,3 +121,12 @@ class TwilioBackend(BaseSmsBackend):
                 continue
             sent += 1
         return sent
+
+
+def _detail(exc: TwilioRestException | TwilioServiceException) -> str:
+    """The provider's own words (its error code and message), short, without the SDK's terminal colours."""
+    if isinstance(exc, TwilioServiceException):
+        text = f"{exc.code} {exc.title}: {exc.detail or ''}"
+    else:
+        text = f"{exc.code} {exc.msg}" if exc.code else exc.msg
+    return text[:300]

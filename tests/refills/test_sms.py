@@ -1,13 +1,13 @@
-"""The SMS backend interface: console, locmem, and the Twilio-shaped provider with its network call mocked."""
+"""The SMS backend interface: console, locmem, and Twilio through its SDK, with the SDK's HTTP client stubbed."""
 
-import base64
 import io
 import json
-import urllib.error
-import urllib.parse
-from unittest import mock
 
 import pytest
+import requests
+from twilio.http import HttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
 
 from refills import messaging
 from refills.messaging import SmsMessage, SmsPermanentError, SmsTransientError, get_sms_backend, send_sms
@@ -41,52 +41,85 @@ def test_console_prints_the_message():
     assert stream.getvalue() == "SMS from C to +447700900123\nHi\n" + "-" * 60 + "\n"
 
 
-class FakeResponse:
-    def __init__(self, payload: dict) -> None:
-        self.payload = payload
+class StubHttpClient(HttpClient):
+    """The SDK's HTTP client, answering from a script instead of the network; keeps what it was asked."""
 
-    def read(self) -> bytes:
-        return json.dumps(self.payload).encode()
+    def __init__(self, *answers: Response | Exception) -> None:
+        super().__init__(logger=None, is_async=False)
+        self.answers = list(answers)
+        self.requests: list[dict] = []
 
-    def __enter__(self):
-        return self
+    def request(
+        self, method, uri, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
+        self.requests.append({"method": method, "url": uri, "data": data, "headers": headers, "auth": auth})
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
-    def __exit__(self, *exc) -> None:
-        pass
+
+def _provider(settings) -> None:
+    for name, value in PROVIDER.items():
+        setattr(settings, name, value)
 
 
 def test_provider_posts_the_message_with_basic_auth(settings):
-    for name, value in PROVIDER.items():
-        setattr(settings, name, value)
-    with mock.patch("urllib.request.urlopen", return_value=FakeResponse({"sid": "SM42"})) as urlopen:
-        assert send_sms(to="+447700900123", body="Your appointment is on Mon 31 Mar at 10:00.") == 1
-    (request,), kwargs = urlopen.call_args
-    assert request.full_url == "https://sms.example.test/2010-04-01/Accounts/AC123/Messages.json"
-    assert request.get_method() == "POST"
-    assert request.get_header("Authorization") == "Basic " + base64.b64encode(b"AC123:secret-token").decode()
-    assert urllib.parse.parse_qs(request.data.decode()) == {
-        "To": ["+447700900123"],
-        "From": ["+447700900000"],
-        "Body": ["Your appointment is on Mon 31 Mar at 10:00."],
-    }
-    assert kwargs == {"timeout": 10.0}
+    _provider(settings)
+    stub = StubHttpClient(Response(201, json.dumps({"sid": "SM42", "status": "queued"})))
+    body = "Your appointment is on Mon 31 Mar at 10:00."
+    assert send_sms(to="+447700900123", body=body, connection=TwilioBackend(http_client=stub)) == 1
+    (request,) = stub.requests
+    assert request["url"] == "https://sms.example.test/2010-04-01/Accounts/AC123/Messages.json"
+    assert request["method"] == "POST"
+    assert request["auth"] == ("AC123", "secret-token")
+    assert request["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert request["data"] == {"To": "+447700900123", "From": "+447700900000", "Body": body}
+
+
+def test_provider_keeps_the_message_id(settings):
+    _provider(settings)
+    stub = StubHttpClient(Response(201, json.dumps({"sid": "SM42", "status": "queued"})))
+    message = SmsMessage(to="+447700900123", body="Hi", from_number="+447700900000")
+    assert TwilioBackend(http_client=stub).send_messages([message]) == 1
+    assert message.provider_ids == ["SM42"]
+
+
+def test_provider_is_chosen_by_setting_with_the_configured_timeout(settings):
+    _provider(settings)
+    settings.SMS_PROVIDER_TIMEOUT = 7.5
+    backend = get_sms_backend()
+    assert isinstance(backend, TwilioBackend)
+    assert isinstance(backend.client.http_client, TwilioHttpClient)
+    assert backend.client.http_client.timeout == 7.5
 
 
 @pytest.mark.parametrize(
-    ("error", "expected"),
+    ("answer", "expected"),
     [
-        (urllib.error.HTTPError("u", 503, "Unavailable", {}, io.BytesIO(b"busy")), SmsTransientError),
-        (urllib.error.HTTPError("u", 429, "Too Many", {}, io.BytesIO(b"slow down")), SmsTransientError),
-        (urllib.error.HTTPError("u", 400, "Bad", {}, io.BytesIO(b'{"code": 21211}')), SmsPermanentError),
-        (urllib.error.URLError("connection refused"), SmsTransientError),
+        (Response(503, "busy"), SmsTransientError),
+        (Response(500, json.dumps({"code": 20500, "message": "Internal Server Error"})), SmsTransientError),
+        (Response(429, json.dumps({"code": 20429, "message": "Too Many Requests"})), SmsTransientError),
+        (Response(400, json.dumps({"code": 21211, "message": "Invalid 'To' Phone Number"})), SmsPermanentError),
+        (Response(401, json.dumps({"code": 20003, "message": "Authenticate"})), SmsPermanentError),
+        (requests.ConnectionError("connection refused"), SmsTransientError),
+        (requests.Timeout("timed out"), SmsTransientError),
         (TimeoutError("timed out"), SmsTransientError),
     ],
 )
-def test_provider_errors_are_transient_or_permanent(settings, error, expected):
-    for name, value in PROVIDER.items():
-        setattr(settings, name, value)
-    with mock.patch("urllib.request.urlopen", side_effect=error), pytest.raises(expected):
-        send_sms(to="+447700900123", body="Hi")
+def test_provider_errors_are_transient_or_permanent(settings, answer, expected):
+    _provider(settings)
+    backend = TwilioBackend(http_client=StubHttpClient(answer))
+    with pytest.raises(expected):
+        send_sms(to="+447700900123", body="Hi", connection=backend)
+
+
+def test_a_refusal_names_the_providers_error_code(settings):
+    _provider(settings)
+    answer = Response(400, json.dumps({"code": 21211, "message": "Invalid 'To' Phone Number"}))
+    backend = TwilioBackend(http_client=StubHttpClient(answer))
+    with pytest.raises(SmsPermanentError, match="21211"):
+        send_sms(to="+447700900123", body="Hi", connection=backend)
 
 
 def test_transient_sms_errors_are_retried_like_connection_errors():
@@ -98,11 +131,9 @@ def test_transient_sms_errors_are_retried_like_connection_errors():
 
 
 def test_fail_silently_counts_only_what_went(settings):
-    for name, value in PROVIDER.items():
-        setattr(settings, name, value)
-    error = urllib.error.URLError("down")
-    with mock.patch("urllib.request.urlopen", side_effect=error):
-        assert send_sms(to="+447700900123", body="Hi", fail_silently=True) == 0
+    _provider(settings)
+    backend = TwilioBackend(http_client=StubHttpClient(requests.ConnectionError("down")), fail_silently=True)
+    assert send_sms(to="+447700900123", body="Hi", connection=backend) == 0
 
 
 @pytest.mark.parametrize(

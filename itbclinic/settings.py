@@ -379,8 +379,10 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # the access log records REMOTE_ADDR).
 AUDIT_TRUSTED_PROXY_COUNT = env.int("AUDIT_TRUSTED_PROXY_COUNT", default=0)
 PORTAL_INVITATION_MAX_AGE_HOURS = env.int("PORTAL_INVITATION_MAX_AGE_HOURS", default=72)
-# Cache-based limits on login and password-reset POSTs per client address ("count/seconds");
+# Limits on login, password-reset and invitation POSTs per client address ("count/seconds"),
+# counted by django-ratelimit in the default cache (portal/throttling.py);
 # axes still locks a username after repeated failures.
+# https://django-ratelimit.readthedocs.io/en/stable/usage.html#core-methods
 AUTH_POST_RATE_LIMITS = {
     "login": env.str("LOGIN_POST_RATE", default="20/300"),
     "password_reset": env.str("PASSWORD_RESET_POST_RATE", default="5/900"),

@@ -1,36 +1,34 @@
 """
-A cache-based limit on POSTs to the login, password-reset and invitation pages, per address.
+A limit on POSTs to the login, password-reset and invitation pages, per client address.
 
 django-axes locks a username after repeated failed logins; this limit adds what it does not
 cover: one address trying many usernames, and anyone flooding password-reset emails. DRF's
 throttles cover the API. Rates are `AUTH_POST_RATE_LIMITS = {route name: "count/seconds"}`.
+
+The counting is django-ratelimit's (`django_ratelimit.core.get_usage`, in Django's default
+cache): a fixed window of `seconds` per address and route, whose edges django-ratelimit staggers
+per key. The views are Django's own (LoginView, PasswordResetView) and the portal's, so the
+limit is applied by route name in this middleware rather than by decorating each view.
+`django_ratelimit` is deliberately not in INSTALLED_APPS: its system check refuses the local
+default cache (LocMemCache, not shared between processes), which is what the demo and the tests
+use; the library works without it.
 """
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django_ratelimit.core import get_usage
 
 from audit.services import client_address
 
 
-def _parse(rate: str) -> tuple[int, int]:
-    count, seconds = rate.split("/")
-    return int(count), int(seconds)
+def _client_key(group: str, request: HttpRequest) -> str:
+    """The address the access log records (audit.services.client_address), or "unknown"."""
+    return client_address(request=request) or "unknown"
 
 
-def rate_limit_exceeded(*, scope: str, key: str, rate: str) -> bool:
-    """Count one hit in the current window; True once more than `count` hits fell in it."""
-    count, seconds = _parse(rate)
-    cache_key = f"auth-post-rate:{scope}:{key}"
-    if cache.add(cache_key, 1, timeout=seconds):
-        return count < 1
-    try:
-        hits = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr: start a new window
-        cache.set(cache_key, 1, timeout=seconds)
-        hits = 1
-    return hits > count
+def _window_seconds(rate: str) -> int:
+    return int(rate.split("/")[1])
 
 
 class AuthPostRateLimitMiddleware:
@@ -44,13 +42,21 @@ class AuthPostRateLimitMiddleware:
         if request.method != "POST":
             return None
         match = request.resolver_match
-        rate = getattr(settings, "AUTH_POST_RATE_LIMITS", {}).get(match.view_name if match else "")
+        view_name = match.view_name if match else ""
+        rate = getattr(settings, "AUTH_POST_RATE_LIMITS", {}).get(view_name)
         if not rate:
             return None
-        address = client_address(request=request) or "unknown"
-        if rate_limit_exceeded(scope=match.view_name, key=address, rate=rate):
+        usage = get_usage(
+            request,
+            group=f"auth-post-rate:{view_name}",
+            key=_client_key,
+            rate=rate,
+            method="POST",
+            increment=True,
+        )
+        if usage is not None and usage["should_limit"]:
             body = render_to_string("portal/too_many_requests.html", request=request)
             response = HttpResponse(body, status=429)
-            response["Retry-After"] = str(_parse(rate)[1])
+            response["Retry-After"] = str(_window_seconds(rate))
             return response
         return None

@@ -60,7 +60,11 @@ def test_password_reset_limit_window_ends(client, world, settings, frozen):
     settings.AUTH_POST_RATE_LIMITS = {**settings.AUTH_POST_RATE_LIMITS, "password_reset": "1/60"}
     url = reverse("password_reset")
     assert client.post(url, {"email": "x@example.org"}).status_code == 302
-    assert client.post(url, {"email": "x@example.org"}).status_code == 429
+    refused = client.post(url, {"email": "x@example.org"})
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "60"
+    with time_machine.travel(frozen + dt.timedelta(seconds=61), tick=False):
+        assert client.post(url, {"email": "x@example.org"}).status_code == 302
 
 
 def test_login_posts_are_rate_limited_across_usernames(client, world, settings):
@@ -70,6 +74,25 @@ def test_login_posts_are_rate_limited_across_usernames(client, world, settings):
         client.post(url, {"username": f"someone{i}", "password": "guess guess guess"}).status_code for i in range(6)
     ]
     assert statuses == [200, 200, 200, 200, 429, 429]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "statuses"),
+    [
+        (0, [302, 429, 429]),  # X-Forwarded-For ignored: one address, REMOTE_ADDR
+        (1, [302, 302, 429]),  # behind our proxy: the address it saw, per caller
+    ],
+)
+def test_the_limit_counts_per_address_the_access_log_would_record(client, world, settings, trusted, statuses):
+    settings.AUTH_POST_RATE_LIMITS = {**settings.AUTH_POST_RATE_LIMITS, "password_reset": "1/60"}
+    settings.AUDIT_TRUSTED_PROXY_COUNT = trusted
+    url = reverse("password_reset")
+    forwarded = ["198.51.100.1", "198.51.100.2", "198.51.100.2"]
+    got = [
+        client.post(url, {"email": "x@example.org"}, REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f).status_code
+        for f in forwarded
+    ]
+    assert got == statuses
 
 
 def test_patient_session_ends_after_idle_timeout(client, world, settings, frozen):

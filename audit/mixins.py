@@ -7,26 +7,33 @@ Ways for views to write the access log without repeating themselves.
   "change"; set `audit_action = AccessLog.Action.EXPORT` on an export view).
 - `@audit_patient_view(patient_kwarg="patient_id")` for function views whose URL names the
   patient: it records a row after the view answered successfully (2xx), so a 404/403 writes none.
-- `AuditedModelAdminMixin` for ModelAdmins of patient-linked models (change/history views).
+- `AuditedModelAdminMixin` for ModelAdmins of patient-linked models (change/history views), and
+  `ClinicalRecordAdmin`, core's clinical-record admin with it: the base every app's admin uses.
 """
 
 from collections.abc import Callable
 from functools import wraps
 
+from django.apps import apps
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 
-from patients.models import Patient
+from core.admin import ClinicalRecordAdminBase
 
-from .models import AccessLog
+from .models import PATIENT_MODEL, AccessLog
 from .services import audit_record_access
 
 # Attribute paths that lead from a clinical object to its patient, tried in order.
 _PATIENT_PATHS = ("patient", "implant", "trial", "appointment", "assessment", "step")
 
 
-def patient_of(obj, *, _depth: int = 0) -> Patient | None:
+def _patient_model() -> type[models.Model]:
+    return apps.get_model(PATIENT_MODEL)
+
+
+def patient_of(obj, *, _depth: int = 0) -> models.Model | None:
     """The patient a record belongs to (Patient, Implant, RefillVisit, Appointment, Trial...)."""
-    if isinstance(obj, Patient):
+    if isinstance(obj, _patient_model()):
         return obj
     if obj is None or _depth > 3:
         return None
@@ -76,7 +83,7 @@ def audit_patient_view(
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             response = view(request, *args, **kwargs)
             if 200 <= response.status_code < 300:
-                patient = Patient.objects.filter(pk=kwargs.get(patient_kwarg)).first()
+                patient = _patient_model().objects.filter(pk=kwargs.get(patient_kwarg)).first()
                 if patient is not None:
                     audit_record_access(
                         user=request.user,
@@ -118,3 +125,10 @@ class AuditedModelAdminMixin:
                 request=request,
                 detail=f"admin {type(obj).__name__.lower()} {obj.pk}",
             )
+
+
+class ClinicalRecordAdmin(AuditedModelAdminMixin, ClinicalRecordAdminBase):
+    """Base admin of ClinicalRecord subclasses: history visible, never deleted, marked in error.
+
+    Opening a record (or its history) is an access to its patient: it is written to the access log.
+    """

@@ -4,7 +4,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from patients.models import Patient
+# The access log sits below the patients app (docs/architecture.md): it names the patient model
+# by its label and never imports it.
+PATIENT_MODEL = "patients.Patient"
 
 
 class AccessLogIsAppendOnly(Exception):
@@ -39,7 +41,7 @@ class AccessLog(models.Model):
     # The username at the time, so a later rename cannot hide who it was; empty for a calendar
     # feed read by a phone (then `user` is the feed's owner and `via_token` is set).
     username = models.CharField(max_length=150, blank=True, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+", editable=False)
+    patient = models.ForeignKey(PATIENT_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
     action = models.CharField(max_length=16, choices=Action.choices, editable=False)
     resource = models.CharField(max_length=200, editable=False, help_text="Route name or export name.")
     detail = models.CharField(max_length=200, blank=True, editable=False)

@@ -4,10 +4,8 @@ import ipaddress
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpRequest
-
-from patients.models import Patient
 
 from .models import AccessLog
 
@@ -44,14 +42,14 @@ def _resource_of(request: HttpRequest | None) -> str:
 def audit_record_access(
     *,
     user,
-    patient: Patient,
+    patient: models.Model,
     action: str,
     request: HttpRequest | None,
     detail: str = "",
     resource: str | None = None,
     via_token: bool = False,
 ) -> AccessLog:
-    """Append one row: `user` saw (or exported) `patient`'s record through `request`.
+    """Append one row: `user` saw (or exported) `patient`'s record (a patients.Patient) through `request`.
 
     `action` is an `AccessLog.Action` ("view", "export", "change"). `resource` defaults to the
     route name of the request (never its path, which can hold a token). `detail` is a short, safe

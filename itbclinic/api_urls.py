@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
+from core.api import api_not_found
 from patients.api import PatientViewSet, TrialViewSet
 from refills.api import (
     AlertViewSet,
@@ -16,8 +17,6 @@ from refills.api import (
     RefillForecastView,
     RefillVisitViewSet,
 )
-
-from .api import api_not_found
 
 router = SimpleRouter()
 router.register("patients", PatientViewSet, basename="patient")

@@ -1,7 +1,4 @@
-from rest_framework.pagination import PageNumberPagination
+# shim until the import sweep: import from core.pagination (settings.REST_FRAMEWORK names this path)
+from core.pagination import StandardPagination
 
-
-class StandardPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+__all__ = ["StandardPagination"]

@@ -3,7 +3,8 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from itbclinic.admin_actions import ClinicalRecordAdmin, ReadOnlyAdminMixin, ReadOnlyTabularInline
+from audit.mixins import ClinicalRecordAdmin
+from core.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline
 
 from .models import AshworthScore, Patient, ScreeningTrial, TrialAssessment, TrialStep
 from .services import PATIENT_EDITABLE_FIELDS, patient_create, patient_update

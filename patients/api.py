@@ -12,10 +12,9 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from itbclinic.api import (
+from core.api import (
     ClinicalDateField,
     ClinicalDateTimeField,
-    ClinicViewSet,
     EnteredInErrorSerializer,
     ListRetrieveMixin,
     MarkEnteredInErrorMixin,
@@ -29,15 +28,15 @@ from itbclinic.api import (
     StrictIntegerField,
     StrictModelSerializer,
     parse_id,
-    scope_by_patients,
     text,
 )
+from core.records import clinical_record_mark_entered_in_error
 
+from .api_base import PatientRecordViewSet, scope_by_patients
 from .filters import PatientFilter, TrialFilter
 from .models import VERTEBRAL_LEVELS, AshworthScore, Patient, ScreeningTrial, TrialAssessment, TrialStep
 from .selectors import patient_list_visible_to, trial_get_summary
 from .services import (
-    clinical_record_mark_entered_in_error,
     patient_create,
     patient_update,
     trial_assessment_add,
@@ -138,7 +137,7 @@ class PatientWriteSerializer(serializers.Serializer):
     notes = text()
 
 
-class PatientViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
+class PatientViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, PatientRecordViewSet):
     """Patients: staff read all and nurses/clinicians write; a patient reads only their own record."""
 
     permission_model = Patient
@@ -337,7 +336,7 @@ _STEP_ID = OpenApiParameter("step_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 _ASSESSMENT_ID = OpenApiParameter("assessment_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
 
-class TrialViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
+class TrialViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, PatientRecordViewSet):
     """Screening trials with their steps and assessments: clinicians record, nurses read."""
 
     permission_model = ScreeningTrial

@@ -2,7 +2,7 @@
 
 import django_filters
 
-from itbclinic.api import IdFilter
+from core.api import IdFilter
 
 from .models import Patient, ScreeningTrial
 from .selectors import patient_list

@@ -1,7 +1,7 @@
 """Staff forms for patients and screening trials: types and required fields only.
 
 The clinical rules live in the services; a service's ValidationError comes back onto the form
-through `add_service_errors`, so the nurse sees the message next to the field it names.
+through `core.forms.add_service_errors`, so the nurse sees the message next to the field it names.
 """
 
 from decimal import Decimal
@@ -10,44 +10,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+# shim until the import sweep: import DateInput, DateTimeLocalInput, add_service_errors from core.forms
+# and plain_decimal from core.formatting (re-exported here for refills/ and pumps/views.py)
+from core.formatting import format_dose, plain_decimal  # noqa: F401
+from core.forms import DateInput, DateTimeLocalInput, add_service_errors  # noqa: F401
+
 from .models import AshworthScore, Patient, ScreeningTrial, TrialStep
-
-
-class DateInput(forms.DateInput):
-    input_type = "date"
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs=attrs, format="%Y-%m-%d")
-
-
-class DateTimeLocalInput(forms.DateTimeInput):
-    input_type = "datetime-local"
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
-
-
-def plain_decimal(value: Decimal | None) -> Decimal | None:
-    """400.00 -> 400, 2.50 -> 2.5 (never 4E+2): how a pre-filled number should read in a field."""
-    if value is None:
-        return None
-    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
-
-
-def add_service_errors(form: forms.Form, exc: ValidationError, *, field_map: dict[str, str | None] | None = None):
-    """Put a service's ValidationError onto the form: known fields by name, the rest on top."""
-    field_map = field_map or {}
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc.messages)
-        return
-    for name, messages in exc.message_dict.items():
-        target = field_map.get(name, name)
-        if target not in form.fields:
-            target = None
-        for message in messages:
-            if target is not None and target in form.errors and message in form.errors[target]:
-                continue
-            form.add_error(target, message)
 
 
 class PatientForm(forms.ModelForm):
@@ -124,7 +92,7 @@ class TrialAssessmentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["step"].queryset = trial.steps.filter(entered_in_error=False)
         self.fields["step"].label_from_instance = (
-            lambda s: f"{plain_decimal(s.dose_mcg)} mcg at {timezone.localtime(s.given_at):%d %b %H:%M}"
+            lambda s: f"{format_dose(s.dose_mcg, per=None)} at {timezone.localtime(s.given_at):%d %b %H:%M}"
         )
         for value, label in AshworthScore.MuscleGroup.choices:
             self.fields[f"mas_{value}"] = forms.ChoiceField(label=label, choices=MAS_CHOICES, required=False)

@@ -9,7 +9,7 @@ from django.db.models import Q
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
-from itbclinic.records import ClinicalRecord, HardDeleteForbidden
+from core.records import ClinicalRecord, HardDeleteForbidden
 
 VERTEBRAL_LEVELS = [
     *[(f"C{i}", f"C{i}") for i in range(1, 8)],

@@ -9,6 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+# shim until the import sweep: import clinical_record_mark_entered_in_error from core.records
+from core.records import clinical_record_mark_entered_in_error  # noqa: F401
+
 from .models import AshworthScore, Patient, ScreeningTrial, TrialAssessment, TrialStep
 
 PATIENT_EDITABLE_FIELDS = frozenset(
@@ -123,13 +126,6 @@ def patient_update(*, patient: Patient, data: Mapping[str, Any], today: dt.date 
     _full_clean(patient, lambda: _patient_date_errors(patient=patient, fields=data.keys(), today=today))
     patient.save()
     return patient
-
-
-@transaction.atomic
-def clinical_record_mark_entered_in_error(*, record, by, reason: str) -> None:
-    if not reason or not reason.strip():
-        raise ValidationError({"reason": "Say why this record was entered in error."})
-    record.mark_entered_in_error(by=by, reason=reason.strip())
 
 
 @transaction.atomic

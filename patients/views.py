@@ -1,16 +1,11 @@
 """Staff pages for patients and screening trials (the clinicians' trial record).
 
 Each view checks the role and the model permission granted by the data migrations, validates a
-form, calls one service or selector and renders. `staff_required` is shared by the pumps and
-refills staff views.
+form, calls one service or selector and renders.
 """
 
-from collections.abc import Callable
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,7 +14,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.models import AccessLog
 from audit.services import audit_record_access
-from itbclinic.accounts.roles import is_staff_member
+from core.formatting import format_dose, plain_decimal
+from core.forms import add_service_errors
+
+# shim until the import sweep: import staff_required from itbclinic.accounts.permissions, form_data from core.web
+from core.web import form_data
+from itbclinic.accounts.permissions import staff_required
 
 from . import selectors, services
 from .forms import (
@@ -28,35 +28,8 @@ from .forms import (
     TrialStartForm,
     TrialStepForm,
     TrialVerdictForm,
-    add_service_errors,
-    plain_decimal,
 )
 from .models import AshworthScore, Patient, ScreeningTrial
-
-
-def staff_required(*perms: str) -> Callable:
-    """Logged in (else the login page), a staff role and every named model permission (else 403).
-
-    Patients hold some "view" permissions for their own records (the portal): the staff role
-    check keeps them out of every staff page whatever the object, so nothing is revealed.
-    """
-
-    def decorator(view):
-        @login_required
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if not is_staff_member(request.user) or not request.user.has_perms(perms):
-                raise PermissionDenied("This page is for the clinic's nurses and clinicians.")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
-
-
-def form_data(request: HttpRequest):
-    """The POSTed data (even when empty: an empty POST must show "required" errors), else None."""
-    return request.POST if request.method == "POST" else None
 
 
 def staff_patient_get(request: HttpRequest, patient_id: int) -> Patient:
@@ -193,7 +166,7 @@ def trial_step_add(request: HttpRequest, trial_id: int) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, f"Dose of {plain_decimal(form.cleaned_data['dose_mcg'])} mcg recorded.")
+            messages.success(request, f"Dose of {format_dose(form.cleaned_data['dose_mcg'], per=None)} recorded.")
             return redirect("staff:trial_detail", trial_id=trial.pk)
     return _render_trial(request, trial, status=400, step_form=form)
 

@@ -3,7 +3,8 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from itbclinic.admin_actions import ClinicalRecordAdmin, ReadOnlyTabularInline
+from audit.mixins import ClinicalRecordAdmin
+from core.admin import ReadOnlyTabularInline
 
 from .models import DosePrescription, Drug, DrugPumpInterval, Implant, PumpModel
 

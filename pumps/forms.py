@@ -4,18 +4,19 @@ from decimal import Decimal
 
 from django import forms
 
-from patients.forms import DateInput
+from core.formatting import format_drug, format_pump
+from core.forms import DateInput
 from patients.models import VERTEBRAL_LEVELS
 
 from .models import Drug, PumpModel
 
 
 def pump_model_label(model: PumpModel) -> str:
-    return f"{model.manufacturer} {model.name} {model.reservoir_ml.normalize():f} mL"
+    return format_pump(model)
 
 
 def drug_label(drug: Drug) -> str:
-    return f"{drug.name} {drug.concentration_mcg_per_ml.normalize():f} mcg/mL"
+    return format_drug(drug)
 
 
 class ImplantRegisterForm(forms.Form):

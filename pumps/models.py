@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from itbclinic.records import ClinicalRecord
+from core.records import ClinicalRecord
 from patients.models import VERTEBRAL_LEVELS, Patient
 
 

@@ -1,0 +1,33 @@
+"""The one place where the API records who saw which patient's record (SECURITY.md "Audit")."""
+
+from collections.abc import Iterable
+from functools import reduce
+
+from .services import audit_record_access
+
+
+class AuditedPatientAccessMixin:
+    """Fills `core.api.ClinicViewSet`'s access-log hooks; also usable on a plain DRF generic view.
+
+    `audit_patient_path` says how to get from a row to its patient ("patient", "implant__patient",
+    "trial__patient"); retrieve and list call `audit_patient_access` for what they disclosed.
+    """
+
+    audit_patient_path: str | None = None
+
+    def patient_of(self, obj):
+        if self.audit_patient_path is None:
+            return None
+        if self.audit_patient_path == "self":
+            return obj
+        return reduce(lambda o, attr: getattr(o, attr, None), self.audit_patient_path.split("__"), obj)
+
+    def audit_patient_access(self, *, patients: Iterable, detail: str) -> None:
+        seen = set()
+        for patient in patients:
+            if patient is None or patient.pk in seen:
+                continue
+            seen.add(patient.pk)
+            audit_record_access(
+                user=self.request.user, patient=patient, action="view", request=self.request, detail=detail
+            )

@@ -7,12 +7,15 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Two test processes on the 2-core machine. The browser and real-worker tests share one of them
+# (one xdist group, see tests/conftest.py): never two at once, never one purging the other's broker.
+XDIST := -n 2 --dist loadgroup
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format check migrate seed bench clean
+.PHONY: help run test test-fast coverage typecheck lint format check migrate seed bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,12 +40,23 @@ run: $(STAMP) ## Run the whole app (web, worker, beat) on SQLite + filesystem br
 	@echo ""
 	$(VENV)/bin/honcho start --port $(PORT)
 
-test: $(DEV_STAMP) ## Run the whole test suite (SQLite by default; DATABASE_URL/CELERY_BROKER_URL to change)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(DEV_STAMP) ## Run the whole test suite, two processes (SQLite by default; DATABASE_URL/CELERY_BROKER_URL to change)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
-lint: $(DEV_STAMP) ## ruff check + format check, bandit, pip-audit
+test-fast: $(DEV_STAMP) ## The suite without browser, real-worker and simulation tests (about a minute)
+	$(PY) -m pytest $(XDIST) -m "not e2e and not worker and not slow" $(PYTEST_ARGS)
+
+coverage: $(DEV_STAMP) ## The whole suite with a line-coverage report in the terminal
+	$(PY) -m pytest $(XDIST) --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
+typecheck: $(DEV_STAMP) ## mypy with django-stubs (strict for the clinical rules; see pyproject.toml)
+	$(PY) -m mypy
+
+lint: $(DEV_STAMP) ## ruff check + format check, import contract, mypy, bandit, pip-audit
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(VENV)/bin/bandit -q -r itbclinic patients pumps refills audit portal -x '*/migrations/*' --severity-level high
 	$(PY) .ci/pip_audit.py
 

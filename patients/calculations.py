@@ -56,4 +56,4 @@ def mean_change_from_baseline(*, baseline: Mapping[str, str], after: Mapping[str
     if not groups:
         return None
     with localcontext(prec=28):
-        return sum(after_values[g] - baseline_values[g] for g in groups) / len(groups)
+        return sum((after_values[g] - baseline_values[g] for g in groups), Decimal(0)) / len(groups)

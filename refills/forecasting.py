@@ -145,6 +145,7 @@ class _Reservoir:
 
     def _note_crossings(self, until: Fraction | None) -> None:
         """Record when the volume reaches the alarm volume and zero, if before `until`."""
+        assert self.fill is not None, "crossings are only noted after a fill"
         rate, threshold = self.rate, Fraction(self.fill.alarm_threshold_ml)
         for level, attr in ((threshold, "alarm_t"), (Fraction(0), "empty_t")):
             if getattr(self, attr) is not None:
@@ -240,6 +241,8 @@ def pump_forecast(
     if not rate:
         return PumpForecast(problem=Problem.DOSE_NOT_RECORDED)
     reservoir._note_crossings(until=None)
+    # With a rate and no `until`, both crossings are always noted.
+    assert reservoir.alarm_t is not None and reservoir.empty_t is not None
     fill = reservoir.fill
     filled_on = fill.at.astimezone(tz).date()
     alarm_on = reservoir.origin + dt.timedelta(days=math.floor(reservoir.alarm_t))

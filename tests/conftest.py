@@ -1,10 +1,32 @@
-"""Shared fixtures. Services needed by a test fail (never skip) in CI: see `require_service`."""
+"""Shared fixtures: users, the clock, the cache, the password hasher, the SMS outbox, real workers.
 
+Services needed by a test fail (never skip) in CI: see `require_service`. A test directory's own
+conftest adds only its own world (rows, moments); it never imports another conftest.
+"""
+
+import datetime as dt
 import os
+from collections.abc import Callable, Iterator
 
 import pytest
+import time_machine
 
 from tests import factories
+
+# Run in one xdist process, one after another (`make test` passes --dist loadgroup): they share
+# the broker (the Redis of CELERY_BROKER_URL; a worker test purges it, one restarts it) and the
+# machine's two cores (Chromium, Celery worker processes).
+SERVICES_GROUP = "services"
+_SERVICE_MARKERS = ("e2e", "worker")
+# Not marked e2e/worker but talking to the configured broker: not while a worker test has it down.
+_USES_THE_BROKER = ("tests/itbclinic/test_healthz.py::test_healthy_with_the_configured_database_and_broker",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(item.get_closest_marker(name) for name in _SERVICE_MARKERS) or item.nodeid in _USES_THE_BROKER:
+            item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))
 
 
 def require_service(name: str, reason: str) -> None:
@@ -40,6 +62,28 @@ def password():
     return factories.TEST_PASSWORD
 
 
+@pytest.fixture
+def clock() -> Iterator[Callable[[dt.datetime], dt.datetime]]:
+    """The one frozen clock: `clock(moment)` stops time at `moment` until the test ends.
+
+    Calling it again moves the stopped clock. Each test directory's world names its own moment
+    (`frozen` fixtures) and freezes it through this.
+    """
+    travellers: list[time_machine.travel] = []
+
+    def freeze(moment: dt.datetime) -> dt.datetime:
+        if travellers:
+            travellers.pop().stop()
+        traveller = time_machine.travel(moment, tick=False)
+        traveller.start()
+        travellers.append(traveller)
+        return moment
+
+    yield freeze
+    for traveller in travellers:
+        traveller.stop()
+
+
 @pytest.fixture(autouse=True)
 def _http_and_static_files_for_tests(settings):
     """Three production settings that tests cannot use as they are.
@@ -48,7 +92,8 @@ def _http_and_static_files_for_tests(settings):
       (DEBUG off) redirects every request but /healthz; tests/itbclinic/test_settings.py checks
       that. Cookies stay marked Secure: the test client sends them anyway.
     - The manifest storage needs `collectstatic` to have run: tests serve the source files.
-    - Argon2 at production cost makes each user creation and login slow: same algorithm, cheaper.
+    - Argon2 at production cost makes each user creation and login slow: same algorithm, cheaper
+      (tests/hashers.py). The suite's one hasher override: no directory sets its own.
     """
     settings.SECURE_SSL_REDIRECT = False
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher", *settings.PASSWORD_HASHERS]
@@ -106,35 +151,16 @@ def celery_worker_process(celery_worker_factory):
     return celery_worker_factory()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _reused_test_database_stays_whole(django_db_setup, django_db_blocker):
-    """Put back the data-migration rows (roles, pump catalogue, clinic settings) at the session's end.
-
-    A transactional test (`django_db(transaction=True)`, e.g. against a real worker) flushes every
-    table when it ends; with `--reuse-db` the next run would start from that empty database. The
-    rows serialized at setup (taken when a collected test asks for `serialized_rollback`) are
-    restored if a flush removed them.
-    """
-    yield
-    from django.contrib.auth.models import Group
-    from django.db import connection
-
-    contents = getattr(connection, "_test_serialized_contents", None)
-    if not contents:
-        return
-    with django_db_blocker.unblock():
-        if not Group.objects.exists():
-            connection.creation.deserialize_db_from_string(contents)
-
-
 # ---------------------------------------------------------------------------------------------
 # The rows the data migrations made (roles and their permissions, catalogues, clinic settings)
-# must survive transactional tests. A transactional test ends with a flush of every table;
-# without serialized_rollback Django then re-creates content types and permissions under new
-# ids (post_migrate), which breaks the next serialized_rollback test's restore, and with
-# `--reuse-db` an emptied database would carry into the next run. So: a snapshot is taken at
-# the first transactional test of the run, and put back after every such flush, before every
-# transactional test, and at the end of the run.
+# must survive transactional tests: the one mechanism that keeps them. A transactional test ends
+# with a flush of every table; without serialized_rollback Django then re-creates content types
+# and permissions under new ids (post_migrate), which breaks the next serialized_rollback test's
+# restore, and with `--reuse-db` an emptied database would carry into the next run. So: a
+# snapshot is taken at the first transactional test of the run (in each xdist process, of its
+# own database), and put back after every such flush, before every transactional test, and at
+# the end of the run. A run without transactional tests never flushes and never snapshots, and
+# a run of pure tests (no `db`) never builds a database at all.
 # ---------------------------------------------------------------------------------------------
 def _uses_transactions(request) -> bool:
     if "transactional_db" in request.fixturenames:  # also via live_server and the worker fixtures

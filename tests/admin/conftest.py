@@ -117,12 +117,6 @@ MAKERS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Each clinical row's factory makes users; Argon2 per user would dominate these page tests.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def make_row():
     def _make(model):

@@ -7,7 +7,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 from django.test import Client
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -116,9 +115,8 @@ def make_side(*, mrn: str, clinician, nurse) -> Side:
 
 
 @pytest.fixture
-def frozen_now():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
+def frozen_now(clock):
+    return clock(NOW)
 
 
 @pytest.fixture

@@ -1,1 +1,15 @@
-from tests.portal.conftest import _clear_cache, _fast_hasher, frozen, world  # noqa: F401
+"""The portal's world (tests/portal/world.py), on its frozen moment: the same two fixtures as tests/portal."""
+
+import pytest
+
+from tests.portal.world import FROZEN_NOW, make_world
+
+
+@pytest.fixture
+def frozen(clock):
+    return clock(FROZEN_NOW)
+
+
+@pytest.fixture
+def world(db, frozen):
+    return make_world()

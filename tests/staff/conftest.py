@@ -10,7 +10,6 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 
 from refills.services import refill_visit_record
 from tests import factories
@@ -46,9 +45,8 @@ def pump_refilled_on(day: dt.date, nurse, **patient):
 
 
 @pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield NOW
+def frozen(clock):
+    return clock(NOW)
 
 
 @pytest.fixture

@@ -123,7 +123,7 @@ def test_a_refusal_names_the_providers_error_code(settings):
 
 
 def test_transient_sms_errors_are_retried_like_connection_errors():
-    from refills.reminders import PERMANENT_SEND_ERRORS, TRANSIENT_SEND_ERRORS
+    from refills.reminders.delivery import PERMANENT_SEND_ERRORS, TRANSIENT_SEND_ERRORS
 
     assert issubclass(SmsTransientError, TRANSIENT_SEND_ERRORS)
     assert issubclass(SmsPermanentError, PERMANENT_SEND_ERRORS)

@@ -220,8 +220,10 @@ def main() -> None:
     from django.utils import timezone
 
     from pumps.models import Implant
-    from refills import reminders
+    from refills.alerts.scan import alerts_scan
     from refills.models import Alert, ClinicSettings, Reminder
+    from refills.reminders.dispatch import reminders_dispatch
+    from refills.reminders.planning import reminders_scan
 
     call_command("migrate", verbosity=0)
     now = timezone.now()
@@ -237,7 +239,7 @@ def main() -> None:
     params = {"now": now, "horizon": horizon, "tz": settings.TIME_ZONE, "limit": settings.REMINDER_DISPATCH_BATCH}
 
     def scan():
-        return reminders.reminders_scan(now=now), reminders.alerts_scan(now=now)
+        return reminders_scan(now=now), alerts_scan(now=now)
 
     def raw_scan():
         return raw(RAW_MISSING_REMINDERS, params)(), raw(RAW_REFILL_ALERT_CANDIDATES, params)()
@@ -262,7 +264,7 @@ def main() -> None:
     # 3. the dispatcher: one claim of a full batch of due rows
     due = Reminder.objects.filter(status="pending", send_at__lte=now).count()
     t_dispatch, q_dispatch, claimed = timed(
-        lambda: reminders.reminders_dispatch(now=now, enqueue=lambda **kw: None).claimed, repeat=args.repeat
+        lambda: reminders_dispatch(now=now, enqueue=lambda **kw: None).claimed, repeat=args.repeat
     )
     t_raw_due, q_raw_due, due_rows = timed(raw(RAW_DUE_REMINDERS, params), repeat=args.repeat)
     rows.append(

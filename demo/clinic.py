@@ -44,16 +44,15 @@ from patients.services import (
 )
 from pumps.models import DosePrescription, Drug, Implant, PumpModel
 from pumps.rules import dose_needs_confirmation, is_child
-
-from .forecasting import Dose, Fill, pump_forecast, reservoir_volume_on
-from .models import Appointment, ClinicSettings, ClosedDay, RefillVisit
-from .selectors import (
+from refills.forecasting import Dose, Fill, pump_forecast, reservoir_volume_on
+from refills.models import Appointment, ClinicSettings, ClosedDay, RefillVisit
+from refills.no_shows import appointment_mark_no_show
+from refills.selectors import (
     max_interval_days_get,
     refill_window_get,
 )
-from .services import (
+from refills.services import (
     appointment_book,
-    appointment_mark_no_show,
     dose_change_record,
     implant_explant_record,
     implant_register_with_fill,

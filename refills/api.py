@@ -57,10 +57,11 @@ from pumps.api import (
 )
 from pumps.models import DosePrescription, Drug, Implant
 
+from .alerts.reads import alert_list_open
 from .calculations import residual_discrepancy
 from .filters import AppointmentFilter, DosePrescriptionFilter, RefillVisitFilter
 from .models import Alert, Appointment, ClinicSettings, RefillVisit, ReservoirEmptying
-from .reminders import alert_list_open
+from .no_shows import appointment_mark_no_show
 from .selectors import (
     implant_get_expected_residual,
     max_interval_days_get,
@@ -70,7 +71,6 @@ from .selectors import (
 from .services import (
     appointment_book,
     appointment_cancel,
-    appointment_mark_no_show,
     appointment_move,
     care_record_mark_entered_in_error,
     dose_change_record,

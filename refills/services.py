@@ -22,6 +22,7 @@ from pumps.services import dose_prescribe, implant_explant, implant_record_eri, 
 
 from .forecasting import PumpForecast
 from .models import Appointment, ClinicSettings, RefillVisit, Reminder, ReservoirEmptying
+from .reminders.planning import reminders_materialise_for_appointment
 from .selectors import (
     clinic_day_is_closed,
     implant_forecast_compute,
@@ -867,6 +868,8 @@ def appointment_book(
             appointment.save()
     except IntegrityError as exc:
         raise BookingConflict("Another refill was booked for this pump at the same moment.") from exc
+    # The reminder rows exist in the booking's own transaction (the scan would add them later).
+    reminders_materialise_for_appointment(appointment=appointment, now=now)
     return appointment
 
 
@@ -904,6 +907,7 @@ def appointment_move(
     if override_reason.strip():
         appointment.override_reason = override_reason.strip()
     appointment.save(update_fields=["starts_at", "place", "outside_window_reason", "override_reason", "updated_at"])
+    reminders_materialise_for_appointment(appointment=appointment, now=now)
     return appointment
 
 
@@ -917,18 +921,7 @@ def appointment_cancel(*, appointment: Appointment, reason: str, cancelled_by) -
     appointment.status = Appointment.Status.CANCELLED
     appointment.cancel_reason = reason.strip()
     appointment.save(update_fields=["status", "cancel_reason", "updated_at"])
-    return appointment
-
-
-@transaction.atomic
-def appointment_mark_no_show(*, appointment: Appointment, now: dt.datetime) -> Appointment:
-    appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
-    if appointment.status != Appointment.Status.BOOKED:
-        raise ValidationError({"status": "Only a booked appointment can be a no-show."})
-    if appointment.starts_at > now:
-        raise ValidationError({"status": "This appointment has not happened yet."})
-    appointment.status = Appointment.Status.NO_SHOW
-    appointment.save(update_fields=["status", "updated_at"])
+    reminders_materialise_for_appointment(appointment=appointment)
     return appointment
 
 

@@ -1,4 +1,4 @@
-"""Celery adapters of refills/reminders.py: read the clock, call one service, own the retries.
+"""Celery adapters of refills/reminders/ and refills/alerts/: read the clock, call one service, own the retries.
 
 Beat (one, declared in settings.CELERY_BEAT_SCHEDULE) runs the scan, the dispatcher and the
 recovery; the dispatcher enqueues one `send_reminder_task` per claimed row after commit. Each of
@@ -15,7 +15,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import reminders, services, watchdog
+from . import services, watchdog
+from .alerts.scan import alerts_scan
+from .reminders.delivery import TRANSIENT_SEND_ERRORS, SendOutcome, reminder_mark_failed, reminder_send
+from .reminders.dispatch import reminders_dispatch, reminders_recover_stuck
+from .reminders.planning import reminders_scan
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +54,8 @@ def scan_reminders_task() -> dict:
     # A pump written some other way than through the services gets its forecast (or its
     # problem) before the alerts are raised, so no active pump is ever left without either.
     services.forecasts_refresh_missing()
-    scan = reminders.reminders_scan(now=now)
-    alerts = reminders.alerts_scan(now=now)
+    scan = reminders_scan(now=now)
+    alerts = alerts_scan(now=now)
     logger.info("reminder scan: %s; alerts: %s", scan, alerts)
     return {"planned": scan.planned, "cancelled": scan.cancelled, "raised": alerts.raised}
 
@@ -69,7 +73,7 @@ def enqueue_send_reminder(*, reminder_id: int, claim_token: str) -> None:
 @shared_task(name=watchdog.DISPATCH_TASK, ignore_result=True)
 @watched(name=watchdog.DISPATCH_TASK)
 def dispatch_reminders_task() -> int:
-    result = reminders.reminders_dispatch(now=timezone.now(), enqueue=enqueue_send_reminder)
+    result = reminders_dispatch(now=timezone.now(), enqueue=enqueue_send_reminder)
     if result.claimed or result.skipped_stale:
         logger.info("dispatched %d reminders, %d stale skipped", len(result.claimed), result.skipped_stale)
     return len(result.claimed)
@@ -78,7 +82,7 @@ def dispatch_reminders_task() -> int:
 @shared_task(name=watchdog.RECOVER_TASK, ignore_result=True)
 @watched(name=watchdog.RECOVER_TASK)
 def recover_reminders_task() -> int:
-    result = reminders.reminders_recover_stuck(now=timezone.now())
+    result = reminders_recover_stuck(now=timezone.now())
     if result.requeued or result.failed:
         logger.warning("recovered %d stuck reminders, %d given up", result.requeued, result.failed)
     return result.requeued
@@ -92,7 +96,7 @@ def recover_reminders_task() -> int:
     # idempotent (it acts only while the row is `sending` under its claim).
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=reminders.TRANSIENT_SEND_ERRORS,
+    autoretry_for=TRANSIENT_SEND_ERRORS,
     retry_backoff=settings.REMINDER_RETRY_BACKOFF_SECONDS,
     # Capped well below REMINDER_STUCK_AFTER_MINUTES, so recovery never races a pending retry.
     retry_backoff_max=settings.REMINDER_RETRY_BACKOFF_MAX_SECONDS,
@@ -101,12 +105,10 @@ def recover_reminders_task() -> int:
 )
 def send_reminder_task(self, reminder_id: int, claim_token: str | None = None) -> str:
     try:
-        return reminders.reminder_send(reminder_id=reminder_id, claim_token=claim_token, now=timezone.now())
-    except reminders.TRANSIENT_SEND_ERRORS as exc:
+        return reminder_send(reminder_id=reminder_id, claim_token=claim_token, now=timezone.now())
+    except TRANSIENT_SEND_ERRORS as exc:
         if self.request.retries < self.max_retries:
             raise  # autoretry_for schedules the next attempt with backoff and jitter
         logger.error("reminder %s failed after %d retries: %r", reminder_id, self.request.retries, exc)
-        reminders.reminder_mark_failed(
-            reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}", now=timezone.now()
-        )
-        return reminders.SendOutcome.FAILED
+        reminder_mark_failed(reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}", now=timezone.now())
+        return SendOutcome.FAILED

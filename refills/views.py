@@ -32,7 +32,9 @@ from pumps.selectors import (
     implant_get_battery_dates,
 )
 
-from . import reminders, selectors, services
+from . import selectors, services
+from .alerts import services as alert_services
+from .alerts.reads import alert_list_open
 from .charts import ReservoirProjection, ReservoirRefill, battery_bar_svg, reservoir_chart_svg
 from .forecasting import PROBLEM_LABELS
 from .forms import (
@@ -44,7 +46,8 @@ from .forms import (
     WorklistFilterForm,
 )
 from .models import Alert, Appointment, ClinicSettings, ClosedDay, RefillVisit, Reminder
-from .reminders import alert_list_open, reminder_list
+from .no_shows import appointment_mark_no_show
+from .reminders.reads import reminder_list
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ def alert_resolve(request: HttpRequest, alert_id: int) -> HttpResponse:
     alert = get_object_or_404(Alert.objects.filter(patient__in=patient_list_visible_to(user=request.user)), pk=alert_id)
     note = request.POST.get("note", "").strip()[:200]
     try:
-        reminders.alert_resolve(alert=alert, by=request.user, note=note)
+        alert_services.alert_resolve(alert=alert, by=request.user, note=note)
     except ValidationError as exc:
         # e.g. a transferred or deceased patient's alert: the note must say what really happened.
         messages.error(request, " ".join(exc.messages))
@@ -139,7 +142,7 @@ def alert_resolve(request: HttpRequest, alert_id: int) -> HttpResponse:
 def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     """Someone has it in hand: an acknowledged urgent alert stops re-escalating (it stays open)."""
     alert = get_object_or_404(Alert.objects.filter(patient__in=patient_list_visible_to(user=request.user)), pk=alert_id)
-    reminders.alert_acknowledge(alert=alert, by=request.user, now=timezone.now())
+    alert_services.alert_acknowledge(alert=alert, by=request.user, now=timezone.now())
     messages.success(request, f"Alert for {alert.patient.full_name} acknowledged: it stays open until resolved.")
     return redirect(f"{reverse('staff:worklist')}#alerts")
 
@@ -432,7 +435,7 @@ def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpRespons
 def appointment_no_show(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_get(request, appointment_id)
     try:
-        services.appointment_mark_no_show(appointment=appointment, now=timezone.now())
+        appointment_mark_no_show(appointment=appointment, now=timezone.now())
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

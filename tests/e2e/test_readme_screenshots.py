@@ -17,8 +17,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from patients.models import Patient
-from refills.demo import seed_clinic, stages
-from refills.reminders import alerts_scan
+from refills.alerts.scan import alerts_scan
+from demo.clinic import seed_clinic, stages
 from tests import factories
 
 from .conftest import ARTIFACTS, login

@@ -7,10 +7,10 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.management import CommandError, call_command
 
+from demo.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 from itbclinic.accounts.models import User
 from patients.models import Patient
 from pumps.models import Implant
-from refills.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 from refills.models import Appointment, RefillVisit
 
 pytestmark = pytest.mark.django_db

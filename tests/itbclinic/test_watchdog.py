@@ -77,7 +77,7 @@ def test_a_task_that_raises_records_its_error_keeps_its_last_completion_and_re_r
     def broken(*, now):
         raise RuntimeError("redis://user:s3cret@broker:6379 refused")
 
-    monkeypatch.setattr(tasks.reminders, "reminders_scan", broken)
+    monkeypatch.setattr(tasks, "reminders_scan", broken)
 
     with pytest.raises(RuntimeError):
         tasks.scan_reminders_task()

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import time_machine
 
-from refills import reminders
+from refills.alerts.scan import AlertScanResult, alerts_scan
 from refills.messaging import SmsTransientError
 from refills.models import Alert
 from refills.sms_backends import BaseSmsBackend
@@ -48,10 +48,10 @@ def visit(*, implant, at: dt.datetime, **fields):
     return factories.RefillVisitFactory(implant=implant, performed_at=at, **values)
 
 
-def scan(now: dt.datetime) -> reminders.AlertScanResult:
+def scan(now: dt.datetime) -> AlertScanResult:
     """One alert scan with the clock frozen at `now`, so `raised_at` is `now` too."""
     with time_machine.travel(now, tick=False):
-        return reminders.alerts_scan(now=now)
+        return alerts_scan(now=now)
 
 
 def open_alerts(**filters) -> list[tuple[str, dt.date, str]]:

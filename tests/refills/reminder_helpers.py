@@ -6,8 +6,11 @@ from zoneinfo import ZoneInfo
 
 from django.core import mail
 
-from refills import reminders
+from refills.alerts.scan import alerts_scan
 from refills.models import Reminder
+from refills.reminders.delivery import reminder_send
+from refills.reminders.dispatch import reminders_dispatch
+from refills.reminders.planning import reminders_scan
 from refills.services import appointment_book, refill_visit_record
 from tests import factories
 
@@ -88,11 +91,11 @@ class Collector:
 
 def beat(now: dt.datetime) -> dict:
     """One beat of everything, in order, with the sends run synchronously."""
-    scan = reminders.reminders_scan(now=now)
-    alerts = reminders.alerts_scan(now=now)
+    scan = reminders_scan(now=now)
+    alerts = alerts_scan(now=now)
     collector = Collector()
-    dispatch = reminders.reminders_dispatch(now=now, enqueue=collector)
-    outcomes = [reminders.reminder_send(reminder_id=i, claim_token=t, now=now) for i, t in collector.calls]
+    dispatch = reminders_dispatch(now=now, enqueue=collector)
+    outcomes = [reminder_send(reminder_id=i, claim_token=t, now=now) for i, t in collector.calls]
     return {"scan": scan, "alerts": alerts, "dispatch": dispatch, "outcomes": outcomes}
 
 

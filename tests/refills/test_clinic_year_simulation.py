@@ -32,8 +32,16 @@ from django.core.exceptions import ValidationError
 from django.db.models import Min
 
 from pumps.models import Implant
-from refills import reminders, services
+from refills import services
+from refills.alerts.reads import alert_list_open
+from refills.alerts.scan import alerts_scan
+from refills.alerts.services import alert_resolve
 from refills.models import Alert, Appointment, ClinicSettings, Reminder
+from refills.reminders import delivery
+from refills.reminders.delivery import SendOutcome, reminder_mark_failed, reminder_send
+from refills.reminders.dispatch import reminders_dispatch
+from refills.reminders.planning import reminders_materialise_for_appointment, reminders_scan
+from refills.reminders.reads import reminder_figures
 from refills.selectors import implant_get_expected_residual, refill_slot_proposals
 from refills.services import appointment_book, refill_visit_record
 from refills.tasks import send_reminder_task
@@ -249,11 +257,11 @@ class Clinic:
     # -- a beat: scan, alerts, dispatch, send (with failures) -------------------------------
     def beat(self, now: dt.datetime) -> None:
         with time_machine.travel(now, tick=False):
-            reminders.reminders_scan(now=now)
-            result = reminders.alerts_scan(now=now)
+            reminders_scan(now=now)
+            result = alerts_scan(now=now)
             self.figures["no-shows marked"] += result.no_shows
             collector = Collector()
-            reminders.reminders_dispatch(now=now, enqueue=collector)
+            reminders_dispatch(now=now, enqueue=collector)
             for reminder_id, token in collector.calls:
                 self.send(reminder_id, token, now)
 
@@ -263,13 +271,13 @@ class Clinic:
             self.doomed.add(reminder_id)
         for attempt in range(send_reminder_task.max_retries + 1):
             try:
-                outcome = reminders.reminder_send(reminder_id=reminder_id, claim_token=token, now=now)
+                outcome = reminder_send(reminder_id=reminder_id, claim_token=token, now=now)
             except smtplib.SMTPException as exc:
                 self.figures["send attempts failed"] += 1
                 if attempt == send_reminder_task.max_retries:
-                    reminders.reminder_mark_failed(reminder_id=reminder_id, error=repr(exc), now=now)
+                    reminder_mark_failed(reminder_id=reminder_id, error=repr(exc), now=now)
                 continue
-            if outcome in (reminders.SendOutcome.SENT, reminders.SendOutcome.DUPLICATE):
+            if outcome in (SendOutcome.SENT, SendOutcome.DUPLICATE):
                 self.delivered[reminder_id] += 1
             return
 
@@ -277,9 +285,9 @@ class Clinic:
     def nurse_round(self, today: dt.date) -> None:
         now = at(today, 15, 30)
         with time_machine.travel(now, tick=False):
-            for alert in reminders.alert_list_open(audience="nurses").select_related("implant__pump_model"):
+            for alert in alert_list_open(audience="nurses").select_related("implant__pump_model"):
                 if alert.kind == Alert.Kind.REMINDER_FAILED:
-                    reminders.alert_resolve(alert=alert, by=self.nurse, note="Phoned the patient", now=now)
+                    alert_resolve(alert=alert, by=self.nurse, note="Phoned the patient", now=now)
                     self.figures["failed reminders phoned"] += 1
                     continue
                 if alert.kind == Alert.Kind.NO_FORECAST and alert.implant_id and alert.implant.fill_drug_id is None:
@@ -336,7 +344,7 @@ class Clinic:
             outside_window_reason=reason,
             now=now,
         )
-        reminders.reminders_materialise_for_appointment(appointment=appointment, now=now)
+        reminders_materialise_for_appointment(appointment=appointment, now=now)
         self.figures["refills booked"] += 1
         self.planned.pop(implant_pk)
 
@@ -400,7 +408,7 @@ def test_a_clinic_year_no_patient_runs_dry_unwarned_and_no_reminder_goes_twice(m
         clinic.populate()
     urgent_days = ClinicSettings.load().urgent_alert_days
 
-    real_deliver = reminders._deliver
+    real_deliver = delivery._deliver
 
     def deliver(*, reminder, clinic: ClinicSettings):
         if reminder.pk in clinic_state.doomed:
@@ -408,7 +416,7 @@ def test_a_clinic_year_no_patient_runs_dry_unwarned_and_no_reminder_goes_twice(m
         return real_deliver(reminder=reminder, clinic=clinic)
 
     clinic_state = clinic
-    monkeypatch.setattr(reminders, "_deliver", deliver)
+    monkeypatch.setattr(delivery, "_deliver", deliver)
 
     for offset in range(DAYS):
         today = START + dt.timedelta(days=offset)
@@ -423,7 +431,7 @@ def test_a_clinic_year_no_patient_runs_dry_unwarned_and_no_reminder_goes_twice(m
         clinic.nurse_round(today)
 
     # no reminder was delivered twice, and every delivery is a sent row counted once
-    figures = reminders.reminder_figures()
+    figures = reminder_figures()
     assert max(clinic.delivered.values()) == 1
     assert figures.duplicates == 0
     assert figures.sent == len(clinic.delivered)

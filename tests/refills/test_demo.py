@@ -11,11 +11,11 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from demo.clinic import seed_clinic, stages
 from patients.models import AshworthScore, Patient, ScreeningTrial
 from patients.selectors import trial_get_summary
 from pumps.models import DosePrescription, Implant
 from pumps.selectors import dose_get_in_force, implant_get_active, implant_get_replacement_plan
-from refills.demo import seed_clinic, stages
 from refills.models import Appointment, RefillVisit
 from refills.selectors import appointment_get_next, patient_list_due_for_refill
 from tests import factories

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
+from demo.clinic import seed_clinic
 from patients.models import Patient
-from refills.demo import seed_clinic
 
 
 @pytest.mark.django_db

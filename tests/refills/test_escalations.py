@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 
 from patients.models import Patient
 from pumps.models import Implant
-from refills import reminders
+from refills.alerts.digest import alerts_escalate
+from refills.alerts.services import alert_acknowledge, alert_resolve
 from refills.models import Alert, Appointment, ClinicSettings, ReservoirEmptying
 from tests import factories
 from tests.refills.escalation_helpers import local, open_alerts, pump, scan, visit
@@ -62,7 +63,7 @@ def test_emptied_reservoir_says_when_and_a_hand_resolve_only_quiets_it_for_the_d
     alert = Alert.objects.get()
     assert "Reservoir emptied on Sun 02 Mar 2025: record the refill." in alert.message
     # a nurse resolves it by hand while the pump still has no forecast
-    reminders.alert_resolve(alert=alert, by=nurse, note="Patient phoned", now=local(2025, 3, 3, 10))
+    alert_resolve(alert=alert, by=nurse, note="Patient phoned", now=local(2025, 3, 3, 10))
     assert scan(local(2025, 3, 3, 15)).raised == 0
     # the next day it is back: the condition still holds
     assert scan(local(2025, 3, 4, 9)).raised == 1
@@ -81,7 +82,7 @@ def test_resolving_the_unbooked_warning_never_silences_the_overdue_urgent_alert(
     scan(local(2025, 3, 20, 9))
     warning = Alert.objects.get()
     assert (warning.kind, warning.severity) == ("refill_unbooked", "warning")
-    reminders.alert_resolve(alert=warning, by=nurse, note="Left a message", now=local(2025, 3, 20, 10))
+    alert_resolve(alert=warning, by=nurse, note="Left a message", now=local(2025, 3, 20, 10))
     scan(local(2025, 4, 1, 9))  # due today: not yet overdue, but the alarm is 5 days away
     assert open_alerts(kind="refill_unbooked") == []
     # when the due-by date has passed with nothing booked
@@ -292,12 +293,10 @@ def test_transferred_patient_with_a_pump_asks_the_nurses_to_confirm_the_handover
     # it is resolved only by hand, and the note must say what happened
     assert scan(local(2025, 3, 10, 9)).resolved == 0
     with pytest.raises(ValidationError):
-        reminders.alert_resolve(alert=alert, by=nurse, note="  ", now=local(2025, 3, 10, 10))
+        alert_resolve(alert=alert, by=nurse, note="  ", now=local(2025, 3, 10, 10))
     alert.refresh_from_db()
     assert alert.resolved_at is None
-    reminders.alert_resolve(
-        alert=alert, by=nurse, note="Handed over to St Elsewhere ITB clinic", now=local(2025, 3, 10)
-    )
+    alert_resolve(alert=alert, by=nurse, note="Handed over to St Elsewhere ITB clinic", now=local(2025, 3, 10))
     # and not raised again while the status stands
     assert scan(local(2025, 3, 11, 9)).raised == 0
     alert.refresh_from_db()
@@ -362,7 +361,7 @@ def test_unacknowledged_urgent_alert_is_escalated_after_the_delay_and_not_before
 def test_acknowledged_alert_is_not_escalated(on_call, sms_outbox, nurse):
     pump(due_by=None, alarm_on=None, empty_on=None, problem="fill_not_recorded")
     scan(local(2025, 3, 20, 9))
-    alert = reminders.alert_acknowledge(alert=Alert.objects.get(), by=nurse, now=local(2025, 3, 20, 9, 30))
+    alert = alert_acknowledge(alert=Alert.objects.get(), by=nurse, now=local(2025, 3, 20, 9, 30))
     mail.outbox.clear()
     assert scan(local(2025, 3, 20, 12)).escalated == 0
     alert.refresh_from_db()
@@ -375,8 +374,8 @@ def test_two_escalations_at_the_same_instant_send_once(on_call, sms_outbox):
     scan(local(2025, 3, 20, 9))
     at = local(2025, 3, 20, 10, 30)
     with time_machine.travel(at, tick=False):
-        first = reminders.alerts_escalate(now=at)
-        second = reminders.alerts_escalate(now=at + dt.timedelta(seconds=1))
+        first = alerts_escalate(now=at)
+        second = alerts_escalate(now=at + dt.timedelta(seconds=1))
     assert (first, second, len(sms_outbox), Alert.objects.get().escalation_count) == (1, 0, 2, 1)
 
 

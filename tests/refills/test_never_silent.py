@@ -15,9 +15,11 @@ from django.urls import reverse
 
 from pumps.models import DosePrescription, Implant
 from pumps.selectors import dose_get_in_force, dose_get_planned
-from refills import reminders, services
+from refills import services
+from refills.alerts.scan import alerts_scan
 from refills.forecasting import Problem
 from refills.models import Alert, Appointment, ClinicSettings, RefillVisit, Reminder
+from refills.reminders.planning import reminders_scan
 from refills.selectors import worklist_get
 from tests import factories
 from tests.helpers import implant_register_filled
@@ -90,7 +92,7 @@ def test_a_pump_registered_without_its_fill_is_urgent_at_the_top_of_the_worklist
     assert [row.implant.pk for row in worklist.no_forecast] == [implant.pk]
     assert worklist.no_forecast[0].problem == "Fill not recorded"
 
-    reminders.alerts_scan(now=local(2025, 1, 7, 9))
+    alerts_scan(now=local(2025, 1, 7, 9))
     alert = Alert.objects.get(kind=Alert.Kind.NO_FORECAST)
     assert (alert.implant_id, alert.severity, alert.resolved_at) == (implant.pk, Alert.Severity.URGENT, None)
 
@@ -128,7 +130,7 @@ def test_replacing_a_pump_closes_the_old_schedule_and_starts_the_new_forecast(pu
         booked = services.appointment_book(
             patient=pump.patient, implant=pump, kind="refill", starts_at=local(2025, 3, 27, 10), booked_by=nurse
         )
-        reminders.reminders_scan(now=local(2025, 1, 20))
+        reminders_scan(now=local(2025, 1, 20))
     assert Reminder.objects.filter(appointment=booked, status=Reminder.Status.PENDING).count() > 0
 
     with time_machine.travel(local(2025, 2, 1, 16), tick=False):
@@ -433,7 +435,7 @@ def test_a_pump_emptied_for_mri_is_urgent_until_it_is_refilled(pump, nurse):
         services.reservoir_empty_record(implant=pump, emptied_at=local(2025, 2, 1, 9), recorded_by=nurse)
     assert dates(pump) == (None, None, None)
     assert pump.forecast_problem == Problem.RESERVOIR_EMPTIED
-    reminders.alerts_scan(now=local(2025, 2, 1, 10))
+    alerts_scan(now=local(2025, 2, 1, 10))
     assert Alert.objects.filter(kind=Alert.Kind.NO_FORECAST, resolved_at__isnull=True).count() == 1
 
     with time_machine.travel(local(2025, 2, 1, 16), tick=False):
@@ -441,7 +443,7 @@ def test_a_pump_emptied_for_mri_is_urgent_until_it_is_refilled(pump, nurse):
     # Nothing was left to aspirate after the emptying: no discrepancy.
     assert (visit.expected_residual_ml, visit.discrepancy_flagged) == (Decimal("0.00"), False)
     assert dates(pump) == (dt.date(2025, 4, 27), dt.date(2025, 5, 2), dt.date(2025, 5, 12))
-    reminders.alerts_scan(now=local(2025, 2, 1, 17))
+    alerts_scan(now=local(2025, 2, 1, 17))
     assert Alert.objects.filter(kind=Alert.Kind.NO_FORECAST, resolved_at__isnull=True).count() == 0
 
 
@@ -449,7 +451,7 @@ def test_a_refill_after_the_empty_date_is_flagged_and_escalated(pump, nurse):
     with time_machine.travel(local(2025, 4, 20, 12), tick=False):
         visit = refill(pump, nurse, local(2025, 4, 20, 11), residual="0")
     assert visit.after_empty_date is True
-    reminders.alerts_scan(now=local(2025, 4, 20, 13))
+    alerts_scan(now=local(2025, 4, 20, 13))
     alert = Alert.objects.get(kind=Alert.Kind.REFILL_AFTER_EMPTY)
     assert (alert.visit_id, alert.severity, alert.audience) == (visit.pk, "urgent", "clinicians")
 
@@ -561,7 +563,7 @@ def test_planted_impossible_values_leave_every_page_and_the_scan_working(pump, n
         services.forecasts_recompute()
         broken.refresh_from_db()
         assert broken.forecast_problem == Problem.CANNOT_COMPUTE
-        result = reminders.alerts_scan(now=local(2025, 3, 20, 9))
+        result = alerts_scan(now=local(2025, 3, 20, 9))
         assert result.raised > 0
         client.force_login(nurse)
         assert client.get(reverse("staff:worklist")).status_code == 200

@@ -30,8 +30,10 @@ from django.utils import timezone
 from kombu import pools as kombu_pools
 
 from itbclinic.celery import app as celery_app
-from refills import reminders
+from refills.alerts.reads import alert_list_open
 from refills.models import Alert, Reminder
+from refills.reminders.dispatch import reminders_dispatch, reminders_recover_stuck
+from refills.reminders.planning import reminders_scan
 from refills.tasks import send_reminder_task
 from tests import factories
 from tests.conftest import require_service
@@ -196,13 +198,13 @@ def due_reminders(count: int = 1) -> list[Reminder]:
     nurse = factories.NurseFactory()
     for _ in range(count):
         factories.AppointmentFactory(starts_at=now + dt.timedelta(days=20), booked_by=nurse)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     Reminder.objects.filter(offset_days=14).update(send_at=now - dt.timedelta(minutes=1))
     return list(Reminder.objects.filter(offset_days=14).order_by("id"))
 
 
 def dispatch(worker: Worker, *, now: dt.datetime | None = None) -> list[int]:
-    return reminders.reminders_dispatch(now=now or timezone.now(), enqueue=enqueue_on(worker.queue)).claimed
+    return reminders_dispatch(now=now or timezone.now(), enqueue=enqueue_on(worker.queue)).claimed
 
 
 def status(row: Reminder) -> tuple[str, int]:
@@ -222,7 +224,7 @@ def test_worker_killed_mid_send_sends_after_restart_and_no_more_than_once_more(w
     assert status(row) == ("sending", 0)
     # and restarted; ten minutes on, the recovery scan returns the row and the dispatcher sends it again
     worker.start()
-    assert reminders.reminders_recover_stuck(now=timezone.now() + dt.timedelta(minutes=11)).requeued == 1
+    assert reminders_recover_stuck(now=timezone.now() + dt.timedelta(minutes=11)).requeued == 1
     assert dispatch(worker) == [row.pk]
     # then it is delivered, once
     assert wait_until(lambda: status(row) == ("sent", 1)), worker.log
@@ -259,7 +261,7 @@ def test_redis_restarted_with_work_queued_loses_nothing(worker):
     celery_app._after_fork()
     # then the worker starts, the recovery scan returns the rows and the dispatcher sends each once
     worker.start()
-    assert reminders.reminders_recover_stuck(now=timezone.now() + dt.timedelta(minutes=11)).requeued == 3
+    assert reminders_recover_stuck(now=timezone.now() + dt.timedelta(minutes=11)).requeued == 3
     assert len(dispatch(worker)) == 3
     assert wait_until(lambda: [status(row) for row in rows] == [("sent", 1)] * 3), worker.log
     assert worker.delivered() == 3
@@ -283,7 +285,7 @@ def test_smtp_failing_retries_then_fails_and_is_visible_to_nurses(worker):
     row.refresh_from_db()
     assert (row.attempts, row.send_count, row.reason_code) == (4, 0, "failed")
     assert "SMTPServerDisconnected" in row.last_error
-    (alert,) = reminders.alert_list_open(audience="nurses")
+    (alert,) = alert_list_open(audience="nurses")
     assert (alert.kind, alert.reminder_id) == (Alert.Kind.REMINDER_FAILED, row.pk)
     assert worker.delivered() == 0
 

@@ -9,9 +9,14 @@ import time_machine
 from django.core import mail
 from django.db import OperationalError
 
-from refills import reminders
+from refills.alerts.reads import alert_list_open
 from refills.models import Alert, Appointment, ClinicSettings, Reminder
-from refills.reminders import SendOutcome, reminder_plan, reminder_send_at
+from refills.reminders import delivery
+from refills.reminders.delivery import SendOutcome, reminder_send
+from refills.reminders.dispatch import reminders_dispatch, reminders_recover_stuck
+from refills.reminders.planning import ReminderScanResult, reminders_materialise_for_appointment, reminders_scan
+from refills.reminders.reads import reminder_figures, reminder_list
+from refills.reminders.timing import reminder_plan, reminder_send_at
 from refills.services import appointment_cancel, appointment_move
 from refills.tasks import dispatch_reminders_task, send_reminder_task
 from tests.refills.reminder_helpers import UTC, Collector, book, local, patient_emails, refilled_implant, rows
@@ -87,12 +92,12 @@ def booked(nurse):
 def test_scan_twice_and_dispatch_twice_make_one_reminder_per_key(booked):
     now = local(2025, 3, 17, 9)
     # when two beats run the scan and the dispatcher
-    first, second = reminders.reminders_scan(now=now), reminders.reminders_scan(now=now)
+    first, second = reminders_scan(now=now), reminders_scan(now=now)
     c1, c2 = Collector(), Collector()
-    d1 = reminders.reminders_dispatch(now=now, enqueue=c1)
-    d2 = reminders.reminders_dispatch(now=now, enqueue=c2)
-    # then two rows exist (14 and 2 days), the due one was claimed once
-    assert (first.planned, second.planned) == (2, 0)
+    d1 = reminders_dispatch(now=now, enqueue=c1)
+    d2 = reminders_dispatch(now=now, enqueue=c2)
+    # then two rows exist (14 and 2 days; appointment_book planned them), the due one was claimed once
+    assert (first.planned, second.planned) == (0, 0)
     assert Reminder.objects.count() == 2
     by_offset = rows(booked)
     assert by_offset[14].send_at == dt.datetime(2025, 3, 17, 9, tzinfo=UTC)
@@ -101,25 +106,25 @@ def test_scan_twice_and_dispatch_twice_make_one_reminder_per_key(booked):
     assert len(c1.calls) == 1 and c2.calls == []
     # and sending the one claim twice (a redelivered message) emails once
     rid, token = c1.calls[0]
-    assert reminders.reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SENT
-    assert reminders.reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SKIPPED
+    assert reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SENT
+    assert reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SKIPPED
     assert len(patient_emails(booked.patient)) == 1
     row = Reminder.objects.get(pk=rid)
     assert (row.status, row.send_count, row.attempts, row.sent_at) == ("sent", 1, 1, now)
 
 
 def test_booking_service_hook_creates_rows_in_the_booking_transaction(booked):
-    # given the lead's appointment_book may call the hook: it does the same as the scan, once
-    assert reminders.reminders_materialise_for_appointment(appointment=booked, now=local(2025, 3, 3, 12)) == 2
-    assert reminders.reminders_materialise_for_appointment(appointment=booked, now=local(2025, 3, 3, 12)) == 0
-    assert reminders.reminders_scan(now=local(2025, 3, 3, 13)).planned == 0
+    # given appointment_book called the hook: its rows exist, and calling it again does nothing
+    assert Reminder.objects.filter(appointment=booked, status="pending").count() == 2
+    assert reminders_materialise_for_appointment(appointment=booked, now=local(2025, 3, 3, 12)) == 0
+    assert reminders_scan(now=local(2025, 3, 3, 13)).planned == 0
     assert Reminder.objects.filter(status="pending").count() == 2
 
 
 def test_nothing_before_its_time(booked):
-    reminders.reminders_scan(now=local(2025, 3, 17, 8, 59))
+    reminders_scan(now=local(2025, 3, 17, 8, 59))
     collector = Collector()
-    assert reminders.reminders_dispatch(now=local(2025, 3, 17, 8, 59), enqueue=collector).claimed == []
+    assert reminders_dispatch(now=local(2025, 3, 17, 8, 59), enqueue=collector).claimed == []
     assert collector.calls == [] and mail.outbox == []
 
 
@@ -131,8 +136,10 @@ def test_no_reminders_without_consent_or_for_inactive_patients(nurse):
         book(implant=implant, nurse=nurse, starts_at=local(2025, 3, 31, 10), now=local(2025, 3, 3))
     deceased.patient.status = "deceased"
     deceased.patient.save()
-    assert reminders.reminders_scan(now=local(2025, 3, 3, 12)).planned == 0
-    assert Reminder.objects.count() == 0
+    assert reminders_scan(now=local(2025, 3, 3, 12)).planned == 0
+    # the deceased patient's rows were planned at booking, while active, and the scan cancelled them
+    assert not Reminder.objects.exclude(patient=deceased.patient).exists()
+    assert set(Reminder.objects.values_list("status", "reason_code")) == {("cancelled", "obsolete")}
 
 
 def test_sms_patients_get_a_text_without_clinical_detail(nurse, sms_outbox):
@@ -165,13 +172,14 @@ def test_email_says_date_time_place_and_how_to_reschedule_only(booked):
 
 # --- moved and cancelled appointments -----------------------------------------------------
 def test_moving_an_appointment_cancels_the_old_pending_rows_and_plans_new_ones(booked, nurse):
-    reminders.reminders_scan(now=local(2025, 3, 3, 12))
+    reminders_scan(now=local(2025, 3, 3, 12))
     old = rows(booked)
     # when the nurse moves it to Fri 28 Mar 14:00 and the scan runs
     appointment_move(appointment=booked, starts_at=local(2025, 3, 28, 14), moved_by=nurse, now=local(2025, 3, 4))
-    result = reminders.reminders_scan(now=local(2025, 3, 4, 12))
-    # then the two old rows are cancelled (obsolete) and two new ones announce the new time
-    assert (result.cancelled, result.planned) == (2, 2)
+    result = reminders_scan(now=local(2025, 3, 4, 12))
+    # then the two old rows are cancelled (obsolete) and two new ones announce the new time: the
+    # move did both in its own transaction, so the scan finds nothing left to do
+    assert (result.cancelled, result.planned) == (0, 0)
     for row in old.values():
         row.refresh_from_db()
         assert (row.status, row.reason_code, row.status_reason) == (
@@ -206,18 +214,19 @@ def test_moved_after_the_first_reminder_went_the_patient_hears_of_the_new_time(b
 
 
 def test_moved_back_to_the_first_time_the_cancelled_rows_return(booked, nurse):
-    reminders.reminders_scan(now=local(2025, 3, 3, 12))
+    reminders_scan(now=local(2025, 3, 3, 12))
     appointment_move(appointment=booked, starts_at=local(2025, 3, 28, 14), moved_by=nurse, now=local(2025, 3, 4))
-    reminders.reminders_scan(now=local(2025, 3, 4, 12))
+    reminders_scan(now=local(2025, 3, 4, 12))
     appointment_move(appointment=booked, starts_at=local(2025, 3, 31, 10), moved_by=nurse, now=local(2025, 3, 5))
-    result = reminders.reminders_scan(now=local(2025, 3, 5, 12))
-    assert (result.cancelled, result.reopened, result.planned) == (2, 2, 0)
+    result = reminders_scan(now=local(2025, 3, 5, 12))
+    # the move back cancelled and reopened the rows itself (the hook): the scan has nothing to do
+    assert (result.cancelled, result.reopened, result.planned) == (0, 0, 0)
     assert Reminder.objects.filter(status="pending", appointment_starts_at=local(2025, 3, 31, 10)).count() == 2
     assert Reminder.objects.count() == 4
 
 
 def test_cancelled_appointment_gets_no_reminder(booked, nurse):
-    reminders.reminders_scan(now=local(2025, 3, 3, 12))
+    reminders_scan(now=local(2025, 3, 3, 12))
     appointment_cancel(appointment=booked, reason="Patient in hospital", cancelled_by=nurse)
     from tests.refills.reminder_helpers import beat
 
@@ -228,21 +237,21 @@ def test_cancelled_appointment_gets_no_reminder(booked, nurse):
 
 def test_a_claimed_row_whose_appointment_was_cancelled_meanwhile_is_not_sent(booked, nurse):
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     collector = Collector()
-    reminders.reminders_dispatch(now=now, enqueue=collector)
+    reminders_dispatch(now=now, enqueue=collector)
     appointment_cancel(appointment=booked, reason="Rebooked by phone", cancelled_by=nurse)
     (rid, token), *_ = collector.calls
-    assert reminders.reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.CANCELLED
+    assert reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.CANCELLED
     assert Reminder.objects.get(pk=rid).status == "cancelled"
     assert patient_emails(booked.patient) == []
 
 
 def test_late_dispatch_sends_only_the_closest_reminder(booked):
     # given the rows exist but nothing dispatched them until the 2-day time (an outage)
-    reminders.reminders_scan(now=local(2025, 3, 3, 12))
+    reminders_scan(now=local(2025, 3, 3, 12))
     collector = Collector()
-    result = reminders.reminders_dispatch(now=local(2025, 3, 29, 9, 5), enqueue=collector)
+    result = reminders_dispatch(now=local(2025, 3, 29, 9, 5), enqueue=collector)
     by_offset = rows(booked)
     assert result.skipped_stale == 1 and result.claimed == [by_offset[2].pk]
     assert (by_offset[14].status, by_offset[14].reason_code) == ("cancelled", "stale")
@@ -251,16 +260,16 @@ def test_late_dispatch_sends_only_the_closest_reminder(booked):
 # --- the claim token, duplicates, transient failures, recovery ----------------------------
 def test_a_message_from_an_older_claim_does_nothing(booked):
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     collector = Collector()
-    reminders.reminders_dispatch(now=now, enqueue=collector)
+    reminders_dispatch(now=now, enqueue=collector)
     (rid, _token), *_ = collector.calls
-    assert reminders.reminder_send(reminder_id=rid, claim_token=str(uuid.uuid4()), now=now) == SendOutcome.SKIPPED
+    assert reminder_send(reminder_id=rid, claim_token=str(uuid.uuid4()), now=now) == SendOutcome.SKIPPED
     assert Reminder.objects.get(pk=rid).status == "sending" and mail.outbox == []
 
 
 def test_dispatch_task_enqueues_after_commit_only(booked, monkeypatch, django_capture_on_commit_callbacks):
-    reminders.reminders_scan(now=local(2025, 3, 17, 9))
+    reminders_scan(now=local(2025, 3, 17, 9))
     published = []
     monkeypatch.setattr(send_reminder_task, "apply_async", lambda args, kwargs: published.append((args, kwargs)))
     with time_machine.travel(local(2025, 3, 17, 9, 1), tick=False):
@@ -276,11 +285,11 @@ def test_dispatch_task_enqueues_after_commit_only(booked, monkeypatch, django_ca
 def test_transient_failure_is_retried_then_sent(booked, monkeypatch):
     # given the database fails on the first attempt (PostgreSQL restarting)
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     collector = Collector()
-    reminders.reminders_dispatch(now=now, enqueue=collector)
+    reminders_dispatch(now=now, enqueue=collector)
     (rid, token), *_ = collector.calls
-    real_deliver = reminders._deliver
+    real_deliver = delivery._deliver
     calls = []
 
     def flaky(**kwargs):
@@ -289,7 +298,7 @@ def test_transient_failure_is_retried_then_sent(booked, monkeypatch):
             raise OperationalError("server closed the connection unexpectedly")
         return real_deliver(**kwargs)
 
-    monkeypatch.setattr(reminders, "_deliver", flaky)
+    monkeypatch.setattr(delivery, "_deliver", flaky)
     # when the task runs (locally, with its real retry policy; eager retries do not sleep)
     with time_machine.travel(now, tick=False):
         send_reminder_task.apply(args=(rid,), kwargs={"claim_token": token})
@@ -303,9 +312,9 @@ def test_transient_failure_is_retried_then_sent(booked, monkeypatch):
 def test_smtp_failing_retries_then_fails_and_alerts_the_nurses(booked, settings):
     settings.EMAIL_BACKEND = "tests.refills.reminder_test_backends.FailingSmtpBackend"
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     collector = Collector()
-    reminders.reminders_dispatch(now=now, enqueue=collector)
+    reminders_dispatch(now=now, enqueue=collector)
     (rid, token), *_ = collector.calls
     with time_machine.travel(now, tick=False):
         send_reminder_task.apply(args=(rid,), kwargs={"claim_token": token})
@@ -317,22 +326,22 @@ def test_smtp_failing_retries_then_fails_and_alerts_the_nurses(booked, settings)
         0,
     )
     assert "SMTPServerDisconnected" in row.last_error
-    (alert,) = reminders.alert_list_open(audience="nurses").filter(kind=Alert.Kind.REMINDER_FAILED)
+    (alert,) = alert_list_open(audience="nurses").filter(kind=Alert.Kind.REMINDER_FAILED)
     assert (alert.patient_id, alert.reminder_id, alert.key_date) == (booked.patient_id, rid, dt.date(2025, 3, 17))
     assert "could not be sent" in alert.message
 
 
 def test_refused_address_fails_at_once(booked, monkeypatch):
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     collector = Collector()
-    reminders.reminders_dispatch(now=now, enqueue=collector)
+    reminders_dispatch(now=now, enqueue=collector)
     (rid, token), *_ = collector.calls
 
     def refuse(**kwargs):
         raise smtplib.SMTPRecipientsRefused({"x@example.org": (550, b"no such user")})
 
-    monkeypatch.setattr(reminders, "_deliver", refuse)
+    monkeypatch.setattr(delivery, "_deliver", refuse)
     with time_machine.travel(now, tick=False):
         send_reminder_task.apply(args=(rid,), kwargs={"claim_token": token})
     row = Reminder.objects.get(pk=rid)
@@ -342,52 +351,52 @@ def test_refused_address_fails_at_once(booked, monkeypatch):
 
 def test_rows_stuck_in_sending_return_to_pending_and_go_once(booked):
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     lost = Collector()  # the broker lost these messages
-    reminders.reminders_dispatch(now=now, enqueue=lost)
+    reminders_dispatch(now=now, enqueue=lost)
     # nine minutes later: not yet stuck
-    assert reminders.reminders_recover_stuck(now=now + dt.timedelta(minutes=9)).requeued == 0
+    assert reminders_recover_stuck(now=now + dt.timedelta(minutes=9)).requeued == 0
     # eleven minutes later: back to pending, claimed again, sent once
-    assert reminders.reminders_recover_stuck(now=now + dt.timedelta(minutes=11)).requeued == 1
+    assert reminders_recover_stuck(now=now + dt.timedelta(minutes=11)).requeued == 1
     retry = Collector()
-    reminders.reminders_dispatch(now=now + dt.timedelta(minutes=11), enqueue=retry)
+    reminders_dispatch(now=now + dt.timedelta(minutes=11), enqueue=retry)
     (rid, token), *_ = retry.calls
     assert token != lost.calls[0][1]
-    assert reminders.reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SENT
+    assert reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SENT
     # the old message, if the broker ever delivers it, does nothing
-    assert reminders.reminder_send(reminder_id=rid, claim_token=lost.calls[0][1], now=now) == SendOutcome.SKIPPED
+    assert reminder_send(reminder_id=rid, claim_token=lost.calls[0][1], now=now) == SendOutcome.SKIPPED
     row = Reminder.objects.get(pk=rid)
     assert (row.status, row.send_count, row.recovered_count) == ("sent", 1, 1)
-    figures = reminders.reminder_figures()
+    figures = reminder_figures()
     assert (figures.sent, figures.duplicates, figures.recovered, figures.pending) == (1, 0, 1, 1)
 
 
 def test_a_slow_send_overtaken_by_recovery_is_counted_as_a_duplicate(booked):
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
+    reminders_scan(now=now)
     first = Collector()
-    reminders.reminders_dispatch(now=now, enqueue=first)
+    reminders_dispatch(now=now, enqueue=first)
     (rid, token1), *_ = first.calls
     # the first worker is slow; the row is recovered and claimed again, and both finish
     Reminder.objects.filter(pk=rid).update(claimed_at=now - dt.timedelta(minutes=30))
-    reminders.reminders_recover_stuck(now=now)
+    reminders_recover_stuck(now=now)
     second = Collector()
-    reminders.reminders_dispatch(now=now, enqueue=second)
+    reminders_dispatch(now=now, enqueue=second)
     (_, token2), *_ = second.calls
-    assert reminders.reminder_send(reminder_id=rid, claim_token=token2, now=now) == SendOutcome.SENT
+    assert reminder_send(reminder_id=rid, claim_token=token2, now=now) == SendOutcome.SENT
     row = Reminder.objects.get(pk=rid)
     assert row.status == "sent"
     # the first would now skip (its claim is gone): a duplicate only happens if it was already past that check
-    assert reminders.reminder_send(reminder_id=rid, claim_token=token1, now=now) == SendOutcome.SKIPPED
-    assert reminders.reminder_figures().duplicates == 0
+    assert reminder_send(reminder_id=rid, claim_token=token1, now=now) == SendOutcome.SKIPPED
+    assert reminder_figures().duplicates == 0
 
 
 def test_a_row_stuck_again_and_again_fails_to_the_nurses(booked):
     now = local(2025, 3, 17, 9)
-    reminders.reminders_scan(now=now)
-    reminders.reminders_dispatch(now=now, enqueue=Collector())
+    reminders_scan(now=now)
+    reminders_dispatch(now=now, enqueue=Collector())
     Reminder.objects.filter(status="sending").update(recovered_count=6)
-    result = reminders.reminders_recover_stuck(now=now + dt.timedelta(minutes=11), max_recoveries=6)
+    result = reminders_recover_stuck(now=now + dt.timedelta(minutes=11), max_recoveries=6)
     assert (result.requeued, result.failed) == (0, 1)
     assert Alert.objects.filter(kind=Alert.Kind.REMINDER_FAILED).count() == 1
 
@@ -396,9 +405,9 @@ def test_reminder_log_selector(booked):
     from tests.refills.reminder_helpers import beat
 
     beat(local(2025, 3, 17, 9))
-    log = reminders.reminder_list(patient=booked.patient)
+    log = reminder_list(patient=booked.patient)
     assert [(r.offset_days, r.status) for r in log] == [(2, "pending"), (14, "sent")]
-    assert [r.offset_days for r in reminders.reminder_list(status="sent")] == [14]
+    assert [r.offset_days for r in reminder_list(status="sent")] == [14]
 
 
 def test_offsets_and_hour_come_from_the_clinic_settings(booked):
@@ -406,20 +415,23 @@ def test_offsets_and_hour_come_from_the_clinic_settings(booked):
     clinic.reminder_offsets_days = [7]
     clinic.reminder_hour = 17
     clinic.save()
-    reminders.reminders_scan(now=local(2025, 3, 3, 12))
-    assert [(r.offset_days, r.send_at) for r in Reminder.objects.all()] == [
+    reminders_scan(now=local(2025, 3, 3, 12))
+    # the 14- and 2-day rows planned at booking are cancelled as obsolete; the 7-day one replaces them
+    assert [(r.offset_days, r.send_at) for r in Reminder.objects.filter(status="pending")] == [
         (7, dt.datetime(2025, 3, 24, 17, tzinfo=UTC))
     ]
     assert Appointment.objects.get().status == "booked"
 
 
 def test_booking_hook_follows_moves_and_cancellations_like_the_scan(booked, nurse):
-    hook = reminders.reminders_materialise_for_appointment
-    assert hook(appointment=booked, now=local(2025, 3, 3, 12)) == 2
+    hook = reminders_materialise_for_appointment
+    # appointment_book, _move and _cancel call the hook themselves: calling it again adds nothing
+    assert hook(appointment=booked, now=local(2025, 3, 3, 12)) == 0
     # moved: the old pending rows are cancelled, two new ones planned (no scan needed)
     appointment_move(appointment=booked, starts_at=local(2025, 3, 28, 14), moved_by=nurse, now=local(2025, 3, 4))
-    assert hook(appointment=booked, now=local(2025, 3, 4, 12)) == 2
-    assert reminders.reminders_scan(now=local(2025, 3, 4, 13)) == reminders.ReminderScanResult(0, 0, 0)
+    assert Reminder.objects.filter(status="pending", appointment_starts_at=local(2025, 3, 28, 14)).count() == 2
+    assert hook(appointment=booked, now=local(2025, 3, 4, 12)) == 0
+    assert reminders_scan(now=local(2025, 3, 4, 13)) == ReminderScanResult(0, 0, 0)
     # moved back: the first rows return, nothing new is created
     appointment_move(appointment=booked, starts_at=local(2025, 3, 31, 10), moved_by=nurse, now=local(2025, 3, 5))
     assert hook(appointment=booked, now=local(2025, 3, 5, 12)) == 0
@@ -436,7 +448,7 @@ def test_booking_hook_follows_moves_and_cancellations_like_the_scan(booked, nurs
 def test_broker_down_at_publish_leaves_the_row_for_the_recovery(
     booked, monkeypatch, django_capture_on_commit_callbacks
 ):
-    reminders.reminders_scan(now=local(2025, 3, 17, 9))
+    reminders_scan(now=local(2025, 3, 17, 9))
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
@@ -448,8 +460,8 @@ def test_broker_down_at_publish_leaves_the_row_for_the_recovery(
     row = Reminder.objects.get(offset_days=14)
     assert row.status == "sending"
     # ten minutes later the recovery returns it to pending, and the next dispatch claims it again
-    assert reminders.reminders_recover_stuck(now=local(2025, 3, 17, 9, 12)).requeued == 1
-    assert reminders.reminders_dispatch(now=local(2025, 3, 17, 9, 12), enqueue=Collector()).claimed == [row.pk]
+    assert reminders_recover_stuck(now=local(2025, 3, 17, 9, 12)).requeued == 1
+    assert reminders_dispatch(now=local(2025, 3, 17, 9, 12), enqueue=Collector()).claimed == [row.pk]
 
 
 def test_replacement_surgery_is_reminded_like_any_appointment(nurse):
@@ -457,7 +469,7 @@ def test_replacement_surgery_is_reminded_like_any_appointment(nurse):
     surgery = book(
         implant=implant, nurse=nurse, kind="replacement", starts_at=local(2025, 6, 2, 8), now=local(2025, 5, 1)
     )
-    reminders.reminders_scan(now=local(2025, 5, 1, 12))
+    reminders_scan(now=local(2025, 5, 1, 12))
     assert sorted((r.offset_days, r.send_at) for r in Reminder.objects.filter(appointment=surgery)) == [
         (2, dt.datetime(2025, 5, 31, 8, tzinfo=UTC)),
         (14, dt.datetime(2025, 5, 19, 8, tzinfo=UTC)),

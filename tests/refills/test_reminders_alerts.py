@@ -6,7 +6,9 @@ import pytest
 from django.core import mail
 
 from pumps.services import implant_explant, implant_record_eri
-from refills import reminders
+from refills.alerts.reads import alert_list_open
+from refills.alerts.scan import alerts_scan
+from refills.alerts.services import alert_resolve
 from refills.models import Alert, Appointment, ClinicSettings
 from refills.services import appointment_move
 from tests import factories
@@ -16,11 +18,11 @@ pytestmark = pytest.mark.django_db
 
 
 def scan(now):
-    return reminders.alerts_scan(now=now)
+    return alerts_scan(now=now)
 
 
 def open_alerts(**filters):
-    return list(reminders.alert_list_open(**filters).values_list("kind", "key_date", "severity"))
+    return list(alert_list_open(**filters).values_list("kind", "key_date", "severity"))
 
 
 @pytest.fixture
@@ -167,7 +169,7 @@ def test_explant_resolves_open_refill_alerts(implant, nurse):
 
 def test_a_hand_resolved_alert_is_not_raised_again_for_the_same_date(implant, nurse):
     scan(local(2025, 3, 11, 9))
-    reminders.alert_resolve(alert=Alert.objects.get(), by=nurse, note="Patient phoned: books on Friday")
+    alert_resolve(alert=Alert.objects.get(), by=nurse, note="Patient phoned: books on Friday")
     assert scan(local(2025, 3, 12, 9)).raised == 0
     assert Alert.objects.get().resolution == "Patient phoned: books on Friday"
 

@@ -6,8 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from refills import reminders
+from refills.alerts.scan import alerts_scan
 from refills.models import Alert, Reminder
+from refills.reminders.dispatch import reminders_dispatch, reminders_recover_stuck
+from refills.reminders.planning import reminders_scan
 from tests import factories
 from tests.refills.reminder_helpers import Collector, local, refill
 
@@ -29,12 +31,12 @@ def clinic_of(size: int, nurse, *, first: int) -> None:
 
 def beat_queries(now) -> tuple[int, int, int]:
     with CaptureQueriesContext(connection) as scan:
-        reminders.reminders_scan(now=now)
-        reminders.alerts_scan(now=now)
+        reminders_scan(now=now)
+        alerts_scan(now=now)
     with CaptureQueriesContext(connection) as dispatch:
-        reminders.reminders_dispatch(now=now, enqueue=Collector())
+        reminders_dispatch(now=now, enqueue=Collector())
     with CaptureQueriesContext(connection) as recover:
-        reminders.reminders_recover_stuck(now=now)
+        reminders_recover_stuck(now=now)
     return len(scan.captured_queries), len(dispatch.captured_queries), len(recover.captured_queries)
 
 

@@ -22,8 +22,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from pumps.models import DosePrescription, Implant
-from refills import reminders, services
+from refills import services
+from refills.alerts.scan import alerts_scan
 from refills.models import Alert, Appointment, ClinicSettings, RefillVisit
+from refills.reminders.planning import reminders_scan
 from refills.selectors import implant_forecast_compute
 from tests import factories
 from tests.helpers import implant_register_filled
@@ -237,8 +239,8 @@ class PumpHistory(RuleBasedStateMachine):
 
     @invariant()
     def every_active_pump_has_a_forecast_or_an_urgent_alert_and_the_scan_never_raises(self):
-        reminders.reminders_scan(now=self.now)
-        reminders.alerts_scan(now=self.now)
+        reminders_scan(now=self.now)
+        alerts_scan(now=self.now)
         for implant in Implant.objects.valid().filter(patient=self.patient, explanted_on__isnull=True):
             if implant.forecast_due_by is None:
                 assert Alert.objects.filter(

@@ -41,6 +41,8 @@ def test_the_patient_page_shows_dates_chart_battery_and_timeline(nurse_client, n
         "Pump implanted: Medtronic SynchroMed II 20 mL",
         "Refill",
         "Today",
+        # planned by appointment_book itself (the reminder hook); the 14-day one was already past
+        "Email reminder 2 days before: pending",
         "Refill appointment: booked",
     ]
     # the portal invitation link (nurses invite)

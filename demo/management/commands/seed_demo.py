@@ -2,7 +2,7 @@
 `python manage.py seed_demo`: the demo logins, then the demo clinic. Idempotent.
 
 The users come first (staff record the care, two patients get portal logins), then
-`seed_clinic` builds about forty patients at every stage (refills/demo.py). Running it again
+`seed_clinic` builds about forty patients at every stage (demo/clinic.py). Running it again
 creates nothing new and never resets a password someone changed.
 
 The demo password is published (README), so the command refuses to run unless DEBUG is on
@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from demo.clinic import seed_clinic as build_demo_clinic
 from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role
 from patients.models import Patient
@@ -69,9 +70,7 @@ def seed_users() -> tuple[dict[str, User], int]:
 
 
 def seed_clinic(*, users: dict[str, User]) -> dict[str, int]:
-    """The demo clinic's patients, trials, pumps, refills and appointments (refills/demo.py)."""
-    from refills.demo import seed_clinic as build_demo_clinic
-
+    """The demo clinic's patients, trials, pumps, refills and appointments (demo/clinic.py)."""
     counts = build_demo_clinic(today=timezone.localdate(), users=users)
     for user in (users["patient1"], users["patient2"]):
         patient = Patient.objects.filter(user=user).first()

@@ -1,0 +1,105 @@
+"""The alert scan: mark no-shows, raise what holds, resolve what cleared; then email, text, escalate."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import (
+    Exists,
+    OuterRef,
+)
+from django.utils import timezone
+
+from patients.models import Patient
+
+from ..clinic_time import clinic_tz
+from ..models import Alert, Appointment, ClinicSettings, RefillVisit
+from ..no_shows import appointment_mark_no_show
+from .digest import alerts_email_new, alerts_escalate, alerts_text_urgent
+from .raising import alerts_raise, alerts_resolve
+from .rules import RecordProblems, alert_build, device_alerts, patient_alerts, refill_alerts, visit_alerts
+
+
+@dataclass(frozen=True, slots=True)
+class AlertScanResult:
+    raised: int
+    resolved: int
+    no_shows: int
+    emailed: int
+    texted: int = 0
+    escalated: int = 0
+
+
+def appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> list[Alert]:
+    """Booked refills long past with no visit become no-shows (the lead's service), one alert each."""
+    late = (
+        Appointment.objects.valid()
+        .filter(
+            kind=Appointment.Kind.REFILL,
+            status=Appointment.Status.BOOKED,
+            visit__isnull=True,
+            starts_at__lt=now - dt.timedelta(hours=clinic.no_show_after_hours),
+            patient__status=Patient.Status.ACTIVE,
+        )
+        .exclude(
+            # A refill recorded without naming its appointment still counts as the visit.
+            Exists(
+                RefillVisit.objects.valid().filter(
+                    implant=OuterRef("implant"), performed_at__gte=OuterRef("starts_at") - dt.timedelta(hours=12)
+                )
+            )
+        )
+        .order_by("starts_at")
+    )
+    alerts = []
+    for appointment in late:
+        appointment_mark_no_show(appointment=appointment, now=now)
+        starts = timezone.localtime(appointment.starts_at, clinic_tz())
+        alerts.append(
+            alert_build(
+                Alert.Kind.NO_SHOW,
+                patient_id=appointment.patient_id,
+                key_date=starts.date(),
+                implant_id=appointment.implant_id,
+                appointment_id=appointment.pk,
+                message=f"Missed the refill booked for {starts:%a %d %b %Y %H:%M}: rebook it.",
+            )
+        )
+    return alerts
+
+
+def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
+    """Raise what holds, resolve what cleared, mark no-shows; then email, text and escalate.
+
+    The messages go after the commit: a mail server or SMS provider that fails is retried on the
+    next scan and never rolls back (or stops) the scan itself.
+    """
+    today = timezone.localdate(now, clinic_tz())
+    clinic = ClinicSettings.load()
+    problems = RecordProblems(today=today)
+    with transaction.atomic():
+        no_show_alerts = appointments_mark_no_show(clinic=clinic, now=now)
+        desired = [
+            *refill_alerts(clinic=clinic, today=today, problems=problems),
+            *device_alerts(clinic=clinic, today=today, problems=problems),
+        ]
+        patients = patient_alerts()
+        # PATIENT_STATUS is closed only by hand, visit events by a clinician's review: not "desired".
+        events = [*visit_alerts(now=now, problems=problems)]
+        for alert in patients.alerts:
+            (events if alert.kind == Alert.Kind.PATIENT_STATUS else desired).append(alert)
+        desired.extend(problems.alerts())
+        # Raised first: the risk flags settle each alert's severity, which the resolution keys on.
+        raised = alerts_raise([*no_show_alerts, *desired, *events], risk_flags=patients.risk_flags)
+        resolved = alerts_resolve(desired=desired, today=today, now=now)
+    emailed = alerts_email_new(now=now, clinic=clinic)
+    texted = alerts_text_urgent(now=now, clinic=clinic)
+    escalated = alerts_escalate(now=now, clinic=clinic)
+    return AlertScanResult(
+        raised=raised,
+        resolved=resolved,
+        no_shows=len(no_show_alerts),
+        emailed=emailed,
+        texted=texted,
+        escalated=escalated,
+    )

@@ -1,0 +1,261 @@
+"""Which reminder rows should exist: the level-triggered scan and the per-appointment hook.
+
+Cancel the obsolete, reopen what was undone, materialise the missing. `appointment_book`,
+`appointment_move` and `appointment_cancel` call `reminders_materialise_for_appointment` in their
+own transaction; `reminders_scan` finds anything else a few minutes later.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import (
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+from django.utils import timezone
+
+from patients.models import Patient
+
+from ..models import Appointment, ClinicSettings, Reminder
+from .timing import reminder_plan
+
+
+def _contact_q(prefix: str, channel_field: str) -> Q:
+    """The patient has an address for the channel (email or SMS)."""
+    return (Q(**{channel_field: Reminder.Channel.EMAIL}) & ~Q(**{f"{prefix}email": ""})) | (
+        Q(**{channel_field: Reminder.Channel.SMS}) & ~Q(**{f"{prefix}phone": ""})
+    )
+
+
+def _patient_reachable_q(prefix: str) -> Q:
+    return Q(
+        **{
+            f"{prefix}status": Patient.Status.ACTIVE,
+            f"{prefix}entered_in_error": False,
+            f"{prefix}reminder_consent": True,
+        }
+    ) & _contact_q(prefix, f"{prefix}reminder_channel")
+
+
+def _appointments_to_remind(*, now: dt.datetime) -> QuerySet[Appointment]:
+    return (
+        Appointment.objects.valid()
+        .filter(status=Appointment.Status.BOOKED, starts_at__gt=now)
+        .filter(_patient_reachable_q("patient__"))
+    )
+
+
+def _reminders_cancel_obsolete(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
+    """Pending rows that no longer announce anything true are cancelled (four set-based updates)."""
+    pending = Reminder.objects.filter(status=Reminder.Status.PENDING)
+    if appointment_id is not None:
+        pending = pending.filter(appointment_id=appointment_id)
+    not_booked = ~Q(appointment__status=Appointment.Status.BOOKED) | Q(appointment__entered_in_error=True)
+    rules = [
+        (pending.filter(not_booked), "Appointment cancelled, completed or missed."),
+        (pending.exclude(appointment_starts_at=F("appointment__starts_at")), "Appointment moved to another time."),
+        (
+            pending.exclude(_patient_reachable_q("patient__") & Q(channel=F("patient__reminder_channel"))),
+            "Patient inactive, consent withdrawn, or channel or contact changed.",
+        ),
+        (pending.exclude(offset_days__in=clinic.reminder_offsets_days), "Reminder offsets changed in the settings."),
+    ]
+    cancelled = 0
+    for queryset, reason in rules:
+        cancelled += queryset.update(
+            status=Reminder.Status.CANCELLED,
+            reason_code=Reminder.ReasonCode.OBSOLETE,
+            status_reason=reason,
+            claim_token=None,
+            updated_at=now,
+        )
+    return cancelled
+
+
+def _reminders_reopen(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
+    """Rows cancelled as obsolete whose reason was undone (moved back, consent given again) return."""
+    rows = Reminder.objects.filter(
+        status=Reminder.Status.CANCELLED,
+        reason_code=Reminder.ReasonCode.OBSOLETE,
+        send_at__gt=now,
+        appointment__status=Appointment.Status.BOOKED,
+        appointment__entered_in_error=False,
+        appointment_starts_at=F("appointment__starts_at"),
+        channel=F("patient__reminder_channel"),
+        offset_days__in=clinic.reminder_offsets_days,
+    ).filter(_patient_reachable_q("patient__"))
+    if appointment_id is not None:
+        rows = rows.filter(appointment_id=appointment_id)
+    return rows.update(status=Reminder.Status.PENDING, reason_code="", status_reason="", updated_at=now)
+
+
+def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
+    """Create the missing rows of booked future appointments: one select, one bulk insert."""
+    offsets = sorted(set(clinic.reminder_offsets_days or []))
+    if not offsets:
+        return 0
+    missing = None
+    for offset in offsets:
+        lacks = ~Exists(
+            Reminder.objects.filter(
+                appointment=OuterRef("pk"),
+                appointment_starts_at=OuterRef("starts_at"),
+                channel=OuterRef("patient__reminder_channel"),
+                offset_days=offset,
+            )
+        )
+        missing = lacks if missing is None else (missing | lacks)
+    appointments = _appointments_to_remind(now=now).filter(missing)
+    if appointment_id is not None:
+        appointments = appointments.filter(pk=appointment_id)
+    min_lead = dt.timedelta(hours=settings.REMINDER_MIN_LEAD_HOURS)
+    late_grace = dt.timedelta(hours=settings.REMINDER_LATE_GRACE_HOURS)
+    rows = []
+    for appointment_pk, patient_pk, starts_at, channel in appointments.values_list(
+        "pk", "patient_id", "starts_at", "patient__reminder_channel"
+    ):
+        for planned in reminder_plan(
+            starts_at=starts_at,
+            offsets=offsets,
+            hour=clinic.reminder_hour,
+            now=now,
+            min_lead=min_lead,
+            late_grace=late_grace,
+        ):
+            rows.append(
+                Reminder(
+                    appointment_id=appointment_pk,
+                    patient_id=patient_pk,
+                    appointment_starts_at=starts_at,
+                    offset_days=planned.offset_days,
+                    channel=channel,
+                    send_at=planned.send_at,
+                    status=planned.status,
+                    reason_code=planned.reason_code,
+                    status_reason=planned.status_reason,
+                )
+            )
+    # Rows that exist already (another offset of the same appointment, a concurrent scan) are
+    # left as they are: the unique key makes a second row impossible.
+    Reminder.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderScanResult:
+    cancelled: int
+    reopened: int
+    planned: int
+
+
+@transaction.atomic
+def reminders_scan(*, now: dt.datetime) -> ReminderScanResult:
+    """Make the reminder rows agree with the schedule: cancel obsolete, reopen, materialise."""
+    clinic = ClinicSettings.load()
+    return ReminderScanResult(
+        cancelled=_reminders_cancel_obsolete(clinic=clinic, now=now, appointment_id=None),
+        reopened=_reminders_reopen(clinic=clinic, now=now, appointment_id=None),
+        planned=_reminders_materialise(clinic=clinic, now=now, appointment_id=None),
+    )
+
+
+def _patient_reachable(patient: Patient, channel: str) -> bool:
+    contact = patient.email if channel == Reminder.Channel.EMAIL else patient.phone
+    return (
+        patient.status == Patient.Status.ACTIVE
+        and not patient.entered_in_error
+        and patient.reminder_consent
+        and patient.reminder_channel == channel
+        and bool(contact)
+    )
+
+
+def _reminder_obsolete_reason(reminder: Reminder, appointment: Appointment, offsets: list[int]) -> str:
+    """The scan's four cancellation rules, for one row in Python ('' when it still applies)."""
+    if appointment.status != Appointment.Status.BOOKED or appointment.entered_in_error:
+        return "Appointment cancelled, completed or missed."
+    if reminder.appointment_starts_at != appointment.starts_at:
+        return "Appointment moved to another time."
+    if not _patient_reachable(appointment.patient, reminder.channel):
+        return "Patient inactive, consent withdrawn, or channel or contact changed."
+    if reminder.offset_days not in offsets:
+        return "Reminder offsets changed in the settings."
+    return ""
+
+
+@transaction.atomic
+def reminders_materialise_for_appointment(*, appointment: Appointment, now: dt.datetime | None = None) -> int:
+    """The scan, for one appointment: call it inside appointment_book / _move / _cancel.
+
+    The rows then exist in the booking's own transaction; the periodic scan would find them
+    anyway a few minutes later (level-triggered), so forgetting this call delays, never loses.
+    Same rules as the scan, decided in Python for this one appointment (a handful of queries).
+    """
+    now = now or timezone.now()
+    clinic = ClinicSettings.load()
+    offsets = sorted(set(clinic.reminder_offsets_days or []))
+    appointment = Appointment.objects.select_related("patient").get(pk=appointment.pk)
+    existing = list(Reminder.objects.filter(appointment=appointment))
+    cancel: dict[str, list[int]] = {}
+    reopen = []
+    for row in existing:
+        reason = _reminder_obsolete_reason(row, appointment, offsets)
+        if row.status == Reminder.Status.PENDING and reason:
+            cancel.setdefault(reason, []).append(row.pk)
+        elif (
+            row.status == Reminder.Status.CANCELLED
+            and row.reason_code == Reminder.ReasonCode.OBSOLETE
+            and not reason
+            and row.send_at > now
+        ):
+            reopen.append(row.pk)
+    for reason, pks in cancel.items():
+        Reminder.objects.filter(pk__in=pks, status=Reminder.Status.PENDING).update(
+            status=Reminder.Status.CANCELLED,
+            reason_code=Reminder.ReasonCode.OBSOLETE,
+            status_reason=reason,
+            claim_token=None,
+            updated_at=now,
+        )
+    if reopen:
+        Reminder.objects.filter(pk__in=reopen, status=Reminder.Status.CANCELLED).update(
+            status=Reminder.Status.PENDING, reason_code="", status_reason="", updated_at=now
+        )
+    channel = appointment.patient.reminder_channel
+    if (
+        appointment.status != Appointment.Status.BOOKED
+        or appointment.entered_in_error
+        or appointment.starts_at <= now
+        or not _patient_reachable(appointment.patient, channel)
+    ):
+        return 0
+    have = {(r.appointment_starts_at, r.offset_days, r.channel) for r in existing}
+    rows = [
+        Reminder(
+            appointment=appointment,
+            patient_id=appointment.patient_id,
+            appointment_starts_at=appointment.starts_at,
+            offset_days=planned.offset_days,
+            channel=channel,
+            send_at=planned.send_at,
+            status=planned.status,
+            reason_code=planned.reason_code,
+            status_reason=planned.status_reason,
+        )
+        for planned in reminder_plan(
+            starts_at=appointment.starts_at,
+            offsets=offsets,
+            hour=clinic.reminder_hour,
+            now=now,
+            min_lead=dt.timedelta(hours=settings.REMINDER_MIN_LEAD_HOURS),
+            late_grace=dt.timedelta(hours=settings.REMINDER_LATE_GRACE_HOURS),
+        )
+        if (appointment.starts_at, planned.offset_days, channel) not in have
+    ]
+    Reminder.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)

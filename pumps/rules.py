@@ -1,4 +1,4 @@
-"""Entries that cannot be true (DOMAIN.md): pure checks, no ORM, no clock, no settings.
+"""Entries that cannot be true (docs/domain.md): pure checks, no ORM, no clock, no settings.
 
 Each check takes the values to judge and the limits to judge them by (catalogue and clinic
 settings, "now"), and returns ``{field_name: message}`` — empty when the entry is fine — so a
@@ -24,7 +24,7 @@ from itertools import pairwise
 Errors = dict[str, str]
 
 EARLIEST_DAY = date(1900, 1, 1)
-# SynchroMed II flexible dosing: up to 13 steps a day (DOMAIN.md "Pumps").
+# SynchroMed II flexible dosing: up to 13 steps a day (docs/domain.md "Pumps").
 MAX_FLEX_STEPS = 13
 ADULT_AGE_YEARS = 18
 
@@ -38,7 +38,7 @@ class ScheduleTotal:
 
     ``daily_dose_mcg`` is None exactly when ``errors`` is not empty. When set, it is the exact
     total rounded *up* to 0.01 mcg (the stored precision): counting a hair more drug per day
-    brings the alarm and empty dates earlier, never later (DOMAIN.md "What feeds the forecast").
+    brings the alarm and empty dates earlier, never later (docs/domain.md "What feeds the forecast").
     """
 
     daily_dose_mcg: Decimal | None
@@ -64,7 +64,7 @@ def event_time_errors(
 ) -> Errors:
     """A clinical event that has happened (refill done, implant, explant, ERI logged).
 
-    Refused (DOMAIN.md "Entries that cannot be true"):
+    Refused (docs/domain.md "Entries that cannot be true"):
     - later than ``now + skew_minutes`` (a few minutes allowed for clocks that disagree);
       a date later than the clinic-local date of ``now + skew_minutes``;
     - before 1900-01-01;
@@ -190,7 +190,7 @@ def flex_schedule_total(
     Steps are ``[{"start": "HH:MM", "mcg_per_hour": "12.5"}, …]``. They must cover the day: the
     first starts at 00:00, starts strictly increase, each runs until the next and the last until
     24:00. At most 13 steps (SynchroMed II); rates 0 or more (a zero rate is a pause; a day of
-    nothing is left to `dose_errors`, which refuses it against the drug's minimum). DOMAIN.md
+    nothing is left to `dose_errors`, which refuses it against the drug's minimum). docs/domain.md
     "Flex dosing"; rates as text or Decimal (exact), never float.
     """
     if not isinstance(steps, Sequence) or isinstance(steps, str | bytes) or not steps:
@@ -238,7 +238,7 @@ def periodic_bolus_total(
         daily_dose_mcg = basal_daily_dose_mcg + Σ mcg_i
 
     Boluses are ``[{"at": "HH:MM", "mcg": "25"}, …]``: at least one, valid distinct times,
-    each more than 0 mcg; the basal 0 or more. DOMAIN.md "Flex dosing" (periodic boluses).
+    each more than 0 mcg; the basal 0 or more. docs/domain.md "Flex dosing" (periodic boluses).
     """
     _require_decimal(basal_daily_dose_mcg, "basal_daily_dose_mcg")
     problems: list[str] = []
@@ -283,7 +283,7 @@ def dose_errors(
     min_flow_ml_per_day: Decimal,
     max_flow_ml_per_day: Decimal,
 ) -> Errors:
-    """Hard bounds of a daily dose: refused outside them (DOMAIN.md "Entries that cannot be true").
+    """Hard bounds of a daily dose: refused outside them (docs/domain.md "Entries that cannot be true").
 
     - drug_min_mcg ≤ daily_dose_mcg ≤ drug_max_mcg  (the drug's catalogue bounds; limits pass);
     - min_flow ≤ daily_dose_mcg / concentration ≤ max_flow  (mL/day the pump model can deliver,
@@ -398,7 +398,7 @@ def alarm_volume_errors(
 ) -> Errors:
     """A low-reservoir alarm volume: within the model's programmable range (limits pass) and below
     the volume in the reservoir after the fill (an alarm at or above it would sound at once).
-    DOMAIN.md "Entries that cannot be true"; ``fill_ml`` None skips the second check.
+    docs/domain.md "Entries that cannot be true"; ``fill_ml`` None skips the second check.
     """
     _require_decimal(alarm_ml, "alarm_ml")
     if not alarm_ml.is_finite() or not alarm_min_ml <= alarm_ml <= alarm_max_ml:

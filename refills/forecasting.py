@@ -4,7 +4,7 @@ The forecast in force for one pump, from its whole history: one pure function, o
 Pure like calculations.py: no ORM, no clock, no settings. The events of one pump (the fill in
 theatre and every refill, every dose change at its exact time past or future, bridge and priming
 boluses, the reservoir emptied) go in; the dates the schedule runs on come out
-(DOMAIN.md "What feeds the forecast"). The staff pages, the refill form's live preview, the API,
+(docs/domain.md "What feeds the forecast"). The staff pages, the refill form's live preview, the API,
 the portal, the wallet card, the worklist and the scan all read this one result, stored on the
 implant by `refills.services.implant_forecast_refresh` in the same transaction as each write.
 
@@ -14,7 +14,7 @@ How time is counted, and why it is safe:
   the wrong side of a whole day (see calculations.py).
 - A fill counts from the start of its day, with the dose in force at the fill: the drug is
   assumed to flow for the hours before the fill too, so the dates can only come out earlier than
-  the exact computation, never later; and one interval at one dose is exactly the DOMAIN formula
+  the exact computation, never later; and one interval at one dose is exactly the docs/domain.md formula
   ``alarm_date = refill_date + floor((volume − alarm) / daily_volume)``.
 - A dose change after the fill takes effect at its exact time: a reduction at 22:00 runs at the
   old, higher rate until 22:00.

@@ -143,7 +143,7 @@ class DosePrescriptionFactory(factory.django.DjangoModelFactory):
 
 
 class RefillVisitFactory(factory.django.DjangoModelFactory):
-    """A refill matching DOMAIN.md's first worked example (20 mL, 2000 mcg/mL, 400 mcg/day)."""
+    """A refill matching docs/domain.md's first worked example (20 mL, 2000 mcg/mL, 400 mcg/day)."""
 
     class Meta:
         model = RefillVisit

@@ -26,7 +26,7 @@ def implant_register_filled(
 ) -> Implant:
     """A pump registered with its fill in theatre, so its forecast starts at the implant.
 
-    Defaults follow DOMAIN.md's worked example: a full 20 mL SynchroMed II at 2000 mcg/mL and
+    Defaults follow docs/domain.md's worked example: a full 20 mL SynchroMed II at 2000 mcg/mL and
     400 mcg/day. `volume` defaults to the reservoir; `dose=None` on a constant-flow pump (the
     dose is flow × concentration). Other `fields` go to `implant_register_with_fill`.
     """

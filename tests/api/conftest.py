@@ -17,7 +17,7 @@ from refills.services import implant_forecast_refresh
 from tests import factories
 
 LONDON = ZoneInfo("Europe/London")
-# A Monday. Implants of the world were refilled on 2025-01-06 (DOMAIN.md's first worked example):
+# A Monday. Implants of the world were refilled on 2025-01-06 (docs/domain.md's first worked example):
 # due by 2025-04-01, so the safe window runs 2025-03-11 to 2025-04-01.
 NOW = dt.datetime(2025, 3, 3, 10, 0, tzinfo=LONDON)
 

@@ -110,7 +110,7 @@ def day_label(day: dt.date) -> str:
 
 
 def pump_refilled_days_ago(days: int, nurse, **patient):
-    """DOMAIN.md's 20 mL example (2000 mcg/mL, 400 mcg/day), last refilled `days` ago at 10:00."""
+    """docs/domain.md's 20 mL example (2000 mcg/mL, 400 mcg/day), last refilled `days` ago at 10:00."""
     today = timezone.localdate()
     implant = factories.ImplantFactory(
         implanted_on=today - dt.timedelta(days=days + 200), patient=factories.PatientFactory(**patient)

@@ -1,6 +1,6 @@
 """A small clinic for the staff pages, on a frozen clock (Thursday 20 March 2025, 09:00 London).
 
-`refilled` follows DOMAIN.md's worked example: 20 mL SynchroMed II, 2000 mcg/mL, 400 mcg/day,
+`refilled` follows docs/domain.md's worked example: 20 mL SynchroMed II, 2000 mcg/mL, 400 mcg/day,
 refilled 2025-01-06 → alarm 2025-04-06, empty 2025-04-16, due by 2025-04-01; with the default
 21-day window the safe window is 2025-03-11 … 2025-04-01.
 """
@@ -37,7 +37,7 @@ def refill(implant, nurse, when, *, residual="2.0", added="20", dose="400", conc
 
 
 def pump_refilled_on(day: dt.date, nurse, **patient):
-    """A patient with an active pump last refilled on `day` (DOMAIN.md's 20 mL example)."""
+    """A patient with an active pump last refilled on `day` (docs/domain.md's 20 mL example)."""
     implant = factories.ImplantFactory(implanted_on=dt.date(2024, 6, 3), patient=factories.PatientFactory(**patient))
     refill(implant, nurse, at(day.year, day.month, day.day))
     implant.refresh_from_db()

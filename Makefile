@@ -56,7 +56,6 @@ lint: $(DEV_STAMP) ## ruff check + format check, import contract, mypy, bandit, 
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	$(VENV)/bin/bandit -q -r itbclinic patients pumps refills audit portal -x '*/migrations/*' --severity-level high
 	$(PY) .ci/pip_audit.py

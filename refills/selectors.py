@@ -5,25 +5,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from patients.models import ScreeningTrial
-from patients.selectors import patient_list
-from pumps.calculations import ReplacementPlan
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant
-from pumps.selectors import (
-    implant_get_battery_window_opens_on,
-    implant_get_replacement_plan,
-    implant_list_active,
-)
 
 from .calculations import ResidualDiscrepancy, residual_discrepancy
+from .clinic_time import clinic_day_start, clinic_tz
 from .forecasting import (
-    PROBLEM_LABELS,
     Bolus,
     Dose,
     Emptied,
@@ -36,21 +27,18 @@ from .forecasting import (
 )
 from .models import (
     Appointment,
-    AppointmentChangeRequest,
     ClinicSettings,
     ClosedDay,
     RefillVisit,
-    Reminder,
     ReservoirEmptying,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def _booked_refills(implant_ref) -> QuerySet[Appointment]:
-    return Appointment.objects.valid().filter(
-        implant=implant_ref, kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED
-    )
+def booked_refills_of(implant_ref) -> QuerySet[Appointment]:
+    """The booked refills of one pump (an implant or an `OuterRef` to one)."""
+    return Appointment.objects.booked_refills().filter(implant=implant_ref)
 
 
 def patient_list_due_for_refill(*, today: dt.date, within_days: int | None = None) -> QuerySet[Implant]:
@@ -65,8 +53,8 @@ def patient_list_due_for_refill(*, today: dt.date, within_days: int | None = Non
         .filter(forecast_due_by__isnull=False)
         .select_related("patient", "pump_model")
         .annotate(
-            has_booked_refill=Exists(_booked_refills(OuterRef("pk"))),
-            booked_refill_at=Subquery(_booked_refills(OuterRef("pk")).order_by("starts_at").values("starts_at")[:1]),
+            has_booked_refill=Exists(booked_refills_of(OuterRef("pk"))),
+            booked_refill_at=Subquery(booked_refills_of(OuterRef("pk")).order_by("starts_at").values("starts_at")[:1]),
         )
         .order_by("forecast_due_by", "forecast_alarm_on", "pk")
     )
@@ -101,10 +89,6 @@ def implant_constant_flow_ml_per_day(*, implant: Implant) -> Decimal | None:
     return implant.flow_ml_per_day or implant.pump_model.default_flow_ml_per_day
 
 
-def _clinic_start_of(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
-
-
 def implant_history_events(*, implant: Implant) -> list[Event]:
     """Every event of the pump's drug history, from the database, in four queries.
 
@@ -123,7 +107,7 @@ def implant_history_events(*, implant: Implant) -> list[Event]:
         drug = implant.fill_drug
         events.append(
             Fill(
-                at=_clinic_start_of(implant.implanted_on),
+                at=clinic_day_start(implant.implanted_on),
                 volume_ml=implant.fill_volume_ml,
                 concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
                 alarm_threshold_ml=(
@@ -226,18 +210,28 @@ def refill_window_get(*, implant: Implant, clinic: ClinicSettings | None = None)
     )
 
 
+def clinic_closed_days(*, start: dt.date, end: dt.date, clinic: ClinicSettings) -> dict[dt.date, str]:
+    """The days from `start` to `end` (inclusive) the clinic is closed, with the reason if one was
+    given: its weekly closed days and each `ClosedDay` (one query). The one closed-day rule."""
+    weekly = set(clinic.closed_weekdays or [])
+    closed = {
+        start + dt.timedelta(days=i): ""
+        for i in range((end - start).days + 1)
+        if (start + dt.timedelta(days=i)).weekday() in weekly
+    }
+    closed.update(ClosedDay.objects.filter(date__range=(start, end)).values_list("date", "reason"))
+    return closed
+
+
 def clinic_day_is_closed(*, day: dt.date, clinic: ClinicSettings) -> bool:
-    return day.weekday() in (clinic.closed_weekdays or []) or ClosedDay.objects.filter(date=day).exists()
+    return day in clinic_closed_days(start=day, end=day, clinic=clinic)
 
 
 def refill_bookings_per_day(*, start: dt.date, end: dt.date, exclude_id: int | None = None) -> dict[dt.date, int]:
     """Booked refills per clinic-local day between two dates (inclusive)."""
-    tz = timezone.get_current_timezone()
-    qs = Appointment.objects.valid().filter(
-        kind=Appointment.Kind.REFILL,
-        status=Appointment.Status.BOOKED,
-        starts_at__gte=dt.datetime.combine(start, dt.time.min, tzinfo=tz),
-        starts_at__lt=dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
+    tz = clinic_tz()
+    qs = Appointment.objects.booked_refills().filter(
+        starts_at__gte=clinic_day_start(start), starts_at__lt=clinic_day_start(end + dt.timedelta(days=1))
     )
     if exclude_id is not None:
         qs = qs.exclude(pk=exclude_id)
@@ -261,18 +255,12 @@ def refill_slot_proposals(*, implant: Implant, today: dt.date, count: int = 5) -
     else:
         start, end = max(window.opens_on, today), window.due_by
         latest_first = True
-    closed = set(ClosedDay.objects.filter(date__range=(start, end)).values_list("date", flat=True))
+    closed = clinic_closed_days(start=start, end=end, clinic=clinic)
     booked = refill_bookings_per_day(start=start, end=end)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     if latest_first:
         days.reverse()
-    open_days = [
-        d
-        for d in days
-        if d.weekday() not in (clinic.closed_weekdays or [])
-        and d not in closed
-        and booked.get(d, 0) < clinic.refills_per_day
-    ]
+    open_days = [d for d in days if d not in closed and booked.get(d, 0) < clinic.refills_per_day]
     return open_days[:count]
 
 
@@ -311,6 +299,8 @@ __all__ = [
     "RefillWindow",
     "appointment_get_next",
     "appointment_list",
+    "booked_refills_of",
+    "clinic_closed_days",
     "clinic_day_is_closed",
     "implant_get_expected_residual",
     "implant_get_forecast",
@@ -322,351 +312,6 @@ __all__ = [
     "refill_visit_list",
     "refill_window_get",
 ]
-
-
-# ---------------------------------------------------------------------------
-# Presentational reads for the staff web app: the nurses' worklist, a patient's timeline and
-# the live preview of a refill being typed. Each is a fixed number of queries whatever the
-# clinic's size; the arithmetic is the same as the services' (calculations / forecasting).
-# ---------------------------------------------------------------------------
-
-
-class Urgency(StrEnum):
-    OVERDUE = "overdue"
-    URGENT = "urgent"
-    SOON = "soon"
-    LATER = "later"
-
-
-@dataclass(frozen=True, slots=True)
-class WorklistRow:
-    implant: Implant
-    days_to_due: int
-    days_to_alarm: int | None
-    urgency: Urgency
-    booked_at: dt.datetime | None
-    booked_after_due: bool
-    booked_id: int | None = None
-
-    @property
-    def patient(self):
-        return self.implant.patient
-
-    @property
-    def days_overdue(self) -> int:
-        return -self.days_to_due
-
-    @property
-    def nothing_booked(self) -> bool:
-        return self.booked_at is None
-
-    @property
-    def needs_booking(self) -> bool:
-        """Nothing booked although the refill is overdue or due within the clinic's alert window."""
-        return self.booked_at is None and self.urgency != Urgency.LATER
-
-
-@dataclass(frozen=True, slots=True)
-class BatteryRow:
-    implant: Implant
-    plan: ReplacementPlan | None
-    window_opens_on: dt.date | None
-
-
-@dataclass(frozen=True, slots=True)
-class NoForecastRow:
-    implant: Implant
-    problem: str
-
-
-@dataclass(frozen=True, slots=True)
-class Worklist:
-    today: dt.date
-    clinic: ClinicSettings
-    todays_appointments: list[Appointment]
-    rows: list[WorklistRow]
-    unrecorded: list[Appointment]
-    no_shows: list[Appointment]
-    battery: list[BatteryRow]
-    change_requests: list[AppointmentChangeRequest]
-    search_results: list | None
-    # Active pumps with no forecast (fill not recorded, emptied, a record that cannot be
-    # computed): nothing can warn before they run dry, so they head the worklist.
-    no_forecast: list[NoForecastRow] = ()
-    # Pumps whose battery dates could not be computed from their record (shown, not hidden).
-    battery_errors: list[Implant] = ()
-    # Counted over the whole clinic, whatever the filters.
-    overdue_count: int = 0
-    needs_booking_count: int = 0
-
-    @property
-    def missed_count(self) -> int:
-        return len(self.unrecorded) + len(self.no_shows)
-
-
-def worklist_row_classify(*, implant: Implant, today: dt.date, clinic: ClinicSettings) -> WorklistRow:
-    """Urgency of one refill from the forecast in force and the clinic's alert settings."""
-    days_to_due = (implant.forecast_due_by - today).days
-    days_to_alarm = (implant.forecast_alarm_on - today).days if implant.forecast_alarm_on else None
-    if days_to_due < 0:
-        urgency = Urgency.OVERDUE
-    elif days_to_due == 0 or (days_to_alarm is not None and days_to_alarm <= clinic.urgent_alert_days):
-        urgency = Urgency.URGENT
-    elif days_to_due <= clinic.unbooked_alert_days:
-        urgency = Urgency.SOON
-    else:
-        urgency = Urgency.LATER
-    booked_at = getattr(implant, "booked_refill_at", None)
-    return WorklistRow(
-        booked_id=getattr(implant, "booked_refill_id", None),
-        implant=implant,
-        days_to_due=days_to_due,
-        days_to_alarm=days_to_alarm,
-        urgency=urgency,
-        booked_at=booked_at,
-        booked_after_due=booked_at is not None and timezone.localdate(booked_at) > implant.forecast_due_by,
-    )
-
-
-def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
-
-
-def worklist_get(
-    *, today: dt.date, search: str = "", urgency: str = "", unbooked_only: bool = False, no_show_days: int = 30
-) -> Worklist:
-    """Everything a nurse acts on today, in a fixed number of queries (one per section).
-
-    Open alerts and failed reminders come from `refills.reminders` (alert_list_open, reminder_list).
-    """
-    clinic = ClinicSettings.load()
-    start, end = _day_start(today), _day_start(today + dt.timedelta(days=1))
-    todays = list(
-        Appointment.objects.valid()
-        .filter(starts_at__gte=start, starts_at__lt=end)
-        .exclude(status=Appointment.Status.CANCELLED)
-        .select_related("patient", "implant")
-        .order_by("starts_at", "id")
-    )
-    due = patient_list_due_for_refill(today=today).annotate(
-        booked_refill_id=Subquery(_booked_refills(OuterRef("pk")).order_by("starts_at").values("pk")[:1])
-    )
-    matching_ids = None
-    search_results = None
-    if search.strip():
-        search_results = list(patient_list(search=search)[:50])
-        matching_ids = {p.pk for p in search_results}
-    all_rows = [worklist_row_classify(implant=implant, today=today, clinic=clinic) for implant in due]
-    rows = [
-        row
-        for row in all_rows
-        if (matching_ids is None or row.implant.patient_id in matching_ids)
-        and (not urgency or row.urgency == urgency)
-        and (not unbooked_only or row.nothing_booked)
-    ]
-    unrecorded = list(
-        Appointment.objects.valid()
-        .filter(status=Appointment.Status.BOOKED, starts_at__lt=start)
-        .select_related("patient", "implant")
-        .order_by("starts_at", "id")[:100]
-    )
-    no_shows = list(
-        Appointment.objects.valid()
-        .filter(status=Appointment.Status.NO_SHOW, starts_at__gte=start - dt.timedelta(days=no_show_days))
-        .select_related("patient", "implant")
-        .annotate(
-            rebooked=Exists(
-                Appointment.objects.valid().filter(
-                    patient=OuterRef("patient"), status=Appointment.Status.BOOKED, kind=OuterRef("kind")
-                )
-            )
-        )
-        .order_by("-starts_at", "-id")[:100]
-    )
-    no_forecast = [
-        NoForecastRow(implant=implant, problem=PROBLEM_LABELS.get(implant.forecast_problem, "Forecast not computed"))
-        for implant in Implant.objects.valid()
-        .filter(explanted_on__isnull=True, patient__status="active", patient__entered_in_error=False)
-        .filter(forecast_due_by__isnull=True)
-        .select_related("patient", "pump_model")
-        .order_by("implanted_on", "pk")[:100]
-    ]
-    battery, battery_errors = [], []
-    for implant in implant_list_active().select_related("patient", "pump_model").order_by("implanted_on", "id"):
-        try:
-            plan = implant_get_replacement_plan(implant=implant)
-            opens_on = implant_get_battery_window_opens_on(implant=implant)
-        except (ArithmeticError, ValueError, TypeError, OverflowError):
-            # One impossible date (an ERI of 9999-12-01) must not take the worklist down.
-            logger.exception("battery dates of implant %s cannot be computed", implant.pk)
-            battery_errors.append(implant)
-            continue
-        near = (plan is not None and (plan.plan_by - today).days <= clinic.replacement_alert_days) or (
-            opens_on is not None and opens_on <= today
-        )
-        if near or implant.eri_reported_on is not None:
-            battery.append(BatteryRow(implant=implant, plan=plan, window_opens_on=opens_on))
-    battery.sort(key=lambda r: r.plan.stops_on if r.plan else dt.date.max)
-    change_requests = list(
-        AppointmentChangeRequest.objects.filter(status=AppointmentChangeRequest.Status.OPEN)
-        .select_related("appointment__patient", "requested_by")
-        .order_by("requested_at", "id")[:100]
-    )
-    return Worklist(
-        today=today,
-        clinic=clinic,
-        todays_appointments=todays,
-        rows=rows,
-        unrecorded=unrecorded,
-        no_shows=no_shows,
-        battery=battery,
-        change_requests=change_requests,
-        search_results=search_results,
-        no_forecast=no_forecast,
-        battery_errors=battery_errors,
-        overdue_count=sum(1 for row in all_rows if row.urgency == Urgency.OVERDUE),
-        needs_booking_count=sum(1 for row in all_rows if row.needs_booking),
-    )
-
-
-def _num(value: Decimal) -> str:
-    """20.00 -> "20", 3.10 -> "3.1": the way a nurse writes a volume or a dose."""
-    return f"{value.normalize():f}"
-
-
-def _pump_name(model) -> str:
-    return f"{model.manufacturer} {model.name} {_num(model.reservoir_ml)} mL"
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineEvent:
-    on: dt.date
-    at: dt.datetime | None
-    kind: str
-    title: str
-    detail: str = ""
-    flag: str = ""
-
-
-def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
-    """Referral to today and what is booked ahead, oldest first: one query per kind of record."""
-    events: list[TimelineEvent] = []
-    if patient.referred_on:
-        events.append(TimelineEvent(on=patient.referred_on, at=None, kind="referral", title="Referred for ITB"))
-    trials = (
-        ScreeningTrial.objects.valid()
-        .filter(patient=patient)
-        .annotate(step_count=Count("steps", distinct=True), assessment_count=Count("assessments", distinct=True))
-    )
-    for trial in trials:
-        events.append(
-            TimelineEvent(
-                on=trial.started_on,
-                at=None,
-                kind="trial",
-                title=f"Screening trial ({trial.get_kind_display().lower()})",
-                detail=f"{trial.step_count} dose(s), {trial.assessment_count} assessment(s); "
-                f"verdict: {trial.get_verdict_display().lower()}",
-                flag="ok" if trial.verdict == ScreeningTrial.Verdict.POSITIVE else "",
-            )
-        )
-    for implant in Implant.objects.valid().filter(patient=patient).select_related("pump_model"):
-        events.append(
-            TimelineEvent(
-                on=implant.implanted_on,
-                at=None,
-                kind="implant",
-                title=f"Pump implanted: {_pump_name(implant.pump_model)}",
-                detail=f"Serial {implant.serial_number}, catheter tip {implant.catheter_tip_level}, "
-                f"{implant.surgeon} at {implant.hospital}",
-            )
-        )
-        if implant.eri_reported_on:
-            events.append(
-                TimelineEvent(on=implant.eri_reported_on, at=None, kind="eri", title="ERI reported", flag="warn")
-            )
-        if implant.explanted_on:
-            events.append(
-                TimelineEvent(
-                    on=implant.explanted_on,
-                    at=None,
-                    kind="explant",
-                    title="Pump explanted",
-                    detail=implant.explant_reason,
-                )
-            )
-    for visit in RefillVisit.objects.valid().filter(implant__patient=patient).select_related("drug"):
-        detail = (
-            f"{_num(visit.volume_added_ml)} mL of {_num(visit.concentration_mcg_per_ml)} mcg/mL, "
-            f"{_num(visit.daily_dose_after_mcg)} mcg/day; residual {_num(visit.actual_residual_ml)} mL"
-        )
-        if visit.expected_residual_ml is not None:
-            detail += f" (expected {_num(visit.expected_residual_ml)} mL)"
-        detail += f"; alarm {visit.alarm_on.day} {visit.alarm_on:%b %Y}"
-        events.append(
-            TimelineEvent(
-                on=timezone.localdate(visit.performed_at),
-                at=visit.performed_at,
-                kind="refill",
-                title="Refill" + (": residual discrepancy" if visit.discrepancy_flagged else ""),
-                detail=detail,
-                flag="danger" if visit.discrepancy_flagged else "",
-            )
-        )
-    prescriptions = (
-        DosePrescription.objects.valid().filter(implant__patient=patient).exclude(reason="Set at refill visit")
-    )
-    for dose in prescriptions:
-        events.append(
-            TimelineEvent(
-                on=timezone.localdate(dose.effective_at),
-                at=dose.effective_at,
-                kind="dose",
-                title=f"Dose {_num(dose.daily_dose_mcg)} mcg/day ({dose.get_dosing_mode_display().lower()})",
-                detail=dose.reason,
-            )
-        )
-    # A completed refill appointment is the refill itself (shown above, on the day it happened).
-    appointments = (
-        Appointment.objects.valid()
-        .filter(patient=patient)
-        .exclude(status=Appointment.Status.COMPLETED, visit__isnull=False)
-    )
-    for appointment in appointments:
-        flag = {
-            Appointment.Status.NO_SHOW: "danger",
-            Appointment.Status.CANCELLED: "muted",
-            Appointment.Status.BOOKED: "info",
-        }.get(appointment.status, "")
-        detail = appointment.place
-        if appointment.cancel_reason:
-            detail += f"; cancelled: {appointment.cancel_reason}"
-        events.append(
-            TimelineEvent(
-                on=timezone.localdate(appointment.starts_at),
-                at=appointment.starts_at,
-                kind="appointment",
-                title=f"{appointment.get_kind_display()} appointment: {appointment.get_status_display().lower()}",
-                detail=detail,
-                flag=flag,
-            )
-        )
-    for reminder in Reminder.objects.filter(patient=patient).exclude(status=Reminder.Status.CANCELLED):
-        when = reminder.sent_at or reminder.send_at
-        events.append(
-            TimelineEvent(
-                on=timezone.localdate(when),
-                at=when,
-                kind="reminder",
-                title=f"{reminder.get_channel_display()} reminder {reminder.offset_days} days before: "
-                f"{reminder.get_status_display().lower()}",
-                detail=reminder.last_error if reminder.status == Reminder.Status.FAILED else "",
-                flag="danger" if reminder.status == Reminder.Status.FAILED else "",
-            )
-        )
-    # On a replacement day the old pump comes out before the new one goes in.
-    events.sort(key=lambda e: (e.on, e.at or _day_start(e.on), e.kind != "explant"))
-    return events
 
 
 @dataclass(frozen=True, slots=True)

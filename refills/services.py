@@ -328,11 +328,7 @@ def refill_visit_record(
         )
     implant_forecast_refresh(implant=implant, clinic=clinic)
     booked = appointment or (
-        Appointment.objects.valid()
-        .select_for_update()
-        .filter(implant=implant, kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED)
-        .order_by("starts_at")
-        .first()
+        Appointment.objects.booked_refills().select_for_update().filter(implant=implant).order_by("starts_at").first()
     )
     if booked is not None and booked.status == Appointment.Status.BOOKED:
         booked.status = Appointment.Status.COMPLETED
@@ -831,11 +827,7 @@ def appointment_book(
     if patient.status != Patient.Status.ACTIVE or patient.entered_in_error:
         raise ValidationError({"patient": "Appointments are booked for active patients only."})
     if kind == Appointment.Kind.REFILL:
-        existing = (
-            Appointment.objects.valid()
-            .filter(implant=implant, kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED)
-            .first()
-        )
+        existing = Appointment.objects.booked_refills().filter(implant=implant).first()
         if existing is not None:
             raise BookingConflict(
                 f"A refill is already booked for this pump on {timezone.localtime(existing.starts_at):%d %b %Y %H:%M}:"

@@ -36,6 +36,7 @@ from . import selectors, services
 from .alerts import services as alert_services
 from .alerts.reads import alert_list_open
 from .charts import ReservoirProjection, ReservoirRefill, battery_bar_svg, reservoir_chart_svg
+from .clinic_time import clinic_day_start
 from .forecasting import PROBLEM_LABELS
 from .forms import (
     AppointmentBookForm,
@@ -45,9 +46,12 @@ from .forms import (
     RefillVisitForm,
     WorklistFilterForm,
 )
-from .models import Alert, Appointment, ClinicSettings, ClosedDay, RefillVisit, Reminder
+from .models import Alert, Appointment, ClinicSettings, RefillVisit, Reminder
 from .no_shows import appointment_mark_no_show
 from .reminders.reads import reminder_list
+from .timeline import patient_get_timeline
+from .urgency import RefillUrgency, Urgency, refill_urgency_classify
+from .worklist import worklist_get
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +59,10 @@ logger = logging.getLogger(__name__)
 BOOKING_FIELDS = {"starts_at": "day", "implant": None, "patient": None, "status": None}
 
 
-def _day_start(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-
 def _booked_refill(implant: Implant | None) -> Appointment | None:
     if implant is None:
         return None
-    return (
-        Appointment.objects.valid()
-        .filter(implant=implant, kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED)
-        .order_by("starts_at")
-        .first()
-    )
+    return Appointment.objects.booked_refills().filter(implant=implant).order_by("starts_at").first()
 
 
 def _appointment_get(request: HttpRequest, appointment_id: int) -> Appointment:
@@ -96,7 +91,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
     form = WorklistFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     today = timezone.localdate()
-    data = selectors.worklist_get(
+    data = worklist_get(
         today=today,
         search=filters.get("q", ""),
         urgency=filters.get("urgency", ""),
@@ -110,8 +105,8 @@ def worklist(request: HttpRequest) -> HttpResponse:
     context = {
         "worklist": data,
         # Pumps due later than the alert window are folded away unless a filter asks for them.
-        "rows_now": [row for row in data.rows if row.urgency != selectors.Urgency.LATER],
-        "rows_later": [row for row in data.rows if row.urgency == selectors.Urgency.LATER],
+        "rows_now": [row for row in data.rows if row.urgency != Urgency.LATER],
+        "rows_later": [row for row in data.rows if row.urgency == Urgency.LATER],
         "show_all": show_all,
         "alerts": alerts,
         "failed_reminders": failed_reminders,
@@ -159,20 +154,20 @@ def calendar(request: HttpRequest) -> HttpResponse:
     days = [monday + dt.timedelta(days=i) for i in range(7)]
     clinic = ClinicSettings.load()
     appointments = (
-        selectors.appointment_list(start=_day_start(monday), end=_day_start(monday + dt.timedelta(days=7)))
+        selectors.appointment_list(start=clinic_day_start(monday), end=clinic_day_start(monday + dt.timedelta(days=7)))
         .exclude(status=Appointment.Status.CANCELLED)
         .select_related("patient")
     )
     by_day = defaultdict(list)
     for appointment in appointments:
         by_day[timezone.localdate(appointment.starts_at)].append(appointment)
-    closed = dict(ClosedDay.objects.filter(date__range=(days[0], days[-1])).values_list("date", "reason"))
+    closed = selectors.clinic_closed_days(start=days[0], end=days[-1], clinic=clinic)
     booked = selectors.refill_bookings_per_day(start=days[0], end=days[-1])
     columns = [
         {
             "day": day,
             "appointments": by_day.get(day, []),
-            "closed": day.weekday() in (clinic.closed_weekdays or []) or day in closed,
+            "closed": day in closed,
             "closed_reason": closed.get(day, ""),
             "refills": booked.get(day, 0),
             "is_today": day == today,
@@ -265,13 +260,26 @@ def _audit_view(request: HttpRequest, patient) -> None:
     audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
 
 
+def _refill_urgency(*, implant: Implant, today: dt.date) -> RefillUrgency | None:
+    if implant.forecast_due_by is None:
+        return None
+    clinic = ClinicSettings.load()
+    return refill_urgency_classify(
+        due_by=implant.forecast_due_by,
+        alarm_on=implant.forecast_alarm_on,
+        today=today,
+        unbooked_alert_days=clinic.unbooked_alert_days,
+        urgent_alert_days=clinic.urgent_alert_days,
+    )
+
+
 @staff_required("patients.view_patient", "pumps.view_implant", "refills.view_refillvisit")
 @require_GET
 def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     today, now = timezone.localdate(), timezone.now()
     implant = implant_get_active(patient=patient)
-    timeline = selectors.patient_get_timeline(patient=patient, now=now)
+    timeline = patient_get_timeline(patient=patient, now=now)
     context = {
         "patient": patient,
         "implant": implant,
@@ -296,8 +304,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "last_visit": last_visit,
                 "booked_refill": _booked_refill(implant),
                 "window": selectors.refill_window_get(implant=implant),
-                "days_to_due": (implant.forecast_due_by - today).days if implant.forecast_due_by else None,
-                "days_to_alarm": (implant.forecast_alarm_on - today).days if implant.forecast_alarm_on else None,
+                "urgency": _refill_urgency(implant=implant, today=today),
                 "reservoir_svg": mark_safe(_reservoir_chart_or_note(implant=implant, today=today)),  # noqa: S308
                 "battery": _battery(implant=implant, today=today),
             }

@@ -30,6 +30,7 @@ from pumps.models import Implant, PumpModel
 
 from ..clinic_time import clinic_tz
 from ..models import Alert, Appointment, ClinicSettings, RefillVisit, ReservoirEmptying
+from ..urgency import refill_urgency_classify
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +156,7 @@ def refill_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
     raised once (keyed on the day the stretch began), not daily, and says what is booked.
     """
     tz = clinic_tz()
-    booked = Appointment.objects.valid().filter(
-        implant=OuterRef("pk"), kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED
-    )
+    booked = Appointment.objects.booked_refills().filter(implant=OuterRef("pk"))
     emptied = ReservoirEmptying.objects.valid().filter(implant=OuterRef("pk")).order_by("-emptied_at", "-id")
     open_no_forecast = Alert.objects.filter(
         kind=Alert.Kind.NO_FORECAST, patient=OuterRef("patient"), resolved_at__isnull=True
@@ -177,8 +176,8 @@ def refill_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
     )
     # Pumps booked after their due-by date, whenever that is: found from the booked refills.
     late_booked = (
-        Appointment.objects.valid()
-        .filter(kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED, implant__isnull=False)
+        Appointment.objects.booked_refills()
+        .filter(implant__isnull=False)
         .annotate(day=TruncDate("starts_at", tzinfo=tz))
         .filter(day__gt=F("implant__forecast_due_by"), implant__forecast_due_by__gt=horizon)
         .values("implant_id")
@@ -233,9 +232,19 @@ def _refill_alerts_of(
     alarm_on: dt.date,
     booked_day: dt.date | None,
 ) -> list[Alert]:
+    if alarm_on is None:
+        # A due-by date with no alarm date was never computed by the forecast: isolate the row.
+        raise TypeError("forecast_alarm_on is empty")
+    urgency = refill_urgency_classify(
+        due_by=due_by,
+        alarm_on=alarm_on,
+        today=today,
+        unbooked_alert_days=clinic.unbooked_alert_days,
+        urgent_alert_days=clinic.urgent_alert_days,
+    )
     alerts = []
-    if booked_day is None and due_by <= today + dt.timedelta(days=clinic.unbooked_alert_days):
-        overdue = due_by < today
+    if booked_day is None and urgency.due_soon:
+        overdue = urgency.overdue
         alerts.append(
             alert_build(
                 Alert.Kind.REFILL_UNBOOKED,
@@ -247,8 +256,8 @@ def _refill_alerts_of(
                 f"(alarm {alarm_on:%d %b}); no refill booked.",
             )
         )
-    if alarm_on <= today + dt.timedelta(days=clinic.urgent_alert_days):
-        days = (alarm_on - today).days
+    if urgency.alarm_near:
+        days = urgency.days_to_alarm
         when = f"in {days} days" if days > 0 else ("TODAY" if days == 0 else f"{-days} days ago")
         if booked_day and booked_day <= alarm_on:
             booking = f"refill booked for {booked_day:%a %d %b}: make sure the patient comes."

@@ -33,10 +33,8 @@ class AlertScanResult:
 def appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> list[Alert]:
     """Booked refills long past with no visit become no-shows (the lead's service), one alert each."""
     late = (
-        Appointment.objects.valid()
+        Appointment.objects.booked_refills()
         .filter(
-            kind=Appointment.Kind.REFILL,
-            status=Appointment.Status.BOOKED,
             visit__isnull=True,
             starts_at__lt=now - dt.timedelta(hours=clinic.no_show_after_hours),
             patient__status=Patient.Status.ACTIVE,

@@ -20,7 +20,7 @@ from refills.alerts.scan import alerts_scan
 from refills.forecasting import Problem
 from refills.models import Alert, Appointment, ClinicSettings, RefillVisit, Reminder
 from refills.reminders.planning import reminders_scan
-from refills.selectors import worklist_get
+from refills.worklist import worklist_get
 from tests import factories
 from tests.helpers import implant_register_filled
 

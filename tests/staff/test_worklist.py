@@ -8,8 +8,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from refills.models import Alert, Appointment, AppointmentChangeRequest, ClinicSettings, Reminder
-from refills.selectors import Urgency, worklist_get
 from refills.services import appointment_book
+from refills.urgency import Urgency
+from refills.worklist import worklist_get
 from tests import factories
 
 from .conftest import TODAY, at, pump_refilled_on

@@ -1,0 +1,158 @@
+"""A patient's timeline for the staff page: referral to today and what is booked ahead."""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count
+from django.utils import timezone
+
+from patients.models import ScreeningTrial
+from pumps.models import DosePrescription, Implant
+
+from .clinic_time import clinic_day_start
+from .models import (
+    Appointment,
+    RefillVisit,
+    Reminder,
+)
+
+
+def _num(value: Decimal) -> str:
+    """20.00 -> "20", 3.10 -> "3.1": the way a nurse writes a volume or a dose."""
+    return f"{value.normalize():f}"
+
+
+def _pump_name(model) -> str:
+    return f"{model.manufacturer} {model.name} {_num(model.reservoir_ml)} mL"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    on: dt.date
+    at: dt.datetime | None
+    kind: str
+    title: str
+    detail: str = ""
+    flag: str = ""
+
+
+def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
+    """Referral to today and what is booked ahead, oldest first: one query per kind of record."""
+    events: list[TimelineEvent] = []
+    if patient.referred_on:
+        events.append(TimelineEvent(on=patient.referred_on, at=None, kind="referral", title="Referred for ITB"))
+    trials = (
+        ScreeningTrial.objects.valid()
+        .filter(patient=patient)
+        .annotate(step_count=Count("steps", distinct=True), assessment_count=Count("assessments", distinct=True))
+    )
+    for trial in trials:
+        events.append(
+            TimelineEvent(
+                on=trial.started_on,
+                at=None,
+                kind="trial",
+                title=f"Screening trial ({trial.get_kind_display().lower()})",
+                detail=f"{trial.step_count} dose(s), {trial.assessment_count} assessment(s); "
+                f"verdict: {trial.get_verdict_display().lower()}",
+                flag="ok" if trial.verdict == ScreeningTrial.Verdict.POSITIVE else "",
+            )
+        )
+    for implant in Implant.objects.valid().filter(patient=patient).select_related("pump_model"):
+        events.append(
+            TimelineEvent(
+                on=implant.implanted_on,
+                at=None,
+                kind="implant",
+                title=f"Pump implanted: {_pump_name(implant.pump_model)}",
+                detail=f"Serial {implant.serial_number}, catheter tip {implant.catheter_tip_level}, "
+                f"{implant.surgeon} at {implant.hospital}",
+            )
+        )
+        if implant.eri_reported_on:
+            events.append(
+                TimelineEvent(on=implant.eri_reported_on, at=None, kind="eri", title="ERI reported", flag="warn")
+            )
+        if implant.explanted_on:
+            events.append(
+                TimelineEvent(
+                    on=implant.explanted_on,
+                    at=None,
+                    kind="explant",
+                    title="Pump explanted",
+                    detail=implant.explant_reason,
+                )
+            )
+    for visit in RefillVisit.objects.valid().filter(implant__patient=patient).select_related("drug"):
+        detail = (
+            f"{_num(visit.volume_added_ml)} mL of {_num(visit.concentration_mcg_per_ml)} mcg/mL, "
+            f"{_num(visit.daily_dose_after_mcg)} mcg/day; residual {_num(visit.actual_residual_ml)} mL"
+        )
+        if visit.expected_residual_ml is not None:
+            detail += f" (expected {_num(visit.expected_residual_ml)} mL)"
+        detail += f"; alarm {visit.alarm_on.day} {visit.alarm_on:%b %Y}"
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(visit.performed_at),
+                at=visit.performed_at,
+                kind="refill",
+                title="Refill" + (": residual discrepancy" if visit.discrepancy_flagged else ""),
+                detail=detail,
+                flag="danger" if visit.discrepancy_flagged else "",
+            )
+        )
+    prescriptions = (
+        DosePrescription.objects.valid().filter(implant__patient=patient).exclude(reason="Set at refill visit")
+    )
+    for dose in prescriptions:
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(dose.effective_at),
+                at=dose.effective_at,
+                kind="dose",
+                title=f"Dose {_num(dose.daily_dose_mcg)} mcg/day ({dose.get_dosing_mode_display().lower()})",
+                detail=dose.reason,
+            )
+        )
+    # A completed refill appointment is the refill itself (shown above, on the day it happened).
+    appointments = (
+        Appointment.objects.valid()
+        .filter(patient=patient)
+        .exclude(status=Appointment.Status.COMPLETED, visit__isnull=False)
+    )
+    for appointment in appointments:
+        flag = {
+            Appointment.Status.NO_SHOW: "danger",
+            Appointment.Status.CANCELLED: "muted",
+            Appointment.Status.BOOKED: "info",
+        }.get(appointment.status, "")
+        detail = appointment.place
+        if appointment.cancel_reason:
+            detail += f"; cancelled: {appointment.cancel_reason}"
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(appointment.starts_at),
+                at=appointment.starts_at,
+                kind="appointment",
+                title=f"{appointment.get_kind_display()} appointment: {appointment.get_status_display().lower()}",
+                detail=detail,
+                flag=flag,
+            )
+        )
+    for reminder in Reminder.objects.filter(patient=patient).exclude(status=Reminder.Status.CANCELLED):
+        when = reminder.sent_at or reminder.send_at
+        events.append(
+            TimelineEvent(
+                on=timezone.localdate(when),
+                at=when,
+                kind="reminder",
+                title=f"{reminder.get_channel_display()} reminder {reminder.offset_days} days before: "
+                f"{reminder.get_status_display().lower()}",
+                detail=reminder.last_error if reminder.status == Reminder.Status.FAILED else "",
+                flag="danger" if reminder.status == Reminder.Status.FAILED else "",
+            )
+        )
+    # On a replacement day the old pump comes out before the new one goes in.
+    events.sort(key=lambda e: (e.on, e.at or clinic_day_start(e.on), e.kind != "explant"))
+    return events

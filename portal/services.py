@@ -1,4 +1,7 @@
-"""Writes of the portal: invitations, carers, calendar feeds, change requests, reminder preferences."""
+"""Writes of the portal: invitations, carers, calendar feeds, reminder preferences.
+
+A change request is a write of the care schedule: `refills.services.appointment_change_request_create`.
+"""
 
 import datetime as dt
 import secrets
@@ -17,7 +20,6 @@ from django.utils.http import urlsafe_base64_encode
 
 from itbclinic.accounts.roles import Role, is_staff_member, user_roles
 from patients.models import Patient
-from refills.models import Alert, Appointment, AppointmentChangeRequest
 
 from .models import CalendarFeed, CarerLink, PortalInvitation, hash_feed_token
 from .tokens import invitation_token_generator
@@ -170,56 +172,6 @@ def calendar_feed_revoke(*, user, patient: Patient, now: dt.datetime | None = No
 
 def calendar_feed_mark_used(*, feed: CalendarFeed, now: dt.datetime) -> None:
     CalendarFeed.objects.filter(pk=feed.pk).update(last_used_at=now)
-
-
-@transaction.atomic
-def change_request_create(
-    *,
-    appointment: Appointment,
-    requested_by,
-    preferred_date: dt.date,
-    message: str,
-    today: dt.date,
-) -> AppointmentChangeRequest:
-    """The patient asks for another date: a request row, and an alert on the nurses' worklist."""
-    message = (message or "").strip()
-    if not message:
-        raise ValidationError({"message": "Tell the clinic why you need another date, or what suits you."})
-    if preferred_date <= today:
-        raise ValidationError({"preferred_date": "Choose a date after today."})
-    if appointment.status != Appointment.Status.BOOKED or appointment.entered_in_error:
-        raise ValidationError("This appointment can no longer be changed online: please phone the clinic.")
-    locked = Appointment.objects.select_for_update().get(pk=appointment.pk)
-    if locked.change_requests.filter(status=AppointmentChangeRequest.Status.OPEN).exists():
-        raise ValidationError("You have already asked to change this appointment: the clinic will contact you.")
-    request = AppointmentChangeRequest.objects.create(
-        appointment=locked,
-        requested_by=requested_by,
-        preferred_dates=preferred_date.isoformat(),
-        message=message,
-    )
-    local_start = timezone.localtime(locked.starts_at)
-    text = (
-        f"{locked.patient.full_name} asks to move the {locked.get_kind_display().lower()} appointment of "
-        f"{local_start:%d %b %Y %H:%M} to {preferred_date:%d %b %Y}: {message[:300]}"
-    )
-    alert, created = Alert.objects.get_or_create(
-        kind=Alert.Kind.CHANGE_REQUEST,
-        patient=locked.patient,
-        key_date=today,
-        defaults={
-            "audience": Alert.Audience.NURSES,
-            "severity": Alert.Severity.WARNING,
-            "implant": locked.implant,
-            "appointment": locked,
-            "message": text,
-        },
-    )
-    if not created:
-        # A second request the same day re-opens the day's alert with the latest words.
-        alert.message, alert.appointment, alert.resolved_at, alert.resolved_by = text, locked, None, None
-        alert.save(update_fields=["message", "appointment", "resolved_at", "resolved_by"])
-    return request
 
 
 @transaction.atomic

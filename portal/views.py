@@ -18,6 +18,7 @@ from audit.models import AccessLog
 from audit.services import audit_record_access
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
+from refills.services import appointment_change_request_create
 
 from . import selectors, services
 from .content import alarm_description, what_to_bring
@@ -122,7 +123,7 @@ def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -
     form = ChangeRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.change_request_create(
+            appointment_change_request_create(
                 appointment=appointment,
                 requested_by=request.user,
                 preferred_date=form.cleaned_data["preferred_date"],

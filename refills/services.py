@@ -20,8 +20,9 @@ from pumps.rules import alarm_volume_errors, event_time_errors, planned_time_err
 from pumps.selectors import dose_get_in_force, implant_get_active
 from pumps.services import dose_prescribe, implant_explant, implant_record_eri, implant_register
 
+from .alerts.services import alert_raise_change_request
 from .forecasting import PumpForecast
-from .models import Appointment, ClinicSettings, RefillVisit, Reminder, ReservoirEmptying
+from .models import Appointment, AppointmentChangeRequest, ClinicSettings, RefillVisit, Reminder, ReservoirEmptying
 from .reminders.planning import reminders_materialise_for_appointment
 from .selectors import (
     clinic_day_is_closed,
@@ -915,6 +916,41 @@ def appointment_cancel(*, appointment: Appointment, reason: str, cancelled_by) -
     appointment.save(update_fields=["status", "cancel_reason", "updated_at"])
     reminders_materialise_for_appointment(appointment=appointment)
     return appointment
+
+
+@transaction.atomic
+def appointment_change_request_create(
+    *,
+    appointment: Appointment,
+    requested_by,
+    preferred_date: dt.date,
+    message: str,
+    today: dt.date,
+) -> AppointmentChangeRequest:
+    """The patient asks for another date (the portal): a request row, and an alert on the nurses' worklist."""
+    message = (message or "").strip()
+    if not message:
+        raise ValidationError({"message": "Tell the clinic why you need another date, or what suits you."})
+    if preferred_date <= today:
+        raise ValidationError({"preferred_date": "Choose a date after today."})
+    if appointment.status != Appointment.Status.BOOKED or appointment.entered_in_error:
+        raise ValidationError("This appointment can no longer be changed online: please phone the clinic.")
+    locked = Appointment.objects.select_for_update().get(pk=appointment.pk)
+    if locked.change_requests.filter(status=AppointmentChangeRequest.Status.OPEN).exists():
+        raise ValidationError("You have already asked to change this appointment: the clinic will contact you.")
+    request = AppointmentChangeRequest.objects.create(
+        appointment=locked,
+        requested_by=requested_by,
+        preferred_dates=preferred_date.isoformat(),
+        message=message,
+    )
+    local_start = timezone.localtime(locked.starts_at)
+    text = (
+        f"{locked.patient.full_name} asks to move the {locked.get_kind_display().lower()} appointment of "
+        f"{local_start:%d %b %Y %H:%M} to {preferred_date:%d %b %Y}: {message[:300]}"
+    )
+    alert_raise_change_request(appointment=locked, message=text, today=today)
+    return request
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-"""Alerts closed or acknowledged by hand, and alerts raised from outside the scan."""
+"""Alerts closed or acknowledged by hand, and alerts raised from outside the scan (a patient's request)."""
 
 import datetime as dt
 
@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Alert
+from ..models import Alert, Appointment
+from .raising import alerts_raise
 
 # Resolving these by hand must say what happened: the record of a handover or a closed file.
 ALERT_KINDS_NEEDING_A_NOTE = frozenset({Alert.Kind.PATIENT_STATUS})
@@ -31,3 +32,27 @@ def alert_acknowledge(*, alert: Alert, by, now: dt.datetime) -> Alert:
     Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=now, acknowledged_by=by)
     alert.refresh_from_db()
     return alert
+
+
+@transaction.atomic
+def alert_raise_change_request(*, appointment: Appointment, message: str, today: dt.date) -> None:
+    """A patient asked for another date: a CHANGE_REQUEST alert for the nurses, keyed on the day.
+
+    Raised through `alerts_raise`, as the scan's are, so the patient's withdrawal-risk flags settle
+    its severity. A second request the same day re-opens the day's alert with the latest words,
+    even one a nurse had resolved: the patient has asked again.
+    """
+    alert = Alert(
+        kind=Alert.Kind.CHANGE_REQUEST,
+        audience=Alert.Audience.NURSES,
+        severity=Alert.Severity.WARNING,
+        patient_id=appointment.patient_id,
+        implant_id=appointment.implant_id,
+        appointment=appointment,
+        key_date=today,
+        message=message,
+    )
+    alerts_raise([alert])
+    Alert.objects.filter(
+        kind=Alert.Kind.CHANGE_REQUEST, patient_id=appointment.patient_id, key_date=today, severity=alert.severity
+    ).update(message=message, appointment=appointment, resolved_at=None, resolved_by=None)

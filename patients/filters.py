@@ -1,4 +1,4 @@
-"""Query filters of the patients API (they narrow the scoped queryset: see itbclinic/api.py)."""
+"""Query filters of the patients API (they narrow the scoped queryset: see core/api/filters.py)."""
 
 import django_filters
 

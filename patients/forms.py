@@ -10,10 +10,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-# shim until the import sweep: import DateInput, DateTimeLocalInput, add_service_errors from core.forms
-# and plain_decimal from core.formatting (re-exported here for refills/ and pumps/views.py)
-from core.formatting import format_dose, plain_decimal  # noqa: F401
-from core.forms import DateInput, DateTimeLocalInput, add_service_errors  # noqa: F401
+from core.formatting import format_dose
+from core.forms import DateInput, DateTimeLocalInput
 
 from .models import AshworthScore, Patient, ScreeningTrial, TrialStep
 

@@ -9,9 +9,6 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
-# shim until the import sweep: import clinical_record_mark_entered_in_error from core.records
-from core.records import clinical_record_mark_entered_in_error  # noqa: F401
-
 from .models import AshworthScore, Patient, ScreeningTrial, TrialAssessment, TrialStep
 
 PATIENT_EDITABLE_FIELDS = frozenset(

@@ -16,8 +16,6 @@ from audit.models import AccessLog
 from audit.services import audit_record_access
 from core.formatting import format_dose, plain_decimal
 from core.forms import add_service_errors
-
-# shim until the import sweep: import staff_required from itbclinic.accounts.permissions, form_data from core.web
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 

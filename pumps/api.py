@@ -11,10 +11,9 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 
-from itbclinic.api import (
+from core.api import (
     ClinicalDateField,
     ClinicalDateTimeField,
-    ClinicViewSet,
     ListRetrieveMixin,
     MarkEnteredInErrorMixin,
     ScopedPrimaryKeyRelatedField,
@@ -24,10 +23,10 @@ from itbclinic.api import (
     StrictDecimalField,
     StrictIntegerField,
     StrictModelSerializer,
-    scope_by_patients,
     text,
 )
 from patients.api import patient_field
+from patients.api_base import PatientRecordViewSet, scope_by_patients
 from patients.models import VERTEBRAL_LEVELS
 
 from .filters import DrugFilter, DrugPumpIntervalFilter, ImplantFilter, PumpModelFilter
@@ -119,7 +118,7 @@ class DrugPumpIntervalSerializer(CatalogueSerializer):
         fields = ["id", "drug", "pump_model", "max_interval_days"]
 
 
-class CatalogueViewSet(ListRetrieveMixin, ClinicViewSet):
+class CatalogueViewSet(ListRetrieveMixin, PatientRecordViewSet):
     """List, read, add (POST) and change (PATCH); rows are retired with `is_active`, never deleted."""
 
     def scope_queryset(self, queryset):
@@ -304,7 +303,7 @@ class ImplantExplantSerializer(serializers.Serializer):
     explant_reason = text(required=True)
 
 
-class ImplantViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, ClinicViewSet):
+class ImplantViewSet(ListRetrieveMixin, MarkEnteredInErrorMixin, PatientRecordViewSet):
     """Implants: staff read all, a patient their own; clinicians record an ERI.
 
     Registering, replacing and explanting change the forecast and the bookings: the care schedule

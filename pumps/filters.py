@@ -1,8 +1,8 @@
-"""Query filters of the pumps API (they narrow the scoped queryset: see itbclinic/api.py)."""
+"""Query filters of the pumps API (they narrow the scoped queryset: see core/api/filters.py)."""
 
 import django_filters
 
-from itbclinic.api import BooleanFilter, IdFilter
+from core.api import BooleanFilter, IdFilter
 
 from .models import Drug, Implant, PumpModel
 

@@ -8,9 +8,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from patients.forms import add_service_errors
+from core.forms import add_service_errors
+from core.web import form_data
+from itbclinic.accounts.permissions import staff_required
 from patients.selectors import patient_list_visible_to
-from patients.views import form_data, staff_required
 
 from . import services
 from .forms import ImplantEriForm

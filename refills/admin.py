@@ -4,7 +4,8 @@ from django import forms
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from itbclinic.admin_actions import ClinicalRecordAdmin, ReadOnlyAdminMixin
+from audit.mixins import ClinicalRecordAdmin
+from core.admin import ReadOnlyAdminMixin
 from pumps.admin import DosePrescriptionAdmin, DrugAdmin, DrugPumpIntervalAdmin, PumpModelAdmin
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, PumpModel
 

@@ -17,17 +17,14 @@ from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from itbclinic.accounts.models import User
-from itbclinic.accounts.roles import Role
-from itbclinic.api import (
-    AuditedPatientAccessMixin,
+from audit.api import AuditedPatientAccessMixin
+from core.api import (
     ClinicalDateField,
     ClinicalDateTimeField,
     ClinicAutoSchema,
     ClinicJSONParser,
     ClinicModelPermissions,
     ClinicPagination,
-    ClinicViewSet,
     IdFilter,
     ListRetrieveMixin,
     MarkEnteredInErrorMixin,
@@ -40,11 +37,13 @@ from itbclinic.api import (
     StrictModelSerializer,
     exception_handler,
     reject_unknown_query_parameters,
-    role_required,
-    scope_by_patients,
     text,
 )
+from itbclinic.accounts.models import User
+from itbclinic.accounts.permissions import role_required
+from itbclinic.accounts.roles import Role
 from patients.api import patient_field
+from patients.api_base import PatientRecordViewSet, scope_by_patients
 from pumps.api import (
     DrugPumpIntervalViewSet,
     DrugViewSet,
@@ -171,7 +170,7 @@ class CareRecordMarkEnteredInErrorMixin(MarkEnteredInErrorMixin):
         care_record_mark_entered_in_error(record=record, by=self.request.user, reason=reason)
 
 
-class DosePrescriptionViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, ClinicViewSet):
+class DosePrescriptionViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, PatientRecordViewSet):
     """Dose history: a clinician records a dose change between refills (the concentration is the
     one in the reservoir); refill visits add their own entries."""
 
@@ -303,7 +302,7 @@ class RefillVisitRecordSerializer(serializers.Serializer):
     )
 
 
-class RefillVisitViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, ClinicViewSet):
+class RefillVisitViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, PatientRecordViewSet):
     """Refill visits: a nurse records one (`refill_visit_record`); staff read all, a patient their own."""
 
     permission_model = RefillVisit
@@ -381,7 +380,7 @@ class AppointmentCancelSerializer(serializers.Serializer):
     cancel_reason = text(required=True)
 
 
-class AppointmentViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, ClinicViewSet):
+class AppointmentViewSet(ListRetrieveMixin, CareRecordMarkEnteredInErrorMixin, PatientRecordViewSet):
     """Appointments: nurses and clinicians book, move, cancel and mark no-shows; a patient reads their own."""
 
     permission_model = Appointment
@@ -669,7 +668,7 @@ class AlertSerializer(StrictModelSerializer):
         read_only_fields = fields
 
 
-class AlertViewSet(ClinicViewSet):
+class AlertViewSet(PatientRecordViewSet):
     """Open alerts (`alert_list_open`): urgent first, then the most recent. Staff only; read-only here.
 
     Resolving one is the worklist's action (refills/views.py `alert_resolve`).

@@ -1,8 +1,8 @@
-"""Query filters of the care-schedule API (they narrow the scoped queryset: see itbclinic/api.py)."""
+"""Query filters of the care-schedule API (they narrow the scoped queryset: see core/api/filters.py)."""
 
 import django_filters
 
-from itbclinic.api import BooleanFilter, ClinicalDateTimeFilter, IdFilter
+from core.api import BooleanFilter, ClinicalDateTimeFilter, IdFilter
 from pumps.models import DosePrescription
 
 from .models import Appointment, RefillVisit

@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from core.forms import DateInput, DateTimeLocalInput
 from itbclinic.accounts.roles import Role
-from patients.forms import DateInput, DateTimeLocalInput
 from pumps.forms import drug_label
 from pumps.models import DosePrescription, Drug
 

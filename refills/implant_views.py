@@ -9,10 +9,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from patients.forms import add_service_errors, plain_decimal
+from core.formatting import plain_decimal
+from core.forms import add_service_errors
+from core.web import form_data
+from itbclinic.accounts.permissions import staff_required
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to, trial_get_summary
-from patients.views import form_data, staff_patient_get, staff_required
+from patients.views import staff_patient_get
 from pumps.forms import ImplantExplantForm, ImplantFillForm, ImplantRegisterForm, ImplantReplaceForm
 from pumps.models import Implant
 from pumps.selectors import implant_get_active

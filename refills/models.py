@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from itbclinic.records import ClinicalRecord, ClinicalRecordQuerySet
+from core.records import ClinicalRecord, ClinicalRecordQuerySet
 from patients.models import Patient
 from pumps.models import DosePrescription, Drug, Implant
 

@@ -12,9 +12,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import ConflictError
+from core.records import clinical_record_mark_entered_in_error
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
-from patients.services import clinical_record_mark_entered_in_error
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant, PumpModel
 from pumps.rules import alarm_volume_errors, event_time_errors, planned_time_errors
 from pumps.selectors import dose_get_in_force, implant_get_active
@@ -36,8 +37,10 @@ from .selectors import (
 from .validation import dose_bounds_errors, dosing_total, titration_confirmation_errors
 
 
-class BookingConflict(Exception):
+class BookingConflict(ConflictError):
     """Another booking for the same pump won the race (HTTP 409, a form error in the UI)."""
+
+    code = "booking_conflict"
 
 
 def _lock_implant(implant: Implant) -> Implant:

@@ -20,10 +20,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.models import AccessLog
 from audit.services import audit_record_access
-from patients.forms import add_service_errors, plain_decimal
+from core.formatting import plain_decimal
+from core.forms import add_service_errors
+from core.web import form_data
+from itbclinic.accounts.permissions import staff_required
 from patients.models import ScreeningTrial
 from patients.selectors import patient_list_visible_to
-from patients.views import form_data, staff_patient_get, staff_required
+from patients.views import staff_patient_get
 from pumps.models import Implant
 from pumps.selectors import (
     dose_get_in_force,

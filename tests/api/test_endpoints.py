@@ -801,8 +801,8 @@ def test_exception_handler_maps_domain_errors():
     from django.db import IntegrityError
     from rest_framework.test import APIRequestFactory
 
-    from itbclinic.api import exception_handler
-    from itbclinic.records import HardDeleteForbidden
+    from core.api import exception_handler
+    from core.records import HardDeleteForbidden
     from refills.services import BookingConflict
 
     context = {"request": APIRequestFactory().post("/api/x/"), "view": None}

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from demo.clinic import seed_clinic, stages
 from patients.models import Patient
 from refills.alerts.scan import alerts_scan
-from demo.clinic import seed_clinic, stages
 from tests import factories
 
 from .conftest import ARTIFACTS, login

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from itbclinic.records import HardDeleteForbidden
+from core.records import HardDeleteForbidden
 from pumps.models import DosePrescription, Implant
 from refills.models import Appointment, ClinicSettings, ClosedDay, RefillVisit
 from refills.selectors import implant_get_expected_residual, patient_list_due_for_refill, refill_slot_proposals

@@ -241,7 +241,7 @@ ROUTES: dict[str, Route] = {
     "staff:reservoir_empty": staff(read=("nurse", "clinician"), write=("nurse", "clinician")),
     "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
     "staff:alert_acknowledge": staff(read=None, write=STAFF_READERS),
-    # --- REST API (itbclinic/api.py and each app's api.py; issue 3) ---
+    # --- REST API (core/api/ and each app's api.py) ---
     "api:not-found": Route({m: _cells(frozenset({HIDDEN})) for m in METHODS}),
     "api:patient-list": api_list(
         readers=("nurse", "clinician", "clinic_admin"), patients_read=True, writers=STAFF_READERS

@@ -4,19 +4,10 @@ from decimal import Decimal
 
 from django import forms
 
-from core.formatting import format_drug, format_pump
 from core.forms import DateInput
 from patients.models import VERTEBRAL_LEVELS
 
 from .models import Drug, PumpModel
-
-
-def pump_model_label(model: PumpModel) -> str:
-    return format_pump(model)
-
-
-def drug_label(drug: Drug) -> str:
-    return format_drug(drug)
 
 
 class ImplantRegisterForm(forms.Form):
@@ -53,11 +44,6 @@ class ImplantRegisterForm(forms.Form):
     )
     mri_notes = forms.CharField(label="MRI notes", widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["pump_model"].label_from_instance = pump_model_label
-        self.fields["fill_drug"].label_from_instance = drug_label
-
 
 class ImplantFillForm(forms.Form):
     """The theatre fill of a pump registered without it (the same fields as at registration)."""
@@ -77,7 +63,6 @@ class ImplantFillForm(forms.Form):
         self.fields["fill_drug"].required = True
         self.fields["fill_volume_ml"].required = True
         self.fields["fill_drug_lot"].required = True
-        self.fields["fill_drug"].label_from_instance = drug_label
 
 
 class ImplantReplaceForm(ImplantRegisterForm):

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
+from core.formatting import format_drug, format_pump
 from core.records import ClinicalRecord
 from patients.models import VERTEBRAL_LEVELS, Patient
 
@@ -85,7 +86,7 @@ class PumpModel(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.manufacturer} {self.name} {self.reservoir_ml:g} mL"
+        return format_pump(self)
 
     @property
     def is_constant_flow(self) -> bool:
@@ -131,7 +132,7 @@ class Drug(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} {self.concentration_mcg_per_ml:g} mcg/mL"
+        return format_drug(self)
 
 
 class DrugPumpInterval(models.Model):

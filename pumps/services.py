@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.formatting import format_volume
 from patients.models import Patient
 
 from .models import DosePrescription, Drug, Implant, PumpModel
@@ -57,7 +58,7 @@ def implant_register(
         if fill_volume_ml is None:
             errors["fill_volume_ml"] = "Give the volume filled in theatre."
         elif fill_volume_ml <= 0 or fill_volume_ml > pump_model.reservoir_ml:
-            errors["fill_volume_ml"] = f"Between 0 and the reservoir's {pump_model.reservoir_ml.normalize():f} mL."
+            errors["fill_volume_ml"] = f"Between 0 and the reservoir's {format_volume(pump_model.reservoir_ml)}."
         else:
             threshold = pump_model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
             errors.update(

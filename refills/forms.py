@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from core.forms import DateInput, DateTimeLocalInput
 from itbclinic.accounts.roles import Role
-from pumps.forms import drug_label
 from pumps.models import DosePrescription, Drug
 
 from .models import Appointment, RefillVisit, ReservoirEmptying
@@ -205,7 +204,6 @@ class RefillVisitForm(ScheduleFormMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["drug"].label_from_instance = drug_label
         self.fields["prescriber"].queryset = clinician_queryset()
         self.fields["prescriber"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
 

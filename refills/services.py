@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import ConflictError
+from core.formatting import format_concentration, format_dose, format_volume
 from core.records import clinical_record_mark_entered_in_error
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
@@ -182,12 +183,12 @@ def refill_visit_record(
     if volume_added_ml is None or volume_added_ml <= 0:
         errors["volume_added_ml"] = "The volume added must be above zero."
     elif volume_added_ml > model.reservoir_ml:
-        errors["volume_added_ml"] = f"The reservoir holds {model.reservoir_ml.normalize():f} mL at most."
+        errors["volume_added_ml"] = f"The reservoir holds {format_volume(model.reservoir_ml)} at most."
     if actual_residual_ml is None or actual_residual_ml < 0:
         errors["actual_residual_ml"] = "The aspirated residual cannot be negative."
     elif actual_residual_ml > model.reservoir_ml:
         errors["actual_residual_ml"] = (
-            f"More than the reservoir's {model.reservoir_ml.normalize():f} mL cannot come back."
+            f"More than the reservoir's {format_volume(model.reservoir_ml)} cannot come back."
         )
     if not drug_lot.strip():
         errors["drug_lot"] = "Record the drug's lot number."
@@ -247,8 +248,8 @@ def refill_visit_record(
             prescriber = performed_by
         if not _is_clinician(prescriber):
             errors["prescriber"] = (
-                f"The prescribed dose is {dose_before.daily_dose_mcg.normalize():f} mcg/day at "
-                f"{dose_before.concentration_mcg_per_ml.normalize():f} mcg/mL: a change at a refill names the "
+                f"The prescribed dose is {format_dose(dose_before.daily_dose_mcg)} at "
+                f"{format_concentration(dose_before.concentration_mcg_per_ml)}: a change at a refill names the "
                 "clinician who prescribed it."
             )
     if changed and not errors:
@@ -493,8 +494,8 @@ def reservoir_empty_record(
         )
     )
     if volume_removed_ml is not None and not (0 <= volume_removed_ml <= implant.pump_model.reservoir_ml):
-        reservoir = implant.pump_model.reservoir_ml.normalize()
-        errors["volume_removed_ml"] = f"Between 0 and the reservoir's {reservoir:f} mL."
+        reservoir = format_volume(implant.pump_model.reservoir_ml)
+        errors["volume_removed_ml"] = f"Between 0 and the reservoir's {reservoir}."
     if errors:
         raise ValidationError(errors)
     emptying = ReservoirEmptying.objects.create(
@@ -576,7 +577,7 @@ def implant_fill_record(
     if fill_drug.screening_only:
         errors["fill_drug"] = f"{fill_drug} is for screening only, never for the pump."
     if fill_volume_ml is None or not 0 < fill_volume_ml <= model.reservoir_ml:
-        errors["fill_volume_ml"] = f"Between 0 and the reservoir's {model.reservoir_ml.normalize():f} mL."
+        errors["fill_volume_ml"] = f"Between 0 and the reservoir's {format_volume(model.reservoir_ml)}."
     else:
         threshold = model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
         errors.update(

@@ -2,11 +2,11 @@
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.db.models import Count
 from django.utils import timezone
 
+from core.formatting import format_concentration, format_dose, format_pump, format_volume
 from patients.models import ScreeningTrial
 from pumps.models import DosePrescription, Implant
 
@@ -16,15 +16,6 @@ from .models import (
     RefillVisit,
     Reminder,
 )
-
-
-def _num(value: Decimal) -> str:
-    """20.00 -> "20", 3.10 -> "3.1": the way a nurse writes a volume or a dose."""
-    return f"{value.normalize():f}"
-
-
-def _pump_name(model) -> str:
-    return f"{model.manufacturer} {model.name} {_num(model.reservoir_ml)} mL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +56,7 @@ def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
                 on=implant.implanted_on,
                 at=None,
                 kind="implant",
-                title=f"Pump implanted: {_pump_name(implant.pump_model)}",
+                title=f"Pump implanted: {format_pump(implant.pump_model)}",
                 detail=f"Serial {implant.serial_number}, catheter tip {implant.catheter_tip_level}, "
                 f"{implant.surgeon} at {implant.hospital}",
             )
@@ -86,11 +77,11 @@ def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
             )
     for visit in RefillVisit.objects.valid().filter(implant__patient=patient).select_related("drug"):
         detail = (
-            f"{_num(visit.volume_added_ml)} mL of {_num(visit.concentration_mcg_per_ml)} mcg/mL, "
-            f"{_num(visit.daily_dose_after_mcg)} mcg/day; residual {_num(visit.actual_residual_ml)} mL"
+            f"{format_volume(visit.volume_added_ml)} of {format_concentration(visit.concentration_mcg_per_ml)}, "
+            f"{format_dose(visit.daily_dose_after_mcg)}; residual {format_volume(visit.actual_residual_ml)}"
         )
         if visit.expected_residual_ml is not None:
-            detail += f" (expected {_num(visit.expected_residual_ml)} mL)"
+            detail += f" (expected {format_volume(visit.expected_residual_ml)})"
         detail += f"; alarm {visit.alarm_on.day} {visit.alarm_on:%b %Y}"
         events.append(
             TimelineEvent(
@@ -111,7 +102,7 @@ def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
                 on=timezone.localdate(dose.effective_at),
                 at=dose.effective_at,
                 kind="dose",
-                title=f"Dose {_num(dose.daily_dose_mcg)} mcg/day ({dose.get_dosing_mode_display().lower()})",
+                title=f"Dose {format_dose(dose.daily_dose_mcg)} ({dose.get_dosing_mode_display().lower()})",
                 detail=dose.reason,
             )
         )

@@ -8,6 +8,7 @@ so that the refill, dose-change and implant services, the forms and the API shar
 import datetime as dt
 from decimal import Decimal
 
+from core.formatting import format_dose, format_number
 from pumps.models import DosePrescription, Drug, Implant, PumpModel
 from pumps.rules import (
     Errors,
@@ -35,8 +36,8 @@ def dosing_total(
             return None, total.errors
         if daily_dose_mcg is not None and daily_dose_mcg != total.daily_dose_mcg:
             return None, {
-                field: f"The flex steps add up to {total.daily_dose_mcg.normalize():f} mcg/day, "
-                f"not {daily_dose_mcg.normalize():f}: correct one of them."
+                field: f"The flex steps add up to {format_dose(total.daily_dose_mcg)}, "
+                f"not {format_number(daily_dose_mcg)}: correct one of them."
             }
         return total.daily_dose_mcg, {}
     if dosing_mode == DosePrescription.Mode.PERIODIC_BOLUS and schedule:

@@ -6,6 +6,7 @@ classification the alert scan uses, and the template shows it (it never compares
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, Subquery
@@ -89,9 +90,9 @@ class Worklist:
     search_results: list | None
     # Active pumps with no forecast (fill not recorded, emptied, a record that cannot be
     # computed): nothing can warn before they run dry, so they head the worklist.
-    no_forecast: list[NoForecastRow] = ()
+    no_forecast: Sequence[NoForecastRow] = ()
     # Pumps whose battery dates could not be computed from their record (shown, not hidden).
-    battery_errors: list[Implant] = ()
+    battery_errors: Sequence[Implant] = ()
     # Counted over the whole clinic, whatever the filters.
     overdue_count: int = 0
     needs_booking_count: int = 0
@@ -103,8 +104,11 @@ class Worklist:
 
 def worklist_row_classify(*, implant: Implant, today: dt.date, clinic: ClinicSettings) -> WorklistRow:
     """Urgency of one refill from the forecast in force and the clinic's alert settings."""
+    due_by = implant.forecast_due_by
+    if due_by is None:  # `patient_list_due_for_refill` keeps only pumps with a forecast
+        raise ValueError(f"implant {implant.pk} has no forecast to classify")
     classified = refill_urgency_classify(
-        due_by=implant.forecast_due_by,
+        due_by=due_by,
         alarm_on=implant.forecast_alarm_on,
         today=today,
         unbooked_alert_days=clinic.unbooked_alert_days,
@@ -118,7 +122,7 @@ def worklist_row_classify(*, implant: Implant, today: dt.date, clinic: ClinicSet
         days_to_alarm=classified.days_to_alarm,
         urgency=classified.level,
         booked_at=booked_at,
-        booked_after_due=booked_at is not None and timezone.localdate(booked_at) > implant.forecast_due_by,
+        booked_after_due=booked_at is not None and timezone.localdate(booked_at) > due_by,
     )
 
 

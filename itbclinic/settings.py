@@ -238,7 +238,7 @@ SMS_PROVIDER_FROM = env.str("SMS_PROVIDER_FROM", default="ITBClinic")
 SMS_PROVIDER_TIMEOUT = env.float("SMS_PROVIDER_TIMEOUT", default=10.0)
 
 # ---------------------------------------------------------------------------
-# Reminder delivery (refills/reminders.py, refills/tasks.py). The clinical settings (offsets,
+# Reminder delivery (refills/reminders/, refills/tasks.py). The clinical settings (offsets,
 # hour, alert thresholds) live in the database; these are the delivery machinery's.
 # ---------------------------------------------------------------------------
 # A row left in "sending" this long (worker killed, broker lost the message) goes back to pending.

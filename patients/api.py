@@ -328,7 +328,9 @@ class TrialSummarySerializer(serializers.Serializer):
         max_digits=10,
         decimal_places=2,
         allow_null=True,
-        help_text="2× the effective bolus per 24 h, 1× when the effect lasted more than 8 h (DOMAIN.md).",
+        help_text=(
+            '2× the effective bolus per 24 h, 1× when the effect lasted more than 8 h (docs/domain.md "Screening").'
+        ),
     )
 
 

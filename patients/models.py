@@ -50,7 +50,7 @@ class Patient(ClinicalRecord):
     diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices)
     diagnosis_detail = models.CharField(max_length=200, blank=True)
     sci_level = models.CharField("spinal cord injury level", max_length=3, choices=VERTEBRAL_LEVELS, blank=True)
-    # Withdrawal-risk flags (DOMAIN.md "Why a missed refill is an emergency").
+    # Withdrawal-risk flags (docs/domain.md "Why a missed refill is an emergency").
     risk_high_sci = models.BooleanField("SCI at T6 or above", default=False)
     risk_communication_difficulty = models.BooleanField("communication difficulty", default=False)
     risk_previous_withdrawal = models.BooleanField("previous withdrawal", default=False)

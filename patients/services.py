@@ -36,7 +36,7 @@ PATIENT_EDITABLE_FIELDS = frozenset(
 )
 
 
-# Entries that cannot be true (DOMAIN.md): a birth, referral or trial after today, or before 1900.
+# Entries that cannot be true (docs/domain.md): a birth, referral or trial after today, or before 1900.
 # pumps/rules.py holds the same kind of check for pump events, but patients may not import pumps
 # (the apps depend one way: patients <- pumps <- refills), so this small one lives here.
 EARLIEST_DAY = dt.date(1900, 1, 1)

@@ -1,7 +1,7 @@
 """Plain words for the portal: what a pump's alarm sounds like, what to bring.
 
 Display text, not clinical rules: the dates themselves come from the refill visit and the
-pump catalogue (refills/, pumps/). Wording follows DOMAIN.md "Why a missed refill is an emergency".
+pump catalogue (refills/, pumps/). Wording follows docs/domain.md "Why a missed refill is an emergency".
 """
 
 from pumps.models import PumpModel

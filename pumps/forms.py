@@ -22,7 +22,7 @@ class ImplantRegisterForm(forms.Form):
     )
     surgeon = forms.CharField(max_length=200)
     hospital = forms.CharField(max_length=200)
-    # The fill in theatre: the forecast starts at the implant (DOMAIN.md "Fill at implant").
+    # The fill in theatre: the forecast starts at the implant (docs/domain.md "What feeds the forecast").
     fill_drug = forms.ModelChoiceField(
         label="Drug and concentration filled",
         queryset=Drug.objects.filter(is_active=True, screening_only=False),

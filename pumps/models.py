@@ -13,7 +13,7 @@ from patients.models import VERTEBRAL_LEVELS, Patient
 
 
 class PumpModel(models.Model):
-    """A catalogue row of settings per pump model (DOMAIN.md "Pumps"); editable in the admin."""
+    """A catalogue row of settings per pump model (docs/domain.md "Pumps"); editable in the admin."""
 
     class Flow(models.TextChoices):
         PROGRAMMABLE = "programmable", "Programmable"
@@ -39,7 +39,7 @@ class PumpModel(models.Model):
     )
     mri_note = models.TextField(blank=True)
     # Constant-flow pumps: the restrictor's flow, labelled per pump; this is the default an
-    # implant starts from (DOMAIN.md "Constant-flow pumps") [S25].
+    # implant starts from (docs/domain.md "What feeds the forecast") [S25].
     default_flow_ml_per_day = models.DecimalField(
         max_digits=6, decimal_places=3, null=True, blank=True, help_text="Constant-flow pumps only."
     )
@@ -98,13 +98,13 @@ class PumpModel(models.Model):
 
 
 class Drug(models.Model):
-    """A drug product at one concentration (DOMAIN.md "Drugs")."""
+    """A drug product at one concentration (docs/domain.md "Drugs")."""
 
     name = models.CharField(max_length=100)
     concentration_mcg_per_ml = models.DecimalField(max_digits=7, decimal_places=1)
     screening_only = models.BooleanField(default=False)
     compounded = models.BooleanField(default=False)
-    # DOMAIN.md "Drugs": no label cap for baclofen was found; the seed leaflet gives 2–6 months,
+    # docs/domain.md "Drugs": no label cap for baclofen was found; the seed leaflet gives 2–6 months,
     # so 180 days until the clinic confirms it from the product's label (blank: no cap).
     max_interval_days = models.PositiveSmallIntegerField(
         null=True,

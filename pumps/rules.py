@@ -191,7 +191,7 @@ def flex_schedule_total(
     first starts at 00:00, starts strictly increase, each runs until the next and the last until
     24:00. At most 13 steps (SynchroMed II); rates 0 or more (a zero rate is a pause; a day of
     nothing is left to `dose_errors`, which refuses it against the drug's minimum). docs/domain.md
-    "Flex dosing"; rates as text or Decimal (exact), never float.
+    "Pumps"; rates as text or Decimal (exact), never float.
     """
     if not isinstance(steps, Sequence) or isinstance(steps, str | bytes) or not steps:
         return ScheduleTotal(None, {field: "A flexible schedule needs at least one step, starting at 00:00."})
@@ -238,7 +238,7 @@ def periodic_bolus_total(
         daily_dose_mcg = basal_daily_dose_mcg + Σ mcg_i
 
     Boluses are ``[{"at": "HH:MM", "mcg": "25"}, …]``: at least one, valid distinct times,
-    each more than 0 mcg; the basal 0 or more. docs/domain.md "Flex dosing" (periodic boluses).
+    each more than 0 mcg; the basal 0 or more. docs/domain.md "What feeds the forecast" (periodic boluses).
     """
     _require_decimal(basal_daily_dose_mcg, "basal_daily_dose_mcg")
     problems: list[str] = []

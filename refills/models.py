@@ -60,14 +60,14 @@ class ClinicSettings(models.Model):
     closed_weekdays = models.JSONField(default=default_closed_weekdays, blank=True)
     default_place = models.CharField(max_length=200, default="ITB clinic room 2")
     # Escalation: urgent alerts also go by SMS to the on-call phone, and again (to both lists)
-    # when nobody acknowledges them in time (DOMAIN.md "Events that must escalate").
+    # when nobody acknowledges them in time (docs/domain.md "Events that must escalate").
     on_call_phone = models.CharField(
         max_length=32, blank=True, help_text="Urgent alerts are texted here (international format)."
     )
     escalate_after_minutes = models.PositiveSmallIntegerField(
         default=60, help_text="An urgent alert nobody has acknowledged after this long is escalated again."
     )
-    # Entries that cannot be true (DOMAIN.md): clock skew allowed for "now", titration limits.
+    # Entries that cannot be true (docs/domain.md): clock skew allowed for "now", titration limits.
     clock_skew_minutes = models.PositiveSmallIntegerField(default=5, validators=[MaxValueValidator(60)])
     titration_max_increase_pct = models.PositiveSmallIntegerField(default=20)
     titration_max_increase_cerebral_pct = models.PositiveSmallIntegerField(default=15)
@@ -107,7 +107,7 @@ class ClosedDay(models.Model):
 
 
 class RefillVisit(ClinicalRecord):
-    """One refill of the pump (DOMAIN.md "The refill visit records")."""
+    """One refill of the pump (docs/domain.md "The refill visit")."""
 
     class BatteryStatus(models.TextChoices):
         OK = "ok", "OK"

@@ -155,7 +155,7 @@ def refill_visit_record(
     """Record a refill: discrepancy against the history, the new forecast, dose history, appointment.
 
     A nurse refills at the prescribed dose; a change of dose, concentration or mode at the refill
-    names the clinician who prescribed it (DOMAIN.md "Entries that cannot be true").
+    names the clinician who prescribed it (docs/domain.md "Entries that cannot be true").
     """
     now = timezone.localtime(now or timezone.now())
     implant = _lock_implant(implant)
@@ -341,7 +341,7 @@ def refill_visit_record(
         booked.save(update_fields=["status", "visit", "updated_at"])
     battery_warning = battery_status in (RefillVisit.BatteryStatus.ERI, RefillVisit.BatteryStatus.EOS)
     if battery_warning and implant.eri_reported_on is None:
-        # The date the pump logged it, not the visit's (DOMAIN.md "Events that must escalate").
+        # The date the pump logged it, not the visit's (docs/domain.md "Events that must escalate").
         implant_record_eri(implant=implant, eri_on=battery_event_on or refilled_on, by=performed_by, now=now)
     return visit
 

@@ -1,4 +1,4 @@
-"""The pump and drug catalogues of DOMAIN.md ("Pumps", "Drugs"); the clinic admin edits them."""
+"""The pump and drug catalogues of docs/domain.md ("Pumps", "Drugs"); the clinic admin edits them."""
 
 from decimal import Decimal
 

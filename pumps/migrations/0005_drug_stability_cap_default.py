@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 def default_cap(apps, schema_editor):
-    """The catalogue's baclofen rows get the 180-day default cap (DOMAIN.md "Drugs"); the clinic
+    """The catalogue's baclofen rows get the 180-day default cap (docs/domain.md "Drugs"); the clinic
     confirms or changes it from each product's label."""
     apps.get_model("pumps", "Drug").objects.filter(max_interval_days__isnull=True).update(max_interval_days=180)
 

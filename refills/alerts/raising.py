@@ -107,7 +107,7 @@ def _risk_flags_apply(alerts: list[Alert], *, risk_flags: dict[int, str]) -> Non
     """Withdrawal-risk flags raise every alert one step and ride on it, in words.
 
     SCI at T6 or above, communication difficulty (the patient may not say they feel unwell),
-    previous withdrawal (DOMAIN.md "Why a missed refill is an emergency"). Idempotent: an alert
+    previous withdrawal (docs/domain.md "Why a missed refill is an emergency"). Idempotent: an alert
     that already carries its flags is left as it is.
     """
     for alert in alerts:

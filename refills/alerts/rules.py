@@ -152,7 +152,7 @@ def refill_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
     REFILL_URGENT is raised from `urgent_alert_days` before the alarm date until the pump is
     refilled: a new one every day while nothing is booked before the alarm. A refill booked
     inside that last stretch does not silence it, because one missed visit there would leave
-    less than the urgent margin (DOMAIN.md "Why a missed refill is an emergency"), but it is
+    less than the urgent margin (docs/domain.md "Why a missed refill is an emergency"), but it is
     raised once (keyed on the day the stretch began), not daily, and says what is booked.
     """
     tz = clinic_tz()

@@ -1,7 +1,7 @@
 """Never silent, in the browser: a pump registered with its theatre fill is on the schedule at once,
 one registered without it is urgent; a pump replaced in one step; impossible refills refused.
 
-Dates follow DOMAIN.md's worked example: a 20 mL SynchroMed II filled with 20 mL of 2000 mcg/mL
+Dates follow docs/domain.md's worked example: a 20 mL SynchroMed II filled with 20 mL of 2000 mcg/mL
 at 400 mcg/day falls 0.2 mL/day, so from a fill on day D the 2 mL alarm is on D + 90, the
 reservoir is empty on D + 100, and the refill is due by D + 85 (the 5-day safety margin).
 """

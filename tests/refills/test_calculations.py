@@ -17,7 +17,7 @@ from refills.calculations import (
 
 D = Decimal
 
-# Worked example 1 in DOMAIN.md "Refill arithmetic": 20 mL SynchroMed II.
+# Worked example 1 in docs/domain.md "Refill arithmetic": 20 mL SynchroMed II.
 EXAMPLE = {
     "refilled_on": date(2025, 1, 6),
     "volume_ml": D("20"),

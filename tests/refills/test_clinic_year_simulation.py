@@ -68,7 +68,7 @@ def regimen(rng: random.Random, reservoir: Decimal, threshold: Decimal) -> tuple
     """A realistic dose (100–800 mcg/day) and the weakest strength lasting about three months or more.
 
     Clinics choose the concentration so that refills come every 1–6 months, most often 3–4
-    (DOMAIN.md "The patient's path"); a high dose in a small pump may still need 6-weekly refills.
+    (docs/domain.md "The patient's path"); a high dose in a small pump may still need 6-weekly refills.
     """
     dose = Decimal(rng.randrange(100, 801, 10))
     for concentration in CONCENTRATIONS:

@@ -1,4 +1,4 @@
-"""Events that must escalate (DOMAIN.md): raised level-triggered, texted, escalated until acknowledged."""
+"""Events that must escalate (docs/domain.md): raised level-triggered, texted, escalated until acknowledged."""
 
 import datetime as dt
 from decimal import Decimal

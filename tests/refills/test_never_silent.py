@@ -1,6 +1,6 @@
 """Every way a pump's record enters, changes or goes wrong, through the services, with exact dates.
 
-The worked example of DOMAIN.md runs through them: a 20 mL SynchroMed II filled with 2000 mcg/mL
+The worked example of docs/domain.md runs through them: a 20 mL SynchroMed II filled with 2000 mcg/mL
 at 400 mcg/day on 6 Jan 2025 → alarm 6 Apr, empty 16 Apr, due by 1 Apr (5-day margin).
 """
 

@@ -83,7 +83,7 @@ def test_plan_booked_hours_before_sends_nothing():
 # --- materialise: one row per key ---------------------------------------------------------
 @pytest.fixture
 def booked(nurse):
-    """DOMAIN.md's worked example: refilled 6 Jan 2025, due by 1 Apr; booked on 3 Mar for Mon 31 Mar 10:00."""
+    """docs/domain.md's worked example: refilled 6 Jan 2025, due by 1 Apr; booked on 3 Mar for Mon 31 Mar 10:00."""
     implant = refilled_implant(nurse=nurse, on=local(2025, 1, 6))
     appointment = book(implant=implant, nurse=nurse, starts_at=local(2025, 3, 31, 10), now=local(2025, 3, 3, 12))
     return appointment

@@ -27,7 +27,7 @@ def open_alerts(**filters):
 
 @pytest.fixture
 def implant(nurse):
-    # refilled 6 Jan 2025: due by Tue 1 Apr, alarm Sun 6 Apr (DOMAIN.md's worked example)
+    # refilled 6 Jan 2025: due by Tue 1 Apr, alarm Sun 6 Apr (docs/domain.md's worked example)
     return refilled_implant(nurse=nurse, on=local(2025, 1, 6))
 
 

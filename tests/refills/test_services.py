@@ -49,7 +49,7 @@ def implant():
 
 
 def test_first_refill_follows_the_worked_example_and_sets_the_forecast_in_force(implant, nurse):
-    # given DOMAIN.md's example: 20 mL SynchroMed II, 2000 mcg/mL, 400 mcg/day, refilled 2025-01-06
+    # given docs/domain.md's worked example: 20 mL SynchroMed II, 2000 mcg/mL, 400 mcg/day, refilled 2025-01-06
     # when
     visit = record(implant, nurse, at(2025, 1, 6))
     # then

@@ -36,12 +36,6 @@ def dose_get_planned(*, implant: Implant, now: dt.datetime) -> DosePrescription 
     return qs.order_by("effective_at", "id").first()
 
 
-def dose_list_since(*, implant: Implant, after: dt.datetime) -> list[DosePrescription]:
-    return list(
-        DosePrescription.objects.valid().filter(implant=implant, effective_at__gt=after).order_by("effective_at", "id")
-    )
-
-
 def implant_get_replacement_plan(*, implant: Implant) -> ReplacementPlan | None:
     """The battery plan from the model's settings [S1][S4]; None for pumps without a battery."""
     model = implant.pump_model

@@ -594,9 +594,6 @@ AUDITED_GETS: dict[str, tuple[str, ...]] = {
     # The clinic admin opening a patient in the Django admin (audit.mixins.AuditedModelAdminMixin).
     "admin:patients_patient_change": ("clinic_admin",),
 }
-# Record pages that do not log yet (found by this test): their owner must call
-# audit_record_access (or @audit_patient_view); the case then XPASSes: delete it from here.
-KNOWN_AUDIT_GAPS: set[str] = set()
 AUDIT_CASES = [
     (f, role) for f in ALL_ROUTES if f.key in AUDITED_GETS and "format" not in f.params for role in AUDITED_GETS[f.key]
 ]
@@ -604,11 +601,8 @@ AUDIT_CASES = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("found,role", AUDIT_CASES, ids=[f"{f.key}|{role}" for f, role in AUDIT_CASES])
-def test_record_pages_write_the_access_log(found: Found, role: str, matrix_world, frozen, request):
+def test_record_pages_write_the_access_log(found: Found, role: str, matrix_world, frozen):
     from audit.models import AccessLog
-
-    if found.key in KNOWN_AUDIT_GAPS:
-        request.applymarker(pytest.mark.xfail(reason=f"{found.key} does not write the access log yet", strict=False))
 
     world = matrix_world
     url = _url(found, classify(found, world), world)

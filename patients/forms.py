@@ -7,7 +7,6 @@ through `core.forms.add_service_errors`, so the nurse sees the message next to t
 from decimal import Decimal
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from core.formatting import format_dose
@@ -105,15 +104,6 @@ class TrialAssessmentForm(forms.Form):
             for group in AshworthScore.MuscleGroup.values
             if self.cleaned_data.get(f"mas_{group}")
         }
-
-    def clean(self):
-        cleaned = super().clean()
-        if not any(cleaned.get(f"mas_{g}") for g in AshworthScore.MuscleGroup.values) and cleaned.get("penn_score") in (
-            None,
-            "",
-        ):
-            raise ValidationError("Score at least one muscle group or the Penn scale.")
-        return cleaned
 
 
 class TrialVerdictForm(forms.Form):

@@ -211,6 +211,10 @@ def trial_assessment_add(
             errors["ashworth"] = f"Unknown muscle group {group!r}."
         elif score not in valid_scores:
             errors["ashworth"] = f"Modified Ashworth score must be one of 0, 1, 1+, 2, 3, 4 (got {score!r})."
+    if not ashworth and penn_score is None:
+        # An assessment with nothing scored cannot show a change from baseline (docs/domain.md
+        # "Screening"): the one home of this rule, for the staff form and the API alike.
+        errors["ashworth"] = "Score at least one muscle group or the Penn scale."
     if step is not None and step.trial_id != trial.pk:
         errors["step"] = "This step belongs to another trial."
     if errors:

@@ -8,7 +8,7 @@ from django.middleware.csrf import get_token
 from django.test import RequestFactory
 
 from audit.models import AccessLog
-from patients.models import Patient, ScreeningTrial
+from patients.models import Patient, ScreeningTrial, TrialAssessment
 from pumps.models import DosePrescription, Implant
 from refills.models import Appointment, RefillVisit
 from tests import factories
@@ -585,8 +585,20 @@ def test_assessment_bad_input_names_the_field(world, client_for, body, field):
     assert list(response.json()) == [field]
 
 
+def test_an_assessment_that_scores_nothing_is_refused_like_the_form(world, client_for):
+    body = {"assessed_at": "2025-03-03T08:45:00Z", "hours_after": "1", "ashworth": {}}
+
+    response = client_for("clinician").call("POST", f"/api/trials/{world.a.trial.pk}/assessments/", body)
+
+    assert (response.status_code, response.json()) == (
+        400,
+        {"ashworth": ["Score at least one muscle group or the Penn scale."]},
+    )
+    assert TrialAssessment.objects.filter(trial=world.a.trial, hours_after=1).count() == 0
+
+
 def test_step_of_another_trial_is_refused(world, client_for):
-    body = {"assessed_at": "2025-03-03T08:45:00Z", "hours_after": "1", "step": world.b.step.pk}
+    body = {"assessed_at": "2025-03-03T08:45:00Z", "hours_after": "1", "step": world.b.step.pk, "penn_score": 2}
 
     response = client_for("clinician").call("POST", f"/api/trials/{world.a.trial.pk}/assessments/", body)
 

@@ -52,12 +52,13 @@ coverage: $(DEV_STAMP) ## The whole suite with a line-coverage report in the ter
 typecheck: $(DEV_STAMP) ## mypy with django-stubs (strict for the clinical rules; see pyproject.toml)
 	$(PY) -m mypy
 
-lint: $(DEV_STAMP) ## ruff check + format check, import contract, mypy, bandit, pip-audit
+lint: $(DEV_STAMP) ## ruff check + format check, import contract, mypy, template lint, bandit, pip-audit
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
-	$(VENV)/bin/bandit -q -r itbclinic patients pumps refills audit portal -x '*/migrations/*' --severity-level high
+	$(VENV)/bin/djlint --lint itbclinic patients pumps refills portal audit demo
+	$(VENV)/bin/bandit -q -r core itbclinic patients pumps refills audit portal demo -x '*/migrations/*' --severity-level high
 	$(PY) .ci/pip_audit.py
 
 format: $(DEV_STAMP) ## Format the code with ruff

@@ -11,8 +11,10 @@ How it works
   with **patient B's object**: patient A ("patient"), and a carer linked only to A ("carer"),
   must get 404 on patient routes, and be denied (403 or a redirect to a login page, never 200)
   on staff routes; B ("owner") must get in where the portal lets them.
-- Each cell runs in a savepoint that is rolled back, as a freshly logged-in client, from its own
-  address (so per-address rate limits of one role do not bleed into another).
+- Each cell runs in a savepoint that is rolled back, as a logged-in client, from its own address
+  (so per-address rate limits of one role do not bleed into another). Each role logs in once per
+  module, with the world: its session row outlives every cell's rollback, and a client whose
+  cookie a cell changed (a logout, a rotated key) gets that session back before the next cell.
 
 To classify a new route, add one line to ROUTES, e.g.
     "staff:implant_detail": staff(of(implant_id="implant"), read=STAFF_READERS),
@@ -473,23 +475,38 @@ def _user_for(role: str, world: World):
 
 
 class RoleClients:
-    """One client per role, each from its own address; logged in again if a cell logged it out."""
+    """One client per role, each from its own address, on its role's session of the module.
 
-    def __init__(self, world: World):
+    A cell that logged the client out or rotated its key was rolled back: the role's session row
+    is intact, so the client is simply given its cookie again.
+    """
+
+    def __init__(self, world: World, sessions: dict[str, str]):
         self.world = world
-        self.clients: dict[str, tuple[Client, str | None]] = {}
+        self.sessions = sessions
+        self.clients: dict[str, Client] = {}
 
     def get(self, role: str) -> Client:
-        client, cookie = self.clients.get(role, (None, None))
-        user = _user_for(role, self.world)
+        client = self.clients.get(role)
         if client is None:
-            client = Client(REMOTE_ADDR=f"127.0.0.{10 + ROLES.index(role)}")
+            client = self.clients[role] = Client(REMOTE_ADDR=f"127.0.0.{10 + ROLES.index(role)}")
+        session = self.sessions.get(role)
         current = client.cookies.get("sessionid")
-        if user is not None and (cookie is None or current is None or current.value != cookie):
-            client.force_login(user)
-            cookie = client.cookies["sessionid"].value
-        self.clients[role] = (client, cookie)
+        if session is not None and (current is None or current.value != session):
+            client.cookies["sessionid"] = session
         return client
+
+
+def _log_in_every_role(world: World) -> dict[str, str]:
+    """Each role's session key, made once (force_login costs a session row and a last_login write)."""
+    sessions = {}
+    for role in ROLES:
+        user = _user_for(role, world)
+        if user is not None:
+            client = Client()
+            client.force_login(user)
+            sessions[role] = client.cookies["sessionid"].value
+    return sessions
 
 
 def _request(clients: RoleClients, role: str, method: str, url: str):
@@ -523,18 +540,19 @@ def test_matrix_has_no_stale_entries(capsys):
 
 @pytest.fixture(scope="module")
 def matrix_world(django_db_setup, django_db_blocker):
-    """One world for the whole module: every cell runs in a savepoint that is rolled back."""
+    """One world for the whole module, and each role's session: every cell runs in a savepoint that is rolled back."""
     with django_db_blocker.unblock(), transaction.atomic():
         with time_machine.travel(FROZEN_NOW, tick=False), override_settings(PASSWORD_HASHERS=FAST_HASHERS):
             world = make_world()
-        yield world
+            sessions = _log_in_every_role(world)
+        yield world, sessions
         transaction.set_rollback(True)
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("found", ALL_ROUTES, ids=[f"{f.key}|{f.pattern}" for f in ALL_ROUTES])
 def test_route_matrix(found: Found, matrix_world, frozen, record_property):
-    world = matrix_world
+    world, sessions = matrix_world
     probe = os.environ.get("URL_MATRIX_PROBE") == "1"
     route = classify(found, world)
     if route is None and probe:
@@ -543,7 +561,7 @@ def test_route_matrix(found: Found, matrix_world, frozen, record_property):
         pytest.fail(how_to_classify(found))
     url = _url(found, route, world)
     failures, cells = [], 0
-    clients = RoleClients(world)
+    clients = RoleClients(world, sessions)
     for method in METHODS:
         expected_by_role = route.methods.get(method, route.refused)
         for role in ROLES:
@@ -604,9 +622,9 @@ AUDIT_CASES = [
 def test_record_pages_write_the_access_log(found: Found, role: str, matrix_world, frozen):
     from audit.models import AccessLog
 
-    world = matrix_world
+    world, sessions = matrix_world
     url = _url(found, classify(found, world), world)
-    client = RoleClients(world).get(role)
+    client = RoleClients(world, sessions).get(role)
     with transaction.atomic():
         before = AccessLog.objects.filter(patient=world.b.patient).count()
         response = client.get(url)

@@ -4,8 +4,12 @@ import ipaddress
 import logging
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.db import models, transaction
 from django.http import HttpRequest
+from django.urls import ResolverMatch
+
+from itbclinic.accounts.models import User
 
 from .models import AccessLog
 
@@ -32,7 +36,7 @@ def client_address(*, request: HttpRequest) -> str | None:
 
 
 def _resource_of(request: HttpRequest | None) -> str:
-    match = getattr(request, "resolver_match", None) if request is not None else None
+    match: ResolverMatch | None = getattr(request, "resolver_match", None) if request is not None else None
     if match is not None and match.view_name:
         return match.view_name
     return "unknown"
@@ -41,7 +45,7 @@ def _resource_of(request: HttpRequest | None) -> str:
 @transaction.atomic
 def audit_record_access(
     *,
-    user,
+    user: User | AnonymousUser | None,
     patient: models.Model,
     action: str,
     request: HttpRequest | None,
@@ -58,11 +62,15 @@ def audit_record_access(
     """
     if action not in AccessLog.Action.values:
         raise ValueError(f"action must be one of {AccessLog.Action.values}, got {action!r}")
-    authenticated = user is not None and getattr(user, "is_authenticated", False)
+    # No account for None or an unauthenticated user (AnonymousUser is never authenticated).
+    account = None if user is None or isinstance(user, AnonymousUser) else user
+    if account is not None and not getattr(account, "is_authenticated", False):
+        account = None
     entry = AccessLog.objects.create(
-        user=user if authenticated else None,
-        username=user.get_username() if authenticated else "",
-        patient=patient,
+        user=account,
+        username=account.get_username() if account is not None else "",
+        # audit sits below patients in the layering, so it cannot name patients.Patient here.
+        patient=patient,  # type: ignore[misc]
         action=action,
         resource=(resource or _resource_of(request))[:200],
         detail=detail[:200],

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from itbclinic.accounts.models import User
+
 from .models import AshworthScore, Patient, ScreeningTrial, TrialAssessment, TrialStep
 
 PATIENT_EDITABLE_FIELDS = frozenset(
@@ -42,7 +44,9 @@ PATIENT_EDITABLE_FIELDS = frozenset(
 EARLIEST_DAY = dt.date(1900, 1, 1)
 
 
-def _day_errors(*, field: str, label: str, day: object, today: dt.date, not_before=None) -> dict[str, str]:
+def _day_errors(
+    *, field: str, label: str, day: object, today: dt.date, not_before: tuple[str, object] | None = None
+) -> dict[str, str]:
     """`day` after today, before 1900 or before `not_before` (label, date) -> {field: message}.
 
     Only a real date is judged: a missing or malformed value is the model's own error to report.
@@ -95,7 +99,7 @@ def _full_clean(instance: models.Model, rules: Callable[[], Mapping[str, str]]) 
         raise ValidationError(combined)
 
 
-def _apply(instance, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
+def _apply(instance: models.Model, data: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = set(data) - allowed
     if unknown:
         raise ValidationError({name: "This field cannot be set here." for name in sorted(unknown)})
@@ -129,7 +133,7 @@ def patient_update(*, patient: Patient, data: Mapping[str, Any], today: dt.date 
 def trial_start(
     *,
     patient: Patient,
-    clinician,
+    clinician: User,
     started_on: dt.date,
     kind: str = ScreeningTrial.Kind.BOLUS,
     positivity_rule: str = ScreeningTrial.Rule.CLINICIAN,
@@ -167,7 +171,7 @@ def trial_step_add(
     given_at: dt.datetime,
     dose_mcg: Decimal,
     volume_ml: Decimal,
-    given_by,
+    given_by: User,
     route: str = TrialStep.Route.LP_BOLUS,
     infusion_rate_mcg_per_day: Decimal | None = None,
     notes: str = "",
@@ -194,7 +198,7 @@ def trial_assessment_add(
     *,
     trial: ScreeningTrial,
     assessed_at: dt.datetime,
-    assessed_by,
+    assessed_by: User,
     hours_after: Decimal,
     ashworth: Mapping[str, str],
     step: TrialStep | None = None,
@@ -244,7 +248,7 @@ def trial_record_verdict(
     trial: ScreeningTrial,
     verdict: str,
     positivity_rule: str,
-    by,
+    by: User,
     effective_bolus_mcg: Decimal | None = None,
     effect_hours: Decimal | None = None,
     verdict_notes: str = "",

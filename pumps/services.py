@@ -2,12 +2,14 @@
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.formatting import format_volume
+from itbclinic.accounts.models import User
 from patients.models import Patient
 
 from .models import DosePrescription, Drug, Implant, PumpModel
@@ -24,7 +26,7 @@ def implant_register(
     surgeon: str,
     hospital: str,
     catheter_tip_level: str,
-    recorded_by,
+    recorded_by: User,
     catheter_model: str = "",
     mri_notes: str = "",
     starting_daily_dose_mcg: Decimal | None = None,
@@ -142,7 +144,7 @@ def implant_register(
 
 @transaction.atomic
 def implant_record_eri(
-    *, implant: Implant, eri_on: dt.date, by, now: dt.datetime | None = None, skew_minutes: int = 5
+    *, implant: Implant, eri_on: dt.date, by: User, now: dt.datetime | None = None, skew_minutes: int = 5
 ) -> Implant:
     now = timezone.localtime(now or timezone.now())
     implant = Implant.objects.select_for_update().get(pk=implant.pk)
@@ -166,7 +168,13 @@ def implant_record_eri(
 
 @transaction.atomic
 def implant_explant(
-    *, implant: Implant, explanted_on: dt.date, reason: str, by, now: dt.datetime | None = None, skew_minutes: int = 5
+    *,
+    implant: Implant,
+    explanted_on: dt.date,
+    reason: str,
+    by: User,
+    now: dt.datetime | None = None,
+    skew_minutes: int = 5,
 ) -> Implant:
     """The pump explanted (the care schedule's `implant_explant_record` also closes its bookings)."""
     now = timezone.localtime(now or timezone.now())
@@ -201,12 +209,12 @@ def implant_explant(
 def dose_prescribe(
     *,
     implant: Implant,
-    daily_dose_mcg: Decimal,
-    concentration_mcg_per_ml: Decimal,
+    daily_dose_mcg: Decimal | None,
+    concentration_mcg_per_ml: Decimal | None,
     effective_at: dt.datetime,
-    prescribed_by,
+    prescribed_by: User,
     dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
-    schedule: list | None = None,
+    schedule: list[dict[str, Any]] | None = None,
     patient_bolus_mcg: Decimal | None = None,
     patient_boluses_per_day: int | None = None,
     titration_confirmed: bool = False,
@@ -222,6 +230,7 @@ def dose_prescribe(
         errors["implant"] = "This pump is not active."
     if errors:
         raise ValidationError(errors)
+    assert daily_dose_mcg is not None and concentration_mcg_per_ml is not None  # the errors above
     prescription = DosePrescription(
         implant=implant,
         daily_dose_mcg=daily_dose_mcg,

@@ -32,7 +32,11 @@ def implant_eri(request: HttpRequest, implant_id: int) -> HttpResponse:
     form = ImplantEriForm(form_data(request), initial={"eri_on": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         try:
-            services.implant_record_eri(implant=implant, eri_on=form.cleaned_data["eri_on"], by=request.user)
+            services.implant_record_eri(
+                implant=implant,
+                eri_on=form.cleaned_data["eri_on"],
+                by=request.user,  # type: ignore[arg-type]  # staff_required: never anonymous
+            )
         except ValidationError as exc:
             add_service_errors(form, exc, field_map={"eri_reported_on": "eri_on"})
         else:

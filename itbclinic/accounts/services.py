@@ -4,11 +4,12 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 
-def user_sessions_end(*, user, keep_session_key: str | None = None) -> int:
+def user_sessions_end(*, user: AbstractBaseUser, keep_session_key: str | None = None) -> int:
     """
     Delete every live session of `user` except `keep_session_key`; return how many ended.
 

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from itbclinic.accounts.models import User
+
 from ..models import Alert, Appointment
 from .raising import alerts_raise
 
@@ -14,7 +16,7 @@ ALERT_KINDS_NEEDING_A_NOTE = frozenset({Alert.Kind.PATIENT_STATUS})
 
 
 @transaction.atomic
-def alert_resolve(*, alert: Alert, by, note: str = "", now: dt.datetime | None = None) -> Alert:
+def alert_resolve(*, alert: Alert, by: User, note: str = "", now: dt.datetime | None = None) -> Alert:
     """A nurse or clinician closes an alert by hand (e.g. the patient was phoned)."""
     if alert.kind in ALERT_KINDS_NEEDING_A_NOTE and not note.strip():
         raise ValidationError({"note": "Say what happened (e.g. handed over to the receiving clinic, record closed)."})
@@ -27,7 +29,7 @@ def alert_resolve(*, alert: Alert, by, note: str = "", now: dt.datetime | None =
 
 
 @transaction.atomic
-def alert_acknowledge(*, alert: Alert, by, now: dt.datetime) -> Alert:
+def alert_acknowledge(*, alert: Alert, by: User, now: dt.datetime) -> Alert:
     """Someone has seen the alert and is acting on it: it stays open, but stops being escalated."""
     Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(acknowledged_at=now, acknowledged_by=by)
     alert.refresh_from_db()

@@ -73,7 +73,7 @@ def _reminder_problem(reminder: Reminder, now: dt.datetime) -> str:
     return ""
 
 
-def reminder_message_context(*, reminder: Reminder, clinic: ClinicSettings) -> dict:
+def reminder_message_context(*, reminder: Reminder, clinic: ClinicSettings) -> dict[str, object]:
     """What a reminder says: date, time, place, how to reschedule. No clinical detail."""
     return {
         "given_name": reminder.patient.given_name,

@@ -17,6 +17,7 @@ from django.db.models import (
     Q,
     QuerySet,
 )
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from patients.models import Patient
@@ -43,11 +44,12 @@ def _patient_reachable_q(prefix: str) -> Q:
 
 
 def _appointments_to_remind(*, now: dt.datetime) -> QuerySet[Appointment]:
-    return (
+    appointments: QuerySet[Appointment] = (
         Appointment.objects.valid()
         .filter(status=Appointment.Status.BOOKED, starts_at__gt=now)
         .filter(_patient_reachable_q("patient__"))
     )
+    return appointments
 
 
 def _reminders_cancel_obsolete(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
@@ -99,7 +101,7 @@ def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointm
     offsets = sorted(set(clinic.reminder_offsets_days or []))
     if not offsets:
         return 0
-    missing = None
+    missing: Combinable | Q | None = None
     for offset in offsets:
         lacks = ~Exists(
             Reminder.objects.filter(

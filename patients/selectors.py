@@ -3,15 +3,17 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
+from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, is_staff_member, user_roles
 
 from .calculations import mas_numeric, mean_change_from_baseline, starting_daily_dose
 from .models import Patient, ScreeningTrial, TrialAssessment
 
 
-def patient_list_visible_to(*, user) -> QuerySet[Patient]:
+def patient_list_visible_to(*, user: User | AnonymousUser) -> QuerySet[Patient]:
     """Every patient for staff; a patient user sees only their own record (never 403: just absent)."""
     if is_staff_member(user):
         return Patient.objects.valid()

@@ -3,8 +3,10 @@
 import datetime as dt
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
+from itbclinic.accounts.models import User
 from patients.models import Patient
 from pumps.calculations import ReplacementPlan
 from pumps.models import Implant
@@ -15,19 +17,19 @@ from refills.selectors import appointment_get_next, refill_visit_list
 from .models import CalendarFeed, CarerLink, hash_feed_token
 
 
-def portal_patient_list_for(*, user) -> QuerySet[Patient]:
+def portal_patient_list_for(*, user: User | AnonymousUser) -> QuerySet[Patient]:
     """The patient's own record and those of the patients a carer is linked to (active links)."""
-    if not getattr(user, "is_authenticated", False):
+    if isinstance(user, AnonymousUser) or not getattr(user, "is_authenticated", False):
         return Patient.objects.none()
     linked = CarerLink.objects.filter(carer=user, revoked_at__isnull=True).values("patient_id")
     return Patient.objects.valid().filter(Q(user=user) | Q(pk__in=linked)).order_by("family_name", "given_name", "pk")
 
 
-def portal_patient_get(*, user, patient_id: int) -> Patient | None:
+def portal_patient_get(*, user: User | AnonymousUser, patient_id: int) -> Patient | None:
     return portal_patient_list_for(user=user).filter(pk=patient_id).first()
 
 
-def portal_is_carer_for(*, user, patient: Patient) -> bool:
+def portal_is_carer_for(*, user: User | AnonymousUser, patient: Patient) -> bool:
     return patient.user_id != user.pk
 
 
@@ -55,7 +57,7 @@ def portal_change_request_get_open(*, appointment: Appointment) -> AppointmentCh
     return appointment.change_requests.filter(status=AppointmentChangeRequest.Status.OPEN).first()
 
 
-def calendar_feed_get_active(*, user, patient: Patient) -> CalendarFeed | None:
+def calendar_feed_get_active(*, user: User, patient: Patient) -> CalendarFeed | None:
     return CalendarFeed.objects.filter(user=user, patient=patient, revoked_at__isnull=True).first()
 
 

@@ -199,7 +199,8 @@ def calendar_settings(request: HttpRequest, patient_id: int) -> HttpResponse:
             return redirect("portal:calendar_settings", patient_id=patient.pk)
         else:
             return HttpResponse("Unknown action.", status=400, content_type="text/plain")
-    feed = selectors.calendar_feed_get_active(user=request.user, patient=patient)
+    # portal_view: never anonymous here.
+    feed = selectors.calendar_feed_get_active(user=request.user, patient=patient)  # type: ignore[arg-type]
     context = {**_common(request, patient), "feed": feed, "new_url": new_url}
     return render(request, "portal/calendar.html", context)
 

@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from patients.models import Patient
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant
 
 from .calculations import ResidualDiscrepancy, residual_discrepancy
@@ -36,7 +37,7 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 
-def booked_refills_of(implant_ref) -> QuerySet[Appointment]:
+def booked_refills_of(implant_ref: Implant | OuterRef) -> QuerySet[Appointment]:
     """The booked refills of one pump (an implant or an `OuterRef` to one)."""
     return Appointment.objects.booked_refills().filter(implant=implant_ref)
 
@@ -67,7 +68,7 @@ def refill_visit_get_latest(*, implant: Implant) -> RefillVisit | None:
     return RefillVisit.objects.valid().filter(implant=implant).order_by("-performed_at", "-id").first()
 
 
-def refill_visit_list(*, implant: Implant | None = None, patient=None) -> QuerySet[RefillVisit]:
+def refill_visit_list(*, implant: Implant | None = None, patient: Patient | None = None) -> QuerySet[RefillVisit]:
     qs = RefillVisit.objects.valid().select_related("implant__pump_model", "drug", "performed_by")
     if implant is not None:
         qs = qs.filter(implant=implant)
@@ -105,6 +106,7 @@ def implant_history_events(*, implant: Implant) -> list[Event]:
     events: list[Event] = []
     if implant.fill_volume_ml and implant.fill_drug_id:
         drug = implant.fill_drug
+        assert drug is not None  # fill_drug_id is set
         events.append(
             Fill(
                 at=clinic_day_start(implant.implanted_on),
@@ -270,7 +272,7 @@ def appointment_list(
     end: dt.datetime | None = None,
     kind: str | None = None,
     status: str | None = None,
-    patient=None,
+    patient: Patient | None = None,
 ) -> QuerySet[Appointment]:
     qs = Appointment.objects.valid().select_related("patient", "implant__pump_model")
     if start is not None:
@@ -286,7 +288,7 @@ def appointment_list(
     return qs.order_by("starts_at", "id")
 
 
-def appointment_get_next(*, patient, now: dt.datetime) -> Appointment | None:
+def appointment_get_next(*, patient: Patient, now: dt.datetime) -> Appointment | None:
     return (
         Appointment.objects.valid()
         .filter(patient=patient, status=Appointment.Status.BOOKED, starts_at__gte=now)

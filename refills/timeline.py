@@ -7,7 +7,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from core.formatting import format_concentration, format_dose, format_pump, format_volume
-from patients.models import ScreeningTrial
+from patients.models import Patient, ScreeningTrial
 from pumps.models import DosePrescription, Implant
 
 from .clinic_time import clinic_day_start
@@ -28,7 +28,7 @@ class TimelineEvent:
     flag: str = ""
 
 
-def patient_get_timeline(*, patient, now: dt.datetime) -> list[TimelineEvent]:
+def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[TimelineEvent]:
     """Referral to today and what is booked ahead, oldest first: one query per kind of record."""
     events: list[TimelineEvent] = []
     if patient.referred_on:

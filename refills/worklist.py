@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
+from patients.models import Patient
 from patients.selectors import patient_list
 from pumps.calculations import ReplacementPlan
 from pumps.models import Implant
@@ -47,7 +48,7 @@ class WorklistRow:
     booked_id: int | None = None
 
     @property
-    def patient(self):
+    def patient(self) -> Patient:
         return self.implant.patient
 
     @property

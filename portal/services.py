@@ -7,7 +7,6 @@ import datetime as dt
 import secrets
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -18,18 +17,17 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, is_staff_member, user_roles
 from patients.models import Patient
 
 from .models import CalendarFeed, CarerLink, PortalInvitation, hash_feed_token
 from .tokens import invitation_token_generator
 
-User = get_user_model()
 
-
-def _portal_user_for(*, email: str, patient: Patient, carer: bool):
+def _portal_user_for(*, email: str, patient: Patient, carer: bool) -> User:
     """The account the invitation is for: the patient's own, or one found or made for the email."""
-    if not carer and patient.user_id is not None:
+    if not carer and patient.user is not None:
         return patient.user
     existing = User.objects.filter(username__iexact=email).first() or User.objects.filter(email__iexact=email).first()
     if existing is not None:
@@ -52,11 +50,12 @@ def _portal_user_for(*, email: str, patient: Patient, carer: bool):
     return user
 
 
-def _invitation_link(*, user) -> str:
+def _invitation_link(*, user: User) -> str:
     uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
     token = invitation_token_generator.make_token(user)
     path = reverse("portal:invitation_accept", kwargs={"uidb64": uidb64, "token": token})
-    return settings.SITE_URL.rstrip("/") + path
+    site: str = settings.SITE_URL
+    return site.rstrip("/") + path
 
 
 @transaction.atomic
@@ -64,7 +63,7 @@ def portal_invite_patient(
     *,
     patient: Patient,
     email: str,
-    invited_by,
+    invited_by: User,
     carer: bool = False,
     consent_note: str = "",
     now: dt.datetime | None = None,
@@ -100,7 +99,7 @@ def portal_invite_patient(
             )
     elif patient.user_id != user.pk:
         patient.user = user
-        patient._history_user = invited_by
+        patient._history_user = invited_by  # type: ignore[attr-defined]  # simple_history: who made the change
         patient.save(update_fields=["user", "updated_at"])
 
     invitation = PortalInvitation.objects.create(
@@ -126,7 +125,7 @@ def portal_invite_patient(
     return invitation
 
 
-def portal_invitation_pending(*, user, now: dt.datetime) -> PortalInvitation | None:
+def portal_invitation_pending(*, user: User, now: dt.datetime) -> PortalInvitation | None:
     return (
         PortalInvitation.objects.filter(user=user, accepted_at__isnull=True, expires_at__gt=now)
         .order_by("-invited_at")
@@ -135,23 +134,23 @@ def portal_invitation_pending(*, user, now: dt.datetime) -> PortalInvitation | N
 
 
 @transaction.atomic
-def portal_invitation_accept(*, user, now: dt.datetime) -> int:
+def portal_invitation_accept(*, user: User, now: dt.datetime) -> int:
     """Mark the user's pending invitations used (the password is set); returns how many."""
     return PortalInvitation.objects.filter(user=user, accepted_at__isnull=True).update(accepted_at=now)
 
 
 @transaction.atomic
-def carer_link_revoke(*, link: CarerLink, by, now: dt.datetime | None = None) -> CarerLink:
+def carer_link_revoke(*, link: CarerLink, by: User, now: dt.datetime | None = None) -> CarerLink:
     if link.revoked_at is None:
         link.revoked_at = now or timezone.now()
         link.revoked_by = by
-        link._history_user = by
+        link._history_user = by  # type: ignore[attr-defined]  # simple_history: who made the change
         link.save(update_fields=["revoked_at", "revoked_by"])
     return link
 
 
 @transaction.atomic
-def calendar_feed_create(*, user, patient: Patient, now: dt.datetime | None = None) -> tuple[CalendarFeed, str]:
+def calendar_feed_create(*, user: User, patient: Patient, now: dt.datetime | None = None) -> tuple[CalendarFeed, str]:
     """A new private feed address; any previous one of this user for this patient stops working.
 
     Returns the feed and its token. The token is shown once and never stored (only its hash).
@@ -164,7 +163,7 @@ def calendar_feed_create(*, user, patient: Patient, now: dt.datetime | None = No
 
 
 @transaction.atomic
-def calendar_feed_revoke(*, user, patient: Patient, now: dt.datetime | None = None) -> int:
+def calendar_feed_revoke(*, user: User, patient: Patient, now: dt.datetime | None = None) -> int:
     return CalendarFeed.objects.filter(user=user, patient=patient, revoked_at__isnull=True).update(
         revoked_at=now or timezone.now()
     )
@@ -175,7 +174,7 @@ def calendar_feed_mark_used(*, feed: CalendarFeed, now: dt.datetime) -> None:
 
 
 @transaction.atomic
-def patient_update_reminder_preferences(*, patient: Patient, channel: str, consent: bool, by) -> Patient:
+def patient_update_reminder_preferences(*, patient: Patient, channel: str, consent: bool, by: User) -> Patient:
     """Change only how (and whether) the patient is reminded; the change is kept in the history."""
     if channel not in Patient.Channel.values:
         raise ValidationError({"reminder_channel": f"Choose one of: {', '.join(Patient.Channel.labels)}."})
@@ -185,6 +184,6 @@ def patient_update_reminder_preferences(*, patient: Patient, channel: str, conse
         raise ValidationError({"reminder_channel": "The clinic has no email address for you: choose text message."})
     patient.reminder_channel = channel
     patient.reminder_consent = consent
-    patient._history_user = by
+    patient._history_user = by  # type: ignore[attr-defined]  # simple_history: who made the change
     patient.save(update_fields=["reminder_channel", "reminder_consent", "updated_at"])
     return patient

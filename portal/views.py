@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.models import AccessLog
 from audit.services import audit_record_access
+from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
 from refills.services import appointment_change_request_create
@@ -24,7 +25,16 @@ from . import selectors, services
 from .content import alarm_description, what_to_bring
 from .forms import ChangeRequestForm, InvitationForm, ReminderPreferencesForm
 from .ics import appointments_calendar
+from .models import PortalInvitation
 from .tokens import invitation_token_generator
+
+
+def _signed_in(request: HttpRequest) -> User:
+    """The logged-in user: portal_view and staff_required let no anonymous request through."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
+
 
 security_log = logging.getLogger("itbclinic.security")
 
@@ -125,7 +135,7 @@ def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -
         try:
             appointment_change_request_create(
                 appointment=appointment,
-                requested_by=request.user,
+                requested_by=_signed_in(request),
                 preferred_date=form.cleaned_data["preferred_date"],
                 message=form.cleaned_data["message"],
                 today=timezone.localdate(),
@@ -170,7 +180,7 @@ def reminder_preferences(request: HttpRequest, patient_id: int) -> HttpResponse:
                 patient=patient,
                 channel=form.cleaned_data["reminder_channel"],
                 consent=form.cleaned_data["reminder_consent"],
-                by=request.user,
+                by=_signed_in(request),
             )
         except ValidationError as exc:
             _add_errors(form, exc)
@@ -190,11 +200,11 @@ def calendar_settings(request: HttpRequest, patient_id: int) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "create":
-            _feed, token = services.calendar_feed_create(user=request.user, patient=patient)
+            _feed, token = services.calendar_feed_create(user=_signed_in(request), patient=patient)
             # Shown once, in this answer only: the database keeps just the token's hash.
             new_url = request.build_absolute_uri(reverse("portal:calendar_feed", kwargs={"token": token}))
         elif action == "revoke":
-            services.calendar_feed_revoke(user=request.user, patient=patient)
+            services.calendar_feed_revoke(user=_signed_in(request), patient=patient)
             messages.success(request, "The calendar address is switched off. Calendars using it stop updating.")
             return redirect("portal:calendar_settings", patient_id=patient.pk)
         else:
@@ -244,7 +254,7 @@ def invite(request: HttpRequest, patient_id: int) -> HttpResponse:
             invitation = services.portal_invite_patient(
                 patient=patient,
                 email=form.cleaned_data["email"],
-                invited_by=request.user,
+                invited_by=_signed_in(request),
                 carer=form.cleaned_data["carer"],
                 consent_note=form.cleaned_data["consent_note"],
             )
@@ -255,7 +265,7 @@ def invite(request: HttpRequest, patient_id: int) -> HttpResponse:
             messages.success(request, f"Invitation sent to {invitation.email} ({who}).")
             return redirect("portal:invite", patient_id=patient.pk)
     audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
-    invitations = services.PortalInvitation.objects.filter(patient=patient).select_related("user", "invited_by")[:10]
+    invitations = PortalInvitation.objects.filter(patient=patient).select_related("user", "invited_by")[:10]
     carers = patient.carer_links.select_related("carer").order_by("-consent_recorded_at")
     context = {"patient": patient, "form": form, "invitations": invitations, "carers": carers}
     return render(request, "portal/invite.html", context)

@@ -6,15 +6,17 @@ nurses acting on one pump at once are serialised: exactly one wins, the other ge
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.errors import ConflictError
 from core.formatting import format_concentration, format_dose, format_volume
 from core.records import clinical_record_mark_entered_in_error
+from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant, PumpModel
@@ -45,7 +47,8 @@ class BookingConflict(ConflictError):
 
 
 def _lock_implant(implant: Implant) -> Implant:
-    return Implant.objects.select_for_update().select_related("pump_model", "patient").get(pk=implant.pk)
+    locked: Implant = Implant.objects.select_for_update().select_related("pump_model", "patient").get(pk=implant.pk)
+    return locked
 
 
 def implant_forecast_refresh(*, implant: Implant, clinic: ClinicSettings | None = None) -> PumpForecast:
@@ -68,7 +71,7 @@ def implant_forecast_refresh(*, implant: Implant, clinic: ClinicSettings | None 
     return forecast
 
 
-def forecasts_recompute(*, implants=None) -> int:
+def forecasts_recompute(*, implants: QuerySet[Implant] | None = None) -> int:
     """Recompute the stored forecast of every active pump (or of `implants`), one row at a time.
 
     A clinic setting or a catalogue row that feeds the forecast (safety margin, stability cap,
@@ -85,7 +88,7 @@ def forecasts_recompute(*, implants=None) -> int:
     return count
 
 
-def forecasts_recompute_after_catalogue_change(*, record) -> int:
+def forecasts_recompute_after_catalogue_change(*, record: models.Model) -> int:
     """Recompute the pumps whose forecast a changed settings or catalogue row feeds.
 
     ClinicSettings (safety margin): every active pump. A PumpModel (alarm volume, constant flow):
@@ -121,7 +124,7 @@ def forecasts_refresh_missing() -> int:
     return forecasts_recompute(implants=missing)
 
 
-def _is_clinician(user) -> bool:
+def _is_clinician(user: User | None) -> bool:
     return user is not None and has_role(user, Role.CLINICIAN)
 
 
@@ -130,15 +133,15 @@ def refill_visit_record(
     *,
     implant: Implant,
     performed_at: dt.datetime,
-    performed_by,
+    performed_by: User,
     actual_residual_ml: Decimal,
     volume_added_ml: Decimal,
     drug: Drug,
     drug_lot: str,
     daily_dose_after_mcg: Decimal | None = None,
     dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
-    schedule: list | None = None,
-    prescriber=None,
+    schedule: list[dict[str, str]] | None = None,
+    prescriber: User | None = None,
     alarm_threshold_ml: Decimal | None = None,
     battery_status: str = RefillVisit.BatteryStatus.OK,
     battery_event_on: dt.date | None = None,
@@ -228,7 +231,7 @@ def refill_visit_record(
     dose = refill_dose_for(implant=implant, drug=drug, daily_dose_mcg=dose_total)
     if dose is None or dose <= 0:
         errors.setdefault("daily_dose_after_mcg", "The daily dose must be above zero.")
-    if errors:
+    if errors or dose is None:
         raise ValidationError(errors)
 
     errors.update(
@@ -281,7 +284,7 @@ def refill_visit_record(
         clinic=clinic,
     )
     forecast = preview.forecast
-    if forecast is None:
+    if forecast is None or forecast.alarm_on is None or forecast.empty_on is None or forecast.due_by is None:
         raise ValidationError({"volume_added_ml": "The forecast cannot be computed from these values."})
     discrepancy = preview.discrepancy
     visit = RefillVisit.objects.create(
@@ -355,8 +358,9 @@ def _fill_in_force_concentration(*, implant: Implant, at: dt.datetime) -> Decima
         .first()
     )
     if visit is not None:
-        return visit.concentration_mcg_per_ml
-    if implant.fill_drug_id:
+        concentration: Decimal = visit.concentration_mcg_per_ml
+        return concentration
+    if implant.fill_drug is not None:
         return implant.fill_drug.concentration_mcg_per_ml
     in_force = dose_get_in_force(implant=implant, at=at)
     return in_force.concentration_mcg_per_ml if in_force else None
@@ -368,9 +372,9 @@ def dose_change_record(
     implant: Implant,
     daily_dose_mcg: Decimal | None,
     effective_at: dt.datetime,
-    prescribed_by,
+    prescribed_by: User,
     dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
-    schedule: list | None = None,
+    schedule: list[dict[str, str]] | None = None,
     patient_bolus_mcg: Decimal | None = None,
     patient_boluses_per_day: int | None = None,
     titration_confirmed: bool = False,
@@ -412,11 +416,13 @@ def dose_change_record(
         field="daily_dose_mcg", dosing_mode=dosing_mode, daily_dose_mcg=daily_dose_mcg, schedule=schedule
     )
     errors.update(schedule_errors)
+    if dose is None and not schedule_errors:
+        errors["daily_dose_mcg"] = "Give the new daily dose."
     if patient_bolus_mcg is not None and not model.patient_boluses:
         errors["patient_bolus_mcg"] = f"The {model} has no patient-activated boluses."
     if (patient_bolus_mcg is None) != (patient_boluses_per_day is None):
         errors["patient_boluses_per_day"] = "Give both the bolus dose and the number allowed per day."
-    if errors:
+    if errors or dose is None:
         raise ValidationError(errors)
     concentration = _fill_in_force_concentration(implant=implant, at=effective_at)
     if concentration is None:
@@ -469,7 +475,7 @@ def reservoir_empty_record(
     *,
     implant: Implant,
     emptied_at: dt.datetime,
-    recorded_by,
+    recorded_by: User,
     reason: str = ReservoirEmptying.Reason.MRI,
     volume_removed_ml: Decimal | None = None,
     notes: str = "",
@@ -511,7 +517,9 @@ def reservoir_empty_record(
 
 
 @transaction.atomic
-def implant_register_with_fill(*, patient: Patient, recorded_by, now: dt.datetime | None = None, **fields) -> Implant:
+def implant_register_with_fill(
+    *, patient: Patient, recorded_by: User, now: dt.datetime | None = None, **fields: Any
+) -> Implant:
     """Register a pump with its fill in theatre, so its forecast starts at the implant.
 
     `fields` are those of `pumps.services.implant_register`; the forecast is stored in the same
@@ -546,7 +554,7 @@ def implant_register_with_fill(*, patient: Patient, recorded_by, now: dt.datetim
 def implant_fill_record(
     *,
     implant: Implant,
-    recorded_by,
+    recorded_by: User,
     fill_drug: Drug,
     fill_volume_ml: Decimal,
     fill_drug_lot: str,
@@ -599,7 +607,7 @@ def implant_fill_record(
     dose = (flow * fill_drug.concentration_mcg_per_ml).quantize(Decimal("0.01")) if flow else starting_daily_dose_mcg
     if dose is None:
         errors["starting_daily_dose_mcg"] = "Give the starting dose programmed in theatre."
-    if errors:
+    if errors or dose is None:
         raise ValidationError(errors)
     errors.update(
         dose_bounds_errors(
@@ -655,7 +663,7 @@ def implant_fill_record(
     return implant
 
 
-def _close_schedule_of(*, implant: Implant, reason: str, by) -> int:
+def _close_schedule_of(*, implant: Implant, reason: str, by: User) -> int:
     """Cancel the pump's booked refill appointments and their pending reminders (the pump is gone)."""
     cancelled = 0
     for appointment in Appointment.objects.valid().booked_refills().filter(implant=implant).select_for_update():
@@ -676,7 +684,7 @@ def _close_schedule_of(*, implant: Implant, reason: str, by) -> int:
 
 @transaction.atomic
 def implant_explant_record(
-    *, implant: Implant, explanted_on: dt.date, reason: str, by, now: dt.datetime | None = None
+    *, implant: Implant, explanted_on: dt.date, reason: str, by: User, now: dt.datetime | None = None
 ) -> Implant:
     """The pump explanted: its booked refills and pending reminders end with it, with the reason."""
     now = now or timezone.now()
@@ -699,9 +707,9 @@ def implant_replace(
     implant: Implant,
     explanted_on: dt.date,
     reason: str,
-    recorded_by,
+    recorded_by: User,
     now: dt.datetime | None = None,
-    **new_fields,
+    **new_fields: Any,
 ) -> Implant:
     """Replace a pump in one action: the old one explanted (its schedule closed), the new one
     registered with its fill, so the patient is never without a forecast.
@@ -736,7 +744,7 @@ def _validate_slot(
     implant: Implant | None,
     kind: str,
     starts_at: dt.datetime,
-    booked_by,
+    booked_by: User,
     outside_window_reason: str,
     now: dt.datetime,
     exclude_id: int | None = None,
@@ -785,8 +793,8 @@ def _validate_slot(
         # The override is recorded on the appointment (Appointment.override_reason); the window
         # rule below is waived too: the urgent booking exists because the window cannot be kept.
         return
-    window = refill_window_get(implant=implant, clinic=clinic)
-    if window is None or window.opens_on <= day <= window.due_by:
+    window = refill_window_get(implant=implant, clinic=clinic) if implant is not None else None
+    if implant is None or window is None or window.opens_on <= day <= window.due_by:
         return
     if window.due_by < timezone.localdate(now) and implant.forecast_alarm_on and day <= implant.forecast_alarm_on:
         # Already overdue: the window has closed, and the soonest refill before the alarm is what
@@ -809,7 +817,7 @@ def appointment_book(
     patient: Patient,
     kind: str,
     starts_at: dt.datetime,
-    booked_by,
+    booked_by: User,
     implant: Implant | None = None,
     place: str = "",
     duration_minutes: int = 30,
@@ -875,7 +883,7 @@ def appointment_move(
     *,
     appointment: Appointment,
     starts_at: dt.datetime,
-    moved_by,
+    moved_by: User,
     outside_window_reason: str = "",
     override_reason: str = "",
     place: str = "",
@@ -885,7 +893,7 @@ def appointment_move(
     appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
     if appointment.status != Appointment.Status.BOOKED:
         raise ValidationError({"status": "Only a booked appointment can be moved."})
-    implant = _lock_implant(appointment.implant) if appointment.implant_id else None
+    implant = _lock_implant(appointment.implant) if appointment.implant is not None else None
     _validate_slot(
         implant=implant,
         kind=appointment.kind,
@@ -909,7 +917,7 @@ def appointment_move(
 
 
 @transaction.atomic
-def appointment_cancel(*, appointment: Appointment, reason: str, cancelled_by) -> Appointment:
+def appointment_cancel(*, appointment: Appointment, reason: str, cancelled_by: User) -> Appointment:
     appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
     if appointment.status != Appointment.Status.BOOKED:
         raise ValidationError({"status": "Only a booked appointment can be cancelled."})
@@ -926,7 +934,7 @@ def appointment_cancel(*, appointment: Appointment, reason: str, cancelled_by) -
 def appointment_change_request_create(
     *,
     appointment: Appointment,
-    requested_by,
+    requested_by: User,
     preferred_date: dt.date,
     message: str,
     today: dt.date,
@@ -959,14 +967,14 @@ def appointment_change_request_create(
 
 @transaction.atomic
 def care_record_mark_entered_in_error(
-    *, record: RefillVisit | DosePrescription | ReservoirEmptying | Appointment, by, reason: str
+    *, record: RefillVisit | DosePrescription | ReservoirEmptying | Appointment, by: User, reason: str
 ) -> None:
     """Mark a refill visit, dose prescription or appointment entered in error.
 
     A refill or dose that no longer counts changes the forecast in force: the implant's stored
     forecast (the schedule's source) is recomputed in the same transaction.
     """
-    implant = _lock_implant(record.implant) if record.implant_id else None
+    implant = _lock_implant(record.implant) if record.implant is not None else None
     clinical_record_mark_entered_in_error(record=record, by=by, reason=reason)
     if implant is not None and isinstance(record, RefillVisit | DosePrescription | ReservoirEmptying):
         implant_forecast_refresh(implant=implant)

@@ -593,3 +593,11 @@ def test_a_refill_marked_in_error_in_the_admin_recomputes_the_forecast(pump, nur
     assert visit.entered_in_error is True
     # Back to the theatre fill's forecast, in the same transaction as the mark.
     assert dates(pump) == (dt.date(2025, 4, 1), dt.date(2025, 4, 6), dt.date(2025, 4, 16))
+
+
+def test_a_dose_change_with_no_dose_is_a_named_error_not_a_crash(pump, clinician):
+    with time_machine.travel(local(2025, 2, 1), tick=False), pytest.raises(ValidationError) as error:
+        services.dose_change_record(
+            implant=pump, daily_dose_mcg=None, effective_at=local(2025, 2, 2), prescribed_by=clinician
+        )
+    assert error.value.message_dict == {"daily_dose_mcg": ["Give the new daily dose."]}

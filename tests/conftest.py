@@ -22,11 +22,39 @@ _SERVICE_MARKERS = ("e2e", "worker")
 _USES_THE_BROKER = ("tests/itbclinic/test_healthz.py::test_healthy_with_the_configured_database_and_broker",)
 
 
+# A module whose module-scoped world takes seconds to build: all of it in one xdist process, so
+# the world is built once, not once in each (the demo clinic, seeded per date: ~4 s each).
+_ONE_PROCESS_MODULES = ("tests/refills/test_demo.py",)
+
+
+# The longest tests, started first so that neither xdist process is left running one alone at the
+# end (`--dist loadgroup` hands out tests in collection order; the services group, the largest
+# unit, already goes first). Seconds on the 2-core machine, one process, no other load.
+_LONG_FIRST = (
+    "tests/refills/test_clinic_year_simulation.py",  # slow: minutes
+    "tests/api/test_schemathesis.py",  # slow
+    "tests/refills/test_stateful_forecast.py",  # ~30 s: 60 random histories
+    "tests/refills/test_reminders_cycle.py",  # ~9 s
+    "tests/refills/test_demo.py",  # ~8 s: the demo clinic seeded four times
+    "tests/api/test_access.py",  # ~13 s
+    "tests/itbclinic/test_seed_demo.py",
+    "tests/itbclinic/test_settings.py",  # deploy checks in subprocesses
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(item.get_closest_marker(name) for name in _SERVICE_MARKERS) or item.nodeid in _USES_THE_BROKER:
             item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))
+        elif (path := item.nodeid.split("::")[0]) in _ONE_PROCESS_MODULES:
+            item.add_marker(pytest.mark.xdist_group(path))
+
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return _LONG_FIRST.index(path) if path in _LONG_FIRST else len(_LONG_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 def require_service(name: str, reason: str) -> None:

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db
 def _scheduled_tasks_just_ran(db):
     """These tests are about the database and broker: the scan is running, however long the session has been."""
     now = timezone.now()
-    TaskRun.objects.bulk_create(TaskRun(name=name, last_completed_at=now) for name in watchdog.WATCHED_TASKS)
+    for name in watchdog.WATCHED_TASKS:
+        TaskRun.objects.update_or_create(name=name, defaults={"last_completed_at": now})
 
 
 # Nothing listens on port 1 of the loopback interface: the connection is refused at once.

@@ -33,7 +33,7 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
-from .calculations import _exact, _to_decimal
+from .exact import exact, to_decimal
 
 
 class Problem(StrEnum):
@@ -169,14 +169,14 @@ class _Reservoir:
     def apply(self, event: Event) -> None:
         if isinstance(event, Fill):
             self.fill, self.emptied = event, False
-            self.volume = _exact("volume_ml", event.volume_ml, allow_zero=False)
-            _exact("concentration_mcg_per_ml", event.concentration_mcg_per_ml, allow_zero=False)
-            _exact("alarm_threshold_ml", event.alarm_threshold_ml, allow_zero=True)
+            self.volume = exact("volume_ml", event.volume_ml, allow_zero=False)
+            exact("concentration_mcg_per_ml", event.concentration_mcg_per_ml, allow_zero=False)
+            exact("alarm_threshold_ml", event.alarm_threshold_ml, allow_zero=True)
             self.t = Fraction(self.day_index(event.at))  # counted from the start of its day
             self.alarm_t = self.empty_t = None
             return
         if isinstance(event, Dose):
-            dose = _exact("daily_dose_mcg", event.daily_dose_mcg, allow_zero=False)
+            dose = exact("daily_dose_mcg", event.daily_dose_mcg, allow_zero=False)
             if self.fill is not None and event.at > self.fill.at:
                 self.advance(self.time(event.at))
             # else: the dose in force at the fill runs from the start of the fill's day.
@@ -186,7 +186,7 @@ class _Reservoir:
         if self.fill is None or self.emptied:
             return
         if isinstance(event, Bolus):
-            dose = _exact("dose_mcg", event.dose_mcg, allow_zero=True)
+            dose = exact("dose_mcg", event.dose_mcg, allow_zero=True)
             self.volume = max(Fraction(0), self.volume - dose / Fraction(self.fill.concentration_mcg_per_ml))
             self._note_crossings(until=self.t)
         elif isinstance(event, Emptied):
@@ -205,7 +205,7 @@ def _walk(
         return None
     flow = None
     if constant_flow_ml_per_day is not None:
-        flow = _exact("constant_flow_ml_per_day", constant_flow_ml_per_day, allow_zero=False)
+        flow = exact("constant_flow_ml_per_day", constant_flow_ml_per_day, allow_zero=False)
     reservoir = _Reservoir(tz=tz, origin=ordered[0].at.astimezone(tz).date(), constant_flow=flow)
     for event in ordered:
         if until is not None and event.at >= until:
@@ -255,7 +255,7 @@ def pump_forecast(
     return PumpForecast(
         filled_on=filled_on,
         concentration_mcg_per_ml=fill.concentration_mcg_per_ml,
-        daily_volume_ml=_to_decimal(rate),
+        daily_volume_ml=to_decimal(rate),
         days_to_alarm=(alarm_on - filled_on).days,
         days_to_empty=(empty_on - filled_on).days,
         alarm_on=alarm_on,
@@ -282,4 +282,4 @@ def reservoir_volume_on(
     if reservoir is None or reservoir.fill is None:
         return None
     reservoir.advance(Fraction((on - reservoir.origin).days))
-    return _to_decimal(reservoir.volume)
+    return to_decimal(reservoir.volume)

@@ -5,7 +5,7 @@ import itertools
 from decimal import Decimal
 
 from pumps.models import Implant
-from refills.services import implant_register_with_fill
+from refills.services import implant_register_with_fill, refill_visit_record
 from tests import factories
 
 _serials = itertools.count(1)
@@ -50,4 +50,34 @@ def implant_register_filled(
         starting_daily_dose_mcg=Decimal(dose) if dose is not None else None,
         now=now,
         **{**defaults, **fields},
+    )
+
+
+def refill_record(
+    *,
+    implant: Implant,
+    by,
+    at: dt.datetime,
+    residual: str = "2.0",
+    added: str = "20",
+    dose: str | None = "400",
+    concentration: str = "2000",
+    **fields,
+):
+    """A refill through the service, by `by` (a nurse or clinician), at `at`.
+
+    Defaults follow the worked example (20 mL of 2000 mcg/mL at 400 mcg/day); `dose=None` on a
+    constant-flow pump (flow × concentration). Other `fields` (prescriber, titration_confirmed,
+    appointment, post-fill check…) go to `refill_visit_record`.
+    """
+    return refill_visit_record(
+        implant=implant,
+        performed_at=at,
+        performed_by=by,
+        actual_residual_ml=Decimal(residual),
+        volume_added_ml=Decimal(added),
+        drug=factories.drug(concentration),
+        drug_lot=fields.pop("drug_lot", "LOT-R1"),
+        daily_dose_after_mcg=None if dose is None else Decimal(dose),
+        **fields,
     )

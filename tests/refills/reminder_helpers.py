@@ -1,7 +1,6 @@
 """Shared builders for the reminder tests: a patient with a refilled pump, a booking, one beat."""
 
 import datetime as dt
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.core import mail
@@ -11,8 +10,9 @@ from refills.models import Reminder
 from refills.reminders.delivery import reminder_send
 from refills.reminders.dispatch import reminders_dispatch
 from refills.reminders.planning import reminders_scan
-from refills.services import appointment_book, refill_visit_record
+from refills.services import appointment_book
 from tests import factories
+from tests.helpers import refill_record
 
 LONDON = ZoneInfo("Europe/London")
 UTC = dt.UTC
@@ -39,38 +39,9 @@ def refilled_implant(
     implant = factories.ImplantFactory(
         patient=patient, pump_model=factories.pump_model(pump, reservoir), implanted_on=implanted_on
     )
-    refill(implant=implant, nurse=nurse, at=on, added=added, dose=dose, concentration=concentration)
+    refill_record(implant=implant, by=nurse, at=on, added=added, dose=dose, concentration=concentration)
     implant.refresh_from_db()
     return implant
-
-
-def refill(
-    *,
-    implant,
-    nurse,
-    at,
-    added="20",
-    dose="400",
-    concentration="2000",
-    appointment=None,
-    residual="2.0",
-    prescriber=None,
-    titration_confirmed=False,
-):
-    """A refill by `nurse`; a change of dose or concentration names its `prescriber` (a clinician)."""
-    return refill_visit_record(
-        implant=implant,
-        performed_at=at,
-        performed_by=nurse,
-        actual_residual_ml=Decimal(residual),
-        volume_added_ml=Decimal(added),
-        drug=factories.drug(concentration),
-        drug_lot="LOT-R1",
-        daily_dose_after_mcg=Decimal(dose),
-        appointment=appointment,
-        prescriber=prescriber,
-        titration_confirmed=titration_confirmed,
-    )
 
 
 def book(*, implant, nurse, starts_at, now, kind="refill", **kw):

@@ -22,7 +22,7 @@ from refills.models import Alert, Appointment, ClinicSettings, RefillVisit, Remi
 from refills.reminders.planning import reminders_scan
 from refills.worklist import worklist_get
 from tests import factories
-from tests.helpers import implant_register_filled
+from tests.helpers import implant_register_filled, refill_record
 
 pytestmark = pytest.mark.django_db
 
@@ -36,20 +36,6 @@ def local(y, m, d, h=10, minute=0) -> dt.datetime:
 def dates(implant: Implant) -> tuple:
     implant.refresh_from_db()
     return implant.forecast_due_by, implant.forecast_alarm_on, implant.forecast_empty_on
-
-
-def refill(implant, by, at, *, conc="2000", dose="400", residual="2", added="20", **kw) -> RefillVisit:
-    return services.refill_visit_record(
-        implant=implant,
-        performed_at=at,
-        performed_by=by,
-        actual_residual_ml=Decimal(residual),
-        volume_added_ml=Decimal(added),
-        drug=factories.drug(conc),
-        drug_lot="LOT-1",
-        daily_dose_after_mcg=None if dose is None else Decimal(dose),
-        **kw,
-    )
 
 
 @pytest.fixture
@@ -309,11 +295,11 @@ def test_a_codman_concentration_change_keeps_the_flow_and_changes_the_dose(clini
     assert dose_get_in_force(implant=implant, at=local(2025, 1, 7)).daily_dose_mcg == Decimal("500.00")
     with time_machine.travel(local(2025, 1, 27, 11), tick=False):
         # The dose field left at the old 500: the forecast follows the 1 mL/day flow, not 500 ÷ 1000.
-        visit = refill(
-            implant,
-            nurse,
-            local(2025, 1, 27, 10),
-            conc="1000",
+        visit = refill_record(
+            implant=implant,
+            by=nurse,
+            at=local(2025, 1, 27, 10),
+            concentration="1000",
             dose="500",
             added="30",
             prescriber=clinician,
@@ -348,7 +334,7 @@ def test_a_dose_change_between_refills_is_refused_on_a_constant_flow_pump(clinic
 def test_an_impossible_refill_is_refused_with_its_field_and_nothing_is_saved(pump, nurse, changes, field, words):
     at = changes.pop("at", local(2025, 3, 30))
     with time_machine.travel(local(2025, 3, 31), tick=False), pytest.raises(ValidationError) as error:
-        refill(pump, nurse, at, **changes)
+        refill_record(implant=pump, by=nurse, at=at, **changes)
     assert words in " ".join(error.value.message_dict[field])
     assert RefillVisit.objects.count() == 0
     assert dates(pump) == (dt.date(2025, 4, 1), dt.date(2025, 4, 6), dt.date(2025, 4, 16))
@@ -357,14 +343,16 @@ def test_an_impossible_refill_is_refused_with_its_field_and_nothing_is_saved(pum
 def test_a_nurse_refills_at_the_prescribed_dose_and_a_change_names_the_prescriber(pump, nurse, clinician):
     with time_machine.travel(local(2025, 3, 31), tick=False):
         with pytest.raises(ValidationError) as error:
-            refill(pump, nurse, local(2025, 3, 30), dose="440")
+            refill_record(implant=pump, by=nurse, at=local(2025, 3, 30), dose="440")
         assert "clinician who prescribed it" in error.value.message_dict["prescriber"][0]
         with pytest.raises(ValidationError):
-            refill(pump, nurse, local(2025, 3, 30), conc="1000", dose="400")  # the concentration is a change too
+            refill_record(
+                implant=pump, by=nurse, at=local(2025, 3, 30), concentration="1000", dose="400"
+            )  # the concentration is a change too
         assert RefillVisit.objects.count() == 0
-        same = refill(pump, nurse, local(2025, 3, 30))
+        same = refill_record(implant=pump, by=nurse, at=local(2025, 3, 30))
         assert same.prescriber is None
-        changed = refill(pump, nurse, local(2025, 3, 30, 15), dose="440", prescriber=clinician)
+        changed = refill_record(implant=pump, by=nurse, at=local(2025, 3, 30, 15), dose="440", prescriber=clinician)
     assert changed.prescriber == clinician
     assert DosePrescription.objects.filter(implant=pump, prescribed_by=clinician, daily_dose_mcg=440).count() == 1
 
@@ -439,7 +427,7 @@ def test_a_pump_emptied_for_mri_is_urgent_until_it_is_refilled(pump, nurse):
     assert Alert.objects.filter(kind=Alert.Kind.NO_FORECAST, resolved_at__isnull=True).count() == 1
 
     with time_machine.travel(local(2025, 2, 1, 16), tick=False):
-        visit = refill(pump, nurse, local(2025, 2, 1, 15), residual="0")
+        visit = refill_record(implant=pump, by=nurse, at=local(2025, 2, 1, 15), residual="0")
     # Nothing was left to aspirate after the emptying: no discrepancy.
     assert (visit.expected_residual_ml, visit.discrepancy_flagged) == (Decimal("0.00"), False)
     assert dates(pump) == (dt.date(2025, 4, 27), dt.date(2025, 5, 2), dt.date(2025, 5, 12))
@@ -449,7 +437,7 @@ def test_a_pump_emptied_for_mri_is_urgent_until_it_is_refilled(pump, nurse):
 
 def test_a_refill_after_the_empty_date_is_flagged_and_escalated(pump, nurse):
     with time_machine.travel(local(2025, 4, 20, 12), tick=False):
-        visit = refill(pump, nurse, local(2025, 4, 20, 11), residual="0")
+        visit = refill_record(implant=pump, by=nurse, at=local(2025, 4, 20, 11), residual="0")
     assert visit.after_empty_date is True
     alerts_scan(now=local(2025, 4, 20, 13))
     alert = Alert.objects.get(kind=Alert.Kind.REFILL_AFTER_EMPTY)
@@ -458,7 +446,7 @@ def test_a_refill_after_the_empty_date_is_flagged_and_escalated(pump, nurse):
 
 def test_a_refill_on_the_empty_date_itself_is_not_after_it(pump, nurse):
     with time_machine.travel(local(2025, 4, 16, 12), tick=False):
-        assert refill(pump, nurse, local(2025, 4, 16, 11), residual="0").after_empty_date is False
+        assert refill_record(implant=pump, by=nurse, at=local(2025, 4, 16, 11), residual="0").after_empty_date is False
 
 
 def test_a_change_of_safety_margin_moves_every_due_date(pump, clinician):
@@ -582,7 +570,7 @@ def test_a_refill_marked_in_error_in_the_admin_recomputes_the_forecast(pump, nur
     from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
     with time_machine.travel(local(2025, 3, 31, 12), tick=False):
-        visit = refill(pump, nurse, local(2025, 3, 31, 10))
+        visit = refill_record(implant=pump, by=nurse, at=local(2025, 3, 31, 10))
     assert dates(pump)[1] == dt.date(2025, 6, 29)
     client.force_login(factories.UserFactory(is_staff=True, is_superuser=True))
     client.post(

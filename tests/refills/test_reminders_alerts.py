@@ -12,7 +12,8 @@ from refills.alerts.services import alert_resolve
 from refills.models import Alert, Appointment, ClinicSettings
 from refills.services import appointment_move
 from tests import factories
-from tests.refills.reminder_helpers import book, local, refill, refilled_implant
+from tests.helpers import refill_record
+from tests.refills.reminder_helpers import book, local, refilled_implant
 
 pytestmark = pytest.mark.django_db
 
@@ -80,7 +81,7 @@ def test_urgent_alert_every_day_from_seven_days_before_the_alarm_until_refilled(
     urgent_mails = [m for m in mail.outbox if m.subject.startswith("[ITB Clinic] URGENT")]
     assert len(urgent_mails) == 2
     # when the refill is recorded, everything clears
-    refill(implant=implant, nurse=nurse, at=local(2025, 3, 31, 14))
+    refill_record(implant=implant, by=nurse, at=local(2025, 3, 31, 14))
     scan(local(2025, 3, 31, 15))
     assert open_alerts() == []
 
@@ -140,7 +141,7 @@ def test_no_show_is_marked_and_alerted_then_cleared_by_rebooking(implant, nurse)
 
 def test_an_attended_appointment_is_not_a_no_show(implant, nurse):
     appointment = book(implant=implant, nurse=nurse, starts_at=local(2025, 3, 20, 10), now=local(2025, 3, 10))
-    refill(implant=implant, nurse=nurse, at=local(2025, 3, 20, 10, 20))
+    refill_record(implant=implant, by=nurse, at=local(2025, 3, 20, 10, 20))
     assert scan(local(2025, 3, 21, 9)).no_shows == 0
     appointment.refresh_from_db()
     assert appointment.status == Appointment.Status.COMPLETED

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from pumps.models import Drug
 from refills.models import Alert, Appointment, Reminder
-from tests.refills.reminder_helpers import LONDON, beat, book, local, refill, refilled_implant
+from tests.helpers import refill_record
+from tests.refills.reminder_helpers import LONDON, beat, book, local, refilled_implant
 
 pytestmark = pytest.mark.django_db
 
@@ -67,9 +68,9 @@ def test_refill_cycle_reminders_at_nine_local_across_dst_changes(nurse, clinicia
     # (prescribed by the clinician, who confirms a fall beyond the clinic's −20 % limit); the nurse
     # aspirates the 6.4 mL the history expects (40 mL − 84 days × 0.4 mL/day): no discrepancy
     with time_machine.travel(local(2025, 3, 31, 10, 20), tick=False):
-        refill(
+        refill_record(
             implant=implant,
-            nurse=nurse,
+            by=nurse,
             at=timezone.now(),
             added="40",
             dose="350",

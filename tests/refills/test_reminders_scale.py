@@ -11,7 +11,8 @@ from refills.models import Alert, Reminder
 from refills.reminders.dispatch import reminders_dispatch, reminders_recover_stuck
 from refills.reminders.planning import reminders_scan
 from tests import factories
-from tests.refills.reminder_helpers import Collector, local, refill
+from tests.helpers import refill_record
+from tests.refills.reminder_helpers import Collector, local
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def clinic_of(size: int, nurse, *, first: int) -> None:
         implant = factories.ImplantFactory(
             patient=patient, implanted_on=dt.date(2019, 11, 1) if i == first + 2 else dt.date(2024, 4, 2)
         )
-        refill(implant=implant, nurse=nurse, at=local(2025, 1, 6))
+        refill_record(implant=implant, by=nurse, at=local(2025, 1, 6))
         if i % 2 == 0:
             factories.AppointmentFactory(implant=implant, starts_at=local(2025, 3, 27, 10), booked_by=nurse)
 

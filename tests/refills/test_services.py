@@ -16,10 +16,9 @@ from refills.services import (
     appointment_cancel,
     appointment_move,
     dose_change_record,
-    refill_visit_record,
 )
 from tests import factories
-from tests.helpers import implant_register_filled
+from tests.helpers import implant_register_filled, refill_record
 
 pytestmark = pytest.mark.django_db
 LONDON = ZoneInfo("Europe/London")
@@ -27,20 +26,6 @@ LONDON = ZoneInfo("Europe/London")
 
 def at(y, m, d, h=10, minute=0):
     return dt.datetime(y, m, d, h, minute, tzinfo=LONDON)
-
-
-def record(implant, nurse, when, *, residual="2.0", added="20", dose="400", concentration="2000", **kw):
-    return refill_visit_record(
-        implant=implant,
-        performed_at=when,
-        performed_by=nurse,
-        actual_residual_ml=Decimal(residual),
-        volume_added_ml=Decimal(added),
-        drug=factories.drug(concentration),
-        drug_lot="LOT-A1",
-        daily_dose_after_mcg=Decimal(dose),
-        **kw,
-    )
 
 
 @pytest.fixture
@@ -51,7 +36,7 @@ def implant():
 def test_first_refill_follows_the_worked_example_and_sets_the_forecast_in_force(implant, nurse):
     # given docs/domain.md's worked example: 20 mL SynchroMed II, 2000 mcg/mL, 400 mcg/day, refilled 2025-01-06
     # when
-    visit = record(implant, nurse, at(2025, 1, 6))
+    visit = refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
     # then
     assert (visit.alarm_on, visit.empty_on, visit.due_by) == (
         dt.date(2025, 4, 6),
@@ -67,9 +52,9 @@ def test_first_refill_follows_the_worked_example_and_sets_the_forecast_in_force(
 
 
 def test_second_refill_compares_the_aspirated_residual_with_the_forecast(implant, nurse):
-    record(implant, nurse, at(2025, 1, 6))
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
     # 84 days at 0.2 mL/day leave 20 − 16.8 = 3.2 mL; 0.9 mL came back: 2.3 mL short → flagged
-    visit = record(implant, nurse, at(2025, 3, 31), residual="0.9")
+    visit = refill_record(implant=implant, by=nurse, at=at(2025, 3, 31), residual="0.9")
     assert visit.expected_residual_ml == Decimal("3.20")
     assert visit.discrepancy_ml == Decimal("-2.30")
     assert visit.discrepancy_flagged is True
@@ -79,14 +64,14 @@ def test_second_refill_compares_the_aspirated_residual_with_the_forecast(implant
 
 
 def test_discrepancy_at_the_tolerance_is_not_flagged(implant, nurse):
-    record(implant, nurse, at(2025, 1, 6))
-    visit = record(implant, nurse, at(2025, 3, 31), residual="1.2")
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
+    visit = refill_record(implant=implant, by=nurse, at=at(2025, 3, 31), residual="1.2")
     assert visit.discrepancy_ml == Decimal("-2.00")
     assert visit.discrepancy_flagged is False
 
 
 def test_dose_change_between_refills_moves_the_forecast(implant, nurse, clinician):
-    record(implant, nurse, at(2025, 1, 6))
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
     # the change takes effect at its exact time (15:00): 30 days 15 h at 0.2 mL/day leave 13.875 mL;
     # at 500 mcg/day (0.25 mL/day) the 2 mL alarm comes 47.5 days later (day 78 after the refill)
     # (+25 %: beyond the clinic's +20 % titration limit, so the prescriber confirms it)
@@ -105,7 +90,7 @@ def test_dose_change_between_refills_moves_the_forecast(implant, nurse, clinicia
 
 
 def test_a_dose_change_beyond_the_titration_limit_unconfirmed_changes_nothing(implant, nurse, clinician):
-    record(implant, nurse, at(2025, 1, 6))
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
     implant.refresh_from_db()
     due_by = implant.forecast_due_by
     with pytest.raises(ValidationError) as exc:
@@ -124,7 +109,7 @@ def test_a_dose_change_beyond_the_titration_limit_unconfirmed_changes_nothing(im
 
 
 def test_a_dose_change_cannot_precede_the_last_refill(implant, nurse, clinician):
-    record(implant, nurse, at(2025, 1, 6))
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
     with pytest.raises(ValidationError) as exc:
         dose_change_record(
             implant=implant, daily_dose_mcg=Decimal("440"), effective_at=at(2025, 1, 6, 9, 59), prescribed_by=clinician
@@ -145,7 +130,7 @@ def test_the_forecast_starts_at_the_theatre_fill_and_the_first_refill_is_judged_
         "",
     )
     # when the first refill comes 79 days later, the history expects 20 − 79 × 0.2 = 4.2 mL back
-    visit = record(implant, nurse, at(2024, 6, 20), residual="4.2")
+    visit = refill_record(implant=implant, by=nurse, at=at(2024, 6, 20), residual="4.2")
     assert (visit.expected_residual_ml, visit.discrepancy_ml, visit.discrepancy_flagged) == (
         Decimal("4.20"),
         Decimal("0.00"),
@@ -154,7 +139,7 @@ def test_the_forecast_starts_at_the_theatre_fill_and_the_first_refill_is_judged_
 
 
 def test_only_a_clinician_changes_the_dose(implant, nurse):
-    record(implant, nurse, at(2025, 1, 6))
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
     with pytest.raises(ValidationError) as exc:
         dose_change_record(
             implant=implant, daily_dose_mcg=Decimal("500"), effective_at=at(2025, 2, 5), prescribed_by=nurse
@@ -164,8 +149,8 @@ def test_only_a_clinician_changes_the_dose(implant, nurse):
 
 
 def test_a_dose_change_at_the_refill_is_kept_in_the_prescription_history(implant, nurse, clinician):
-    record(implant, nurse, at(2025, 1, 6))
-    visit = record(implant, nurse, at(2025, 3, 31), dose="450", prescriber=clinician)
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
+    visit = refill_record(implant=implant, by=nurse, at=at(2025, 3, 31), dose="450", prescriber=clinician)
     assert visit.daily_dose_before_mcg == Decimal("400")
     latest = DosePrescription.objects.filter(implant=implant).latest()
     assert (latest.daily_dose_mcg, latest.prescribed_by) == (Decimal("450"), clinician)
@@ -183,7 +168,7 @@ def test_a_dose_change_at_the_refill_is_kept_in_the_prescription_history(implant
 )
 def test_bad_refill_input_names_the_field_and_saves_nothing(implant, nurse, field, kwargs):
     with pytest.raises(ValidationError) as exc:
-        record(implant, nurse, at(2025, 1, 6), **kwargs)
+        refill_record(implant=implant, by=nurse, at=at(2025, 1, 6), **kwargs)
     assert field in exc.value.message_dict
     assert RefillVisit.objects.count() == 0
     implant.refresh_from_db()
@@ -191,17 +176,17 @@ def test_bad_refill_input_names_the_field_and_saves_nothing(implant, nurse, fiel
 
 
 def test_the_refill_completes_the_booked_appointment(implant, nurse):
-    record(implant, nurse, at(2025, 1, 6))
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))
     appointment = appointment_book(
         patient=implant.patient, kind="refill", starts_at=at(2025, 3, 31), booked_by=nurse, now=at(2025, 3, 1)
     )
-    visit = record(implant, nurse, at(2025, 3, 31, 10, 20))
+    visit = refill_record(implant=implant, by=nurse, at=at(2025, 3, 31, 10, 20))
     appointment.refresh_from_db()
     assert (appointment.status, appointment.visit) == (Appointment.Status.COMPLETED, visit)
 
 
 def test_eri_read_at_the_refill_is_recorded_on_the_implant(implant, nurse):
-    record(implant, nurse, at(2025, 1, 6), battery_status=RefillVisit.BatteryStatus.ERI)
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6), battery_status=RefillVisit.BatteryStatus.ERI)
     implant.refresh_from_db()
     assert implant.eri_reported_on == dt.date(2025, 1, 6)
 
@@ -211,7 +196,7 @@ def test_eri_read_at_the_refill_is_recorded_on_the_implant(implant, nurse):
 
 @pytest.fixture
 def refilled(implant, nurse):
-    record(implant, nurse, at(2025, 1, 6))  # due by Tue 2025-04-01, window opens 2025-03-11
+    refill_record(implant=implant, by=nurse, at=at(2025, 1, 6))  # due by Tue 2025-04-01, window opens 2025-03-11
     implant.refresh_from_db()
     return implant
 
@@ -266,7 +251,7 @@ def test_capacity_and_closed_days_are_respected(refilled, nurse):
     clinic.refills_per_day = 1
     clinic.save()
     other = factories.ImplantFactory()
-    record(other, nurse, at(2025, 1, 6))
+    refill_record(implant=other, by=nurse, at=at(2025, 1, 6))
     appointment_book(
         patient=other.patient, kind="refill", starts_at=at(2025, 3, 28), booked_by=nurse, now=at(2025, 3, 1)
     )
@@ -315,8 +300,8 @@ def test_booking_in_the_past_is_refused(refilled, nurse):
 
 def test_due_list_is_ordered_by_due_by_and_shows_bookings(nurse):
     late, soon = factories.ImplantFactory(), factories.ImplantFactory()
-    record(late, nurse, at(2025, 1, 6))
-    record(soon, nurse, at(2025, 1, 6), dose="800")  # 0.4 mL/day → alarm after 45 days
+    refill_record(implant=late, by=nurse, at=at(2025, 1, 6))
+    refill_record(implant=soon, by=nurse, at=at(2025, 1, 6), dose="800")  # 0.4 mL/day → alarm after 45 days
     appointment_book(
         patient=late.patient, kind="refill", starts_at=at(2025, 3, 28), booked_by=nurse, now=at(2025, 3, 1)
     )

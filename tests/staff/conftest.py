@@ -6,13 +6,12 @@ refilled 2025-01-06 → alarm 2025-04-06, empty 2025-04-16, due by 2025-04-01; w
 """
 
 import datetime as dt
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from refills.services import refill_visit_record
 from tests import factories
+from tests.helpers import refill_record
 
 LONDON = ZoneInfo("Europe/London")
 NOW = dt.datetime(2025, 3, 20, 9, 0, tzinfo=LONDON)
@@ -23,23 +22,10 @@ def at(y, m, d, h=10, minute=0) -> dt.datetime:
     return dt.datetime(y, m, d, h, minute, tzinfo=LONDON)
 
 
-def refill(implant, nurse, when, *, residual="2.0", added="20", dose="400", concentration="2000"):
-    return refill_visit_record(
-        implant=implant,
-        performed_at=when,
-        performed_by=nurse,
-        actual_residual_ml=Decimal(residual),
-        volume_added_ml=Decimal(added),
-        drug=factories.drug(concentration),
-        drug_lot="LOT-A1",
-        daily_dose_after_mcg=Decimal(dose),
-    )
-
-
 def pump_refilled_on(day: dt.date, nurse, **patient):
     """A patient with an active pump last refilled on `day` (docs/domain.md's 20 mL example)."""
     implant = factories.ImplantFactory(implanted_on=dt.date(2024, 6, 3), patient=factories.PatientFactory(**patient))
-    refill(implant, nurse, at(day.year, day.month, day.day))
+    refill_record(implant=implant, by=nurse, at=at(day.year, day.month, day.day))
     implant.refresh_from_db()
     return implant
 

@@ -7,8 +7,9 @@ from django.urls import reverse
 from audit.models import AccessLog
 from refills.services import appointment_book
 from tests import factories
+from tests.helpers import refill_record
 
-from .conftest import at, refill
+from .conftest import at
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +63,7 @@ def test_printing_the_wallet_card_is_logged_as_an_export(nurse_client, nurse, re
 
 
 def test_a_flagged_discrepancy_is_visible_on_the_page_and_in_the_timeline(nurse_client, nurse, refilled, frozen):
-    refill(refilled, nurse, at(2025, 3, 19), residual="1.0")
+    refill_record(implant=refilled, by=nurse, at=at(2025, 3, 19), residual="1.0")
     html = nurse_client.get(reverse("staff:patient_detail", args=[refilled.patient_id])).content.decode()
     assert "Residual discrepancy -4.60 mL" in html
     assert "Refill: residual discrepancy" in html

@@ -1,22 +1,15 @@
 """
 Ways for views to write the access log without repeating themselves.
 
-- Call `audit_record_access(...)` directly where a view already holds the patient.
-- `AuditedObjectMixin` for Django class-based views and DRF generic views/viewsets: every
-  `get_object()` of a patient-linked object records one row (GET → "view", other methods →
-  "change"; set `audit_action = AccessLog.Action.EXPORT` on an export view).
-- `@audit_patient_view(patient_kwarg="patient_id")` for function views whose URL names the
-  patient: it records a row after the view answered successfully (2xx), so a 404/403 writes none.
+- Call `audit_record_access(...)` where a view holds the patient (the staff and portal views do;
+  the API's viewsets use `audit.api.AuditedPatientAccessMixin`).
 - `AuditedModelAdminMixin` for ModelAdmins of patient-linked models (change/history views), and
   `ClinicalRecordAdmin`, core's clinical-record admin with it: the base every app's admin uses.
 """
 
-from collections.abc import Callable
-from functools import wraps
-
 from django.apps import apps
 from django.db import models
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from core.admin import ClinicalRecordAdminBase
 
@@ -49,54 +42,6 @@ def _action_for(request: HttpRequest, default: str | None) -> str:
     if default:
         return default
     return AccessLog.Action.VIEW if request.method in ("GET", "HEAD") else AccessLog.Action.CHANGE
-
-
-class AuditedObjectMixin:
-    """Records an access-log row for the object each request fetches with `get_object()`."""
-
-    audit_action: str | None = None
-
-    def get_audit_detail(self, obj) -> str:
-        return f"{type(obj).__name__.lower()} {obj.pk}"
-
-    def get_object(self, *args, **kwargs):
-        obj = super().get_object(*args, **kwargs)
-        patient = patient_of(obj)
-        if patient is not None:
-            audit_record_access(
-                user=self.request.user,
-                patient=patient,
-                action=_action_for(self.request, self.audit_action),
-                request=self.request,
-                detail=self.get_audit_detail(obj),
-            )
-        return obj
-
-
-def audit_patient_view(
-    *, patient_kwarg: str = "patient_id", action: str | None = None, detail: str = ""
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Decorator: after a 2xx answer, log that the user saw the patient named by the URL."""
-
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            response = view(request, *args, **kwargs)
-            if 200 <= response.status_code < 300:
-                patient = _patient_model().objects.filter(pk=kwargs.get(patient_kwarg)).first()
-                if patient is not None:
-                    audit_record_access(
-                        user=request.user,
-                        patient=patient,
-                        action=_action_for(request, action),
-                        request=request,
-                        detail=detail,
-                    )
-            return response
-
-        return wrapped
-
-    return decorator
 
 
 class AuditedModelAdminMixin:

@@ -5,7 +5,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test import RequestFactory, override_settings
 from django.urls import reverse
 
-from audit.mixins import AuditedObjectMixin, audit_patient_view, patient_of
+from audit.mixins import patient_of
 from audit.models import AccessLog, AccessLogIsAppendOnly
 from audit.services import audit_record_access, client_address
 
@@ -94,50 +94,6 @@ def test_patient_of_follows_links_to_the_patient(world):
     assert patient_of(world.a.appointment) == world.a.patient
     assert patient_of(world.a.change_request) == world.a.patient
     assert patient_of(world.nurse) is None
-
-
-def test_audited_object_mixin_logs_each_get_object(world):
-    class Base:
-        def __init__(self, request, obj):
-            self.request, self._obj = request, obj
-
-        def get_object(self):
-            return self._obj
-
-    class View(AuditedObjectMixin, Base):
-        pass
-
-    request = RequestFactory().get("/x")
-    request.user = world.clinician
-    View(request, world.a.refill).get_object()
-    post = RequestFactory().post("/x")
-    post.user = world.clinician
-    View(post, world.b.implant).get_object()
-    rows = list(AccessLog.objects.order_by("id").values_list("patient", "action", "detail"))
-    assert rows == [
-        (world.a.patient.pk, "view", f"refillvisit {world.a.refill.pk}"),
-        (world.b.patient.pk, "change", f"implant {world.b.implant.pk}"),
-    ]
-
-
-def test_audit_patient_view_decorator_logs_only_successes(world):
-    from django.http import HttpResponse, HttpResponseNotFound
-
-    @audit_patient_view(action=AccessLog.Action.EXPORT, detail="wallet card")
-    def ok(request, patient_id):
-        return HttpResponse("card")
-
-    @audit_patient_view()
-    def missing(request, patient_id):
-        return HttpResponseNotFound()
-
-    request = RequestFactory().get("/card")
-    request.user = world.nurse
-    ok(request, patient_id=world.a.patient.pk)
-    missing(request, patient_id=world.b.patient.pk)
-    assert list(AccessLog.objects.values_list("patient", "action", "detail")) == [
-        (world.a.patient.pk, "export", "wallet card")
-    ]
 
 
 def test_clinic_admin_searches_by_patient_and_by_user_read_only(client, world):

@@ -1,7 +1,8 @@
 """Refill arithmetic: pure functions, no ORM, no clock, no settings.
 
-The one-interval forecast and the expected residual are the forecast's own function
-(refills/forecasting.py) for a history of one fill; the arithmetic is exact (refills/exact.py).
+The one-interval forecast is the forecast's own function (refills/forecasting.py) for a history
+of one fill, and the expected residual is its reservoir (`reservoir_volume_on`); the arithmetic
+is exact (refills/exact.py).
 """
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, localcontext
 
 from .exact import DISPLAY_PRECISION, exact
-from .forecasting import Dose, Fill, pump_forecast, reservoir_volume_on
+from .forecasting import Dose, Fill, pump_forecast
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,42 +80,6 @@ def refill_forecast(
         empty_on=forecast.empty_on,
         due_by=forecast.due_by,
     )
-
-
-def forecast_remaining_volume(
-    *,
-    refilled_on: date,
-    volume_ml: Decimal,
-    concentration_mcg_per_ml: Decimal,
-    daily_dose_mcg: Decimal,
-    on: date,
-) -> Decimal:
-    """Volume the forecast expects in the reservoir on a later date: the expected residual. [S8]
-
-    remaining = max(0, volume - (on - refilled_on in days) * daily_dose / concentration)
-
-    The forecast's reservoir for one fill at one dose (refills/forecasting.py). Exact where the
-    result terminates, else 28 significant digits: quantize for display.
-    """
-    if on < refilled_on:
-        raise ValueError(f"on ({on}) must not be before refilled_on ({refilled_on})")
-    start = datetime.combine(refilled_on, time.min, tzinfo=UTC)
-    threshold = Decimal(0)
-    remaining = reservoir_volume_on(
-        events=[
-            Fill(
-                at=start,
-                volume_ml=volume_ml,
-                concentration_mcg_per_ml=concentration_mcg_per_ml,
-                alarm_threshold_ml=threshold,
-            ),
-            Dose(at=start, daily_dose_mcg=daily_dose_mcg),
-        ],
-        tz=UTC,
-        on=on,
-    )
-    assert remaining is not None  # one fill
-    return remaining
 
 
 def residual_discrepancy(

@@ -16,6 +16,39 @@ from .models import DosePrescription, Drug, Implant, PumpModel
 from .rules import alarm_volume_errors, event_time_errors, flow_errors
 
 
+def theatre_fill_errors(
+    *,
+    pump_model: PumpModel,
+    fill_drug: Drug,
+    fill_volume_ml: Decimal | None,
+    fill_drug_lot: str,
+    fill_alarm_threshold_ml: Decimal | None,
+) -> dict[str, str]:
+    """What is wrong with a fill in theatre: the one check, at registration and when it is
+    recorded later (refills.services.implant_fill_record)."""
+    errors: dict[str, str] = {}
+    if fill_drug.screening_only:
+        errors["fill_drug"] = f"{fill_drug} is for screening only, never for the pump."
+    if fill_volume_ml is None:
+        errors["fill_volume_ml"] = "Give the volume filled in theatre."
+    elif fill_volume_ml <= 0 or fill_volume_ml > pump_model.reservoir_ml:
+        errors["fill_volume_ml"] = f"Between 0 and the reservoir's {format_volume(pump_model.reservoir_ml)}."
+    else:
+        threshold = pump_model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
+        errors.update(
+            alarm_volume_errors(
+                field="fill_alarm_threshold_ml",
+                alarm_ml=threshold,
+                fill_ml=fill_volume_ml,
+                alarm_min_ml=pump_model.alarm_min_ml,
+                alarm_max_ml=pump_model.alarm_max_ml,
+            )
+        )
+    if not fill_drug_lot.strip():
+        errors["fill_drug_lot"] = "Record the lot of the drug filled in theatre."
+    return errors
+
+
 @transaction.atomic
 def implant_register(
     *,
@@ -52,28 +85,18 @@ def implant_register(
         field="implanted_on", at=implanted_on, now=now, skew_minutes=skew_minutes, what="The implant"
     )
     if fill_drug is not None:
-        if fill_drug.screening_only:
-            errors["fill_drug"] = f"{fill_drug} is for screening only, never for the pump."
+        errors.update(
+            theatre_fill_errors(
+                pump_model=pump_model,
+                fill_drug=fill_drug,
+                fill_volume_ml=fill_volume_ml,
+                fill_drug_lot=fill_drug_lot,
+                fill_alarm_threshold_ml=fill_alarm_threshold_ml,
+            )
+        )
         if concentration_mcg_per_ml is not None and concentration_mcg_per_ml != fill_drug.concentration_mcg_per_ml:
             errors["concentration_mcg_per_ml"] = "The concentration is the fill drug's."
         concentration_mcg_per_ml = fill_drug.concentration_mcg_per_ml
-        if fill_volume_ml is None:
-            errors["fill_volume_ml"] = "Give the volume filled in theatre."
-        elif fill_volume_ml <= 0 or fill_volume_ml > pump_model.reservoir_ml:
-            errors["fill_volume_ml"] = f"Between 0 and the reservoir's {format_volume(pump_model.reservoir_ml)}."
-        else:
-            threshold = pump_model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
-            errors.update(
-                alarm_volume_errors(
-                    field="fill_alarm_threshold_ml",
-                    alarm_ml=threshold,
-                    fill_ml=fill_volume_ml,
-                    alarm_min_ml=pump_model.alarm_min_ml,
-                    alarm_max_ml=pump_model.alarm_max_ml,
-                )
-            )
-        if not fill_drug_lot.strip():
-            errors["fill_drug_lot"] = "Record the lot of the drug filled in theatre."
         if starting_daily_dose_mcg is None and not pump_model.is_constant_flow:
             errors["starting_daily_dose_mcg"] = "Give the starting dose programmed in theatre."
     elif fill_volume_ml is not None:

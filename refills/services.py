@@ -22,7 +22,13 @@ from patients.models import Patient
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant, PumpModel
 from pumps.rules import alarm_volume_errors, event_time_errors, planned_time_errors
 from pumps.selectors import dose_get_in_force, implant_get_active
-from pumps.services import dose_prescribe, implant_explant, implant_record_eri, implant_register
+from pumps.services import (
+    dose_prescribe,
+    implant_explant,
+    implant_record_eri,
+    implant_register,
+    theatre_fill_errors,
+)
 
 from .alerts.services import alert_raise_change_request
 from .forecasting import PumpForecast
@@ -582,23 +588,15 @@ def implant_fill_record(
         errors["implant"] = "This pump has been refilled since: its forecast starts at the refill."
     if not _is_clinician(recorded_by):
         errors["recorded_by"] = "Only a clinician records the theatre fill and its starting dose."
-    if fill_drug.screening_only:
-        errors["fill_drug"] = f"{fill_drug} is for screening only, never for the pump."
-    if fill_volume_ml is None or not 0 < fill_volume_ml <= model.reservoir_ml:
-        errors["fill_volume_ml"] = f"Between 0 and the reservoir's {format_volume(model.reservoir_ml)}."
-    else:
-        threshold = model.alarm_threshold_ml if fill_alarm_threshold_ml is None else fill_alarm_threshold_ml
-        errors.update(
-            alarm_volume_errors(
-                field="fill_alarm_threshold_ml",
-                alarm_ml=threshold,
-                fill_ml=fill_volume_ml,
-                alarm_min_ml=model.alarm_min_ml,
-                alarm_max_ml=model.alarm_max_ml,
-            )
+    errors.update(
+        theatre_fill_errors(
+            pump_model=model,
+            fill_drug=fill_drug,
+            fill_volume_ml=fill_volume_ml,
+            fill_drug_lot=fill_drug_lot,
+            fill_alarm_threshold_ml=fill_alarm_threshold_ml,
         )
-    if not fill_drug_lot.strip():
-        errors["fill_drug_lot"] = "Record the lot of the drug filled in theatre."
+    )
     flow = (
         (flow_ml_per_day or implant.flow_ml_per_day or model.default_flow_ml_per_day)
         if model.is_constant_flow

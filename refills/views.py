@@ -53,7 +53,8 @@ from .models import Alert, Appointment, ClinicSettings, RefillVisit, Reminder
 from .no_shows import appointment_mark_no_show
 from .reminders.reads import reminder_list
 from .timeline import patient_get_timeline
-from .urgency import RefillUrgency, Urgency, refill_urgency_classify
+from .urgency import RefillUrgency, refill_urgency_classify
+from .worklist import SECTION_CAP as WORKLIST_SECTION_CAP
 from .worklist import worklist_get
 
 logger = logging.getLogger(__name__)
@@ -94,26 +95,36 @@ def worklist(request: HttpRequest) -> HttpResponse:
     form = WorklistFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
     today = timezone.localdate()
+    try:
+        page = int(request.GET.get("page", "1"))
+    except ValueError:
+        page = 1
     data = worklist_get(
         today=today,
         search=filters.get("q", ""),
         urgency=filters.get("urgency", ""),
         unbooked_only=filters.get("unbooked", False),
+        page=page,
     )
-    alerts = list(alert_list_open()[:100])
-    failed_reminders = list(
-        reminder_list(status=Reminder.Status.FAILED).filter(appointment__status=Appointment.Status.BOOKED)[:100]
-    )
-    show_all = bool(filters.get("q") or filters.get("urgency") or filters.get("unbooked"))
+    open_alerts = alert_list_open()
+    alerts = list(open_alerts[:WORKLIST_SECTION_CAP])
+    failed = reminder_list(status=Reminder.Status.FAILED).filter(appointment__status=Appointment.Status.BOOKED)
+    failed_reminders = list(failed[:WORKLIST_SECTION_CAP])
+    alert_total = open_alerts.order_by().count()
+    failed_total = failed.order_by().count()
+    # The filters, kept on the refill table's page links.
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "worklist": data,
-        # Pumps due later than the alert window are folded away unless a filter asks for them.
-        "rows_now": [row for row in data.rows if row.urgency != Urgency.LATER],
-        "rows_later": [row for row in data.rows if row.urgency == Urgency.LATER],
-        "show_all": show_all,
+        "rows": data.rows,
+        "filtered": bool(filters.get("q") or filters.get("urgency") or filters.get("unbooked")),
         "alerts": alerts,
         "failed_reminders": failed_reminders,
-        "alert_count": len(alerts) + len(failed_reminders),
+        "alert_count": alert_total + failed_total,
+        "alerts_shown": len(alerts) + len(failed_reminders),
+        "alerts_hidden": alert_total + failed_total - len(alerts) - len(failed_reminders),
+        "page_query": query.urlencode(),
         "form": form,
         "today": today,
     }

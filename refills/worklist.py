@@ -1,5 +1,10 @@
 """The nurses' worklist: everything to act on today, as one view-model, in a fixed number of queries.
 
+Its cost does not grow with the clinic: each section is capped (the refill table paginated),
+counts come from aggregate queries, urgency and battery dates are computed in the database
+(`urgency_level_sql`, `pumps.selectors.implant_list_with_battery_dates`), and Python classifies
+only the rows shown.
+
 A page read, not a schedule rule: the urgency of each refill comes from `refills.urgency`, the same
 classification the alert scan uses, and the template shows it (it never compares thresholds).
 """
@@ -9,18 +14,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.utils import timezone
 
 from patients.models import Patient
 from patients.selectors import patient_list
 from pumps.calculations import ReplacementPlan
 from pumps.models import Implant
-from pumps.selectors import (
-    implant_get_battery_window_opens_on,
-    implant_get_replacement_plan,
-    implant_list_active,
-)
+from pumps.selectors import implant_list_with_battery_dates
 
 from .clinic_time import clinic_day_start
 from .forecasting import (
@@ -80,9 +81,16 @@ class NoForecastRow:
 
 @dataclass(frozen=True, slots=True)
 class Worklist:
+    """What the page shows: every section capped or paginated, every count from an aggregate query.
+
+    The page costs the same whatever the clinic's size (STYLE.md 21): the refill table shows one
+    page of `PAGE_SIZE` rows, the other sections at most `SECTION_CAP` rows each with their total.
+    """
+
     today: dt.date
     clinic: ClinicSettings
     todays_appointments: list[Appointment]
+    # One page of the refills matching the filters (pumps due later only when asked for).
     rows: list[WorklistRow]
     unrecorded: list[Appointment]
     no_shows: list[Appointment]
@@ -97,10 +105,38 @@ class Worklist:
     # Counted over the whole clinic, whatever the filters.
     overdue_count: int = 0
     needs_booking_count: int = 0
+    later_count: int = 0
+    # Totals of the sections (each may show fewer rows than it counts).
+    rows_total: int = 0
+    page: int = 1
+    todays_count: int = 0
+    unrecorded_count: int = 0
+    no_show_count: int = 0
+    battery_count: int = 0
+    battery_error_count: int = 0
+    change_request_count: int = 0
+    no_forecast_count: int = 0
 
     @property
     def missed_count(self) -> int:
-        return len(self.unrecorded) + len(self.no_shows)
+        return self.unrecorded_count + self.no_show_count
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.rows_total // PAGE_SIZE))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+# One page of the refill table, and the most rows any other section shows.
+PAGE_SIZE = 50
+SECTION_CAP = 100
 
 
 def worklist_row_classify(*, implant: Implant, today: dt.date, clinic: ClinicSettings) -> WorklistRow:
@@ -127,48 +163,91 @@ def worklist_row_classify(*, implant: Implant, today: dt.date, clinic: ClinicSet
     )
 
 
-def worklist_get(
-    *, today: dt.date, search: str = "", urgency: str = "", unbooked_only: bool = False, no_show_days: int = 30
-) -> Worklist:
-    """Everything a nurse acts on today, in a fixed number of queries (one per section).
+def urgency_level_sql(*, today: dt.date, clinic: ClinicSettings) -> Case:
+    """`refill_urgency_classify(...).level` as a SQL expression over the stored forecast, so the
+    worklist filters and counts by urgency in the database (a test holds the two equal)."""
+    return Case(
+        When(forecast_due_by__lt=today, then=Value(Urgency.OVERDUE.value)),
+        When(
+            Q(forecast_due_by=today) | Q(forecast_alarm_on__lte=today + dt.timedelta(days=clinic.urgent_alert_days)),
+            then=Value(Urgency.URGENT.value),
+        ),
+        When(
+            forecast_due_by__lte=today + dt.timedelta(days=clinic.unbooked_alert_days),
+            then=Value(Urgency.SOON.value),
+        ),
+        default=Value(Urgency.LATER.value),
+        output_field=CharField(),
+    )
 
+
+def _battery_near(*, today: dt.date, clinic: ClinicSettings) -> Q:
+    """The battery section's rule: the replacement must be planned within the clinic's horizon,
+    the battery window has opened, or an ERI was reported."""
+    return (
+        Q(battery_plan_by__lte=today + dt.timedelta(days=clinic.replacement_alert_days))
+        | Q(battery_window_opens_on__lte=today)
+        | Q(eri_reported_on__isnull=False)
+    )
+
+
+def worklist_get(
+    *,
+    today: dt.date,
+    search: str = "",
+    urgency: str = "",
+    unbooked_only: bool = False,
+    page: int = 1,
+    no_show_days: int = 30,
+) -> Worklist:
+    """Everything a nurse acts on today, in a fixed number of queries (a list and a count per section).
+
+    Without a filter the refill table shows the pumps overdue or due within the alert window; pumps
+    due later are counted and shown with `urgency="later"`; a search shows every level.
     Open alerts come from `refills.alerts.reads`, failed reminders from `refills.reminders.reads`.
     """
     clinic = ClinicSettings.load()
     start, end = clinic_day_start(today), clinic_day_start(today + dt.timedelta(days=1))
-    todays = list(
+    todays_qs = (
         Appointment.objects.valid()
         .filter(starts_at__gte=start, starts_at__lt=end)
         .exclude(status=Appointment.Status.CANCELLED)
-        .select_related("patient", "implant")
-        .order_by("starts_at", "id")
     )
-    due = patient_list_due_for_refill(today=today).annotate(
-        booked_refill_id=Subquery(booked_refills_of(OuterRef("pk")).order_by("starts_at").values("pk")[:1])
+    todays = list(todays_qs.select_related("patient", "implant").order_by("starts_at", "id")[:SECTION_CAP])
+
+    level = urgency_level_sql(today=today, clinic=clinic)
+    due = patient_list_due_for_refill(today=today).alias(urgency_level=level)
+    counts = due.order_by().aggregate(
+        overdue=Count("pk", filter=Q(urgency_level=Urgency.OVERDUE.value)),
+        needs_booking=Count("pk", filter=~Q(urgency_level=Urgency.LATER.value) & Q(has_booked_refill=False)),
+        later=Count("pk", filter=Q(urgency_level=Urgency.LATER.value)),
     )
-    matching_ids = None
     search_results = None
+    shown = due
     if search.strip():
-        search_results = list(patient_list(search=search)[:50])
-        matching_ids = {p.pk for p in search_results}
-    all_rows = [worklist_row_classify(implant=implant, today=today, clinic=clinic) for implant in due]
-    rows = [
-        row
-        for row in all_rows
-        if (matching_ids is None or row.implant.patient_id in matching_ids)
-        and (not urgency or row.urgency == urgency)
-        and (not unbooked_only or row.nothing_booked)
-    ]
-    unrecorded = list(
-        Appointment.objects.valid()
-        .filter(status=Appointment.Status.BOOKED, starts_at__lt=start)
-        .select_related("patient", "implant")
-        .order_by("starts_at", "id")[:100]
+        matching = patient_list(search=search)
+        search_results = list(matching[:50])
+        shown = shown.filter(patient__in=matching.values("pk"))
+    if urgency:
+        shown = shown.filter(urgency_level=urgency)
+    elif not search.strip():
+        shown = shown.exclude(urgency_level=Urgency.LATER.value)
+    if unbooked_only:
+        shown = shown.filter(has_booked_refill=False)
+    rows_total = shown.order_by().count()
+    page = max(1, min(page, max(1, -(-rows_total // PAGE_SIZE))))
+    page_rows = shown.annotate(
+        booked_refill_id=Subquery(booked_refills_of(OuterRef("pk")).order_by("starts_at").values("pk")[:1])
+    )[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    rows = [worklist_row_classify(implant=implant, today=today, clinic=clinic) for implant in page_rows]
+
+    unrecorded_qs = Appointment.objects.valid().filter(status=Appointment.Status.BOOKED, starts_at__lt=start)
+    unrecorded = list(unrecorded_qs.select_related("patient", "implant").order_by("starts_at", "id")[:SECTION_CAP])
+    no_shows_qs = Appointment.objects.valid().filter(
+        status=Appointment.Status.NO_SHOW, starts_at__gte=start - dt.timedelta(days=no_show_days)
     )
     no_shows = list(
-        Appointment.objects.valid()
-        .filter(status=Appointment.Status.NO_SHOW, starts_at__gte=start - dt.timedelta(days=no_show_days))
-        .select_related("patient", "implant")
+        no_shows_qs.select_related("patient", "implant")
         .annotate(
             rebooked=Exists(
                 Appointment.objects.valid().filter(
@@ -176,36 +255,47 @@ def worklist_get(
                 )
             )
         )
-        .order_by("-starts_at", "-id")[:100]
+        .order_by("-starts_at", "-id")[:SECTION_CAP]
+    )
+    no_forecast_qs = (
+        Implant.objects.valid()
+        .filter(explanted_on__isnull=True, patient__status="active", patient__entered_in_error=False)
+        .filter(forecast_due_by__isnull=True)
     )
     no_forecast = [
         NoForecastRow(implant=implant, problem=PROBLEM_LABELS.get(implant.forecast_problem, "Forecast not computed"))
-        for implant in Implant.objects.valid()
-        .filter(explanted_on__isnull=True, patient__status="active", patient__entered_in_error=False)
-        .filter(forecast_due_by__isnull=True)
-        .select_related("patient", "pump_model")
-        .order_by("implanted_on", "pk")[:100]
+        for implant in no_forecast_qs.select_related("patient", "pump_model").order_by("implanted_on", "pk")[
+            :SECTION_CAP
+        ]
     ]
-    battery, battery_errors = [], []
-    for implant in implant_list_active().select_related("patient", "pump_model").order_by("implanted_on", "id"):
-        try:
-            plan = implant_get_replacement_plan(implant=implant)
-            opens_on = implant_get_battery_window_opens_on(implant=implant)
-        except (ArithmeticError, ValueError, TypeError, OverflowError):
-            # One impossible date (an ERI of 9999-12-01) must not take the worklist down.
-            logger.exception("battery dates of implant %s cannot be computed", implant.pk)
-            battery_errors.append(implant)
-            continue
-        near = (plan is not None and (plan.plan_by - today).days <= clinic.replacement_alert_days) or (
-            opens_on is not None and opens_on <= today
+    with_dates = implant_list_with_battery_dates()
+    battery_qs = with_dates.filter(battery_computable=True).filter(_battery_near(today=today, clinic=clinic))
+    battery = [
+        BatteryRow(
+            implant=implant,
+            plan=(
+                ReplacementPlan(
+                    hard_stop_on=implant.battery_hard_stop_on,
+                    plan_by=implant.battery_plan_by,
+                    stops_on=implant.battery_plan_stops_on,
+                )
+                if implant.battery_plan_by is not None
+                else None
+            ),
+            window_opens_on=implant.battery_window_opens_on,
         )
-        if near or implant.eri_reported_on is not None:
-            battery.append(BatteryRow(implant=implant, plan=plan, window_opens_on=opens_on))
-    battery.sort(key=lambda r: r.plan.stops_on if r.plan else dt.date.max)
+        for implant in battery_qs.select_related("patient", "pump_model").order_by(
+            F("battery_plan_stops_on").asc(nulls_last=True), "implanted_on", "id"
+        )[:SECTION_CAP]
+    ]
+    # One impossible date (an ERI of 9999-12-01) must not take the worklist down: shown as a problem.
+    battery_errors_qs = with_dates.filter(battery_computable=False)
+    battery_errors = list(battery_errors_qs.select_related("patient").order_by("implanted_on", "id")[:SECTION_CAP])
+    change_requests_qs = AppointmentChangeRequest.objects.filter(status=AppointmentChangeRequest.Status.OPEN)
     change_requests = list(
-        AppointmentChangeRequest.objects.filter(status=AppointmentChangeRequest.Status.OPEN)
-        .select_related("appointment__patient", "requested_by")
-        .order_by("requested_at", "id")[:100]
+        change_requests_qs.select_related("appointment__patient", "requested_by").order_by("requested_at", "id")[
+            :SECTION_CAP
+        ]
     )
     return Worklist(
         today=today,
@@ -219,6 +309,16 @@ def worklist_get(
         search_results=search_results,
         no_forecast=no_forecast,
         battery_errors=battery_errors,
-        overdue_count=sum(1 for row in all_rows if row.urgency == Urgency.OVERDUE),
-        needs_booking_count=sum(1 for row in all_rows if row.needs_booking),
+        overdue_count=counts["overdue"],
+        needs_booking_count=counts["needs_booking"],
+        later_count=counts["later"],
+        rows_total=rows_total,
+        page=page,
+        todays_count=todays_qs.count(),
+        unrecorded_count=unrecorded_qs.count(),
+        no_show_count=no_shows_qs.count(),
+        battery_count=battery_qs.count(),
+        battery_error_count=battery_errors_qs.count(),
+        change_request_count=change_requests_qs.count(),
+        no_forecast_count=no_forecast_qs.count(),
     )

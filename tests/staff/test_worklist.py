@@ -45,13 +45,21 @@ def test_urgency_classification_follows_the_clinic_settings(nurse, frozen):
     due_today = pump_refilled_on(dt.date(2024, 12, 25), nurse)  # due 2025-03-20
     overdue = pump_refilled_on(dt.date(2024, 12, 1), nurse)
     rows = {row.implant.pk: row for row in worklist_get(today=TODAY).rows}
+    # pumps due later are counted, and listed only when asked for
+    assert later.pk not in rows and worklist_get(today=TODAY).later_count == 1
+    rows |= {row.implant.pk: row for row in worklist_get(today=TODAY, urgency="later").rows}
     assert rows[later.pk].urgency == Urgency.LATER
     assert rows[soon.pk].urgency == Urgency.SOON and rows[soon.pk].days_to_due == 12
     assert rows[urgent.pk].urgency == Urgency.URGENT and rows[urgent.pk].days_to_alarm == 6
     assert rows[due_today.pk].urgency == Urgency.URGENT and rows[due_today.pk].days_to_due == 0
     assert rows[overdue.pk].urgency == Urgency.OVERDUE and rows[overdue.pk].days_overdue == 24
     assert clinic.urgent_alert_days == 7 and clinic.unbooked_alert_days == 21
-    assert [r.needs_booking for r in worklist_get(today=TODAY).rows] == [True, True, True, True, False]
+    assert [r.needs_booking for r in worklist_get(today=TODAY).rows] == [True, True, True, True]
+    # the level the database filters by is the level `refill_urgency_classify` gives each row
+    for level in Urgency:
+        filtered = worklist_get(today=TODAY, urgency=level.value).rows
+        assert filtered and {row.urgency for row in filtered} == {level}
+    assert worklist_get(today=TODAY).overdue_count == 1 and worklist_get(today=TODAY).needs_booking_count == 4
 
 
 def test_a_booked_refill_is_shown_instead_of_nothing_booked(nurse_client, nurse, refilled):
@@ -75,11 +83,12 @@ def test_search_by_name_record_number_or_serial(nurse_client, refilled, overdue,
     assert "Patients matching" in html
 
 
-def test_pumps_due_later_are_folded_away_unless_filtered(nurse_client, nurse, refilled, frozen):
-    pump_refilled_on(dt.date(2025, 3, 10), nurse, family_name="Later")  # due by 3 Jun
+def test_pumps_due_later_are_counted_and_listed_on_demand(nurse_client, nurse, refilled, frozen):
+    pump_refilled_on(dt.date(2025, 3, 10), nurse, family_name="Later", given_name="Lena")  # due by 3 Jun
     html = nurse_client.get(URL).content.decode()
-    assert '<details class="later">' in html and "Later: 1 pump due in more than 21 days" in html
-    assert '<details class="later" open>' in nurse_client.get(URL, {"urgency": "later"}).content.decode()
+    assert "Later, " not in html
+    assert '<a href="?urgency=later#refills">Later: 1 pump due in more than 21 days</a>' in html
+    assert _row_names(nurse_client.get(URL, {"urgency": "later"}).content.decode()) == ["Later, Lena"]
 
 
 def test_filters_by_urgency_and_nothing_booked(nurse_client, nurse, refilled, overdue):
@@ -168,19 +177,43 @@ def _clinic(n: int, nurse, start: int) -> None:
             )
 
 
-def test_the_worklist_query_count_does_not_grow_with_the_clinic(nurse_client, nurse, frozen, django_assert_num_queries):
+def test_the_worklist_query_count_does_not_grow_with_the_clinic(
+    nurse_client, nurse, frozen, django_assert_num_queries, monkeypatch
+):
+    # small caps, so that the larger clinic overflows every section
+    monkeypatch.setattr("refills.worklist.PAGE_SIZE", 10)
+    monkeypatch.setattr("refills.worklist.SECTION_CAP", 4)
+    monkeypatch.setattr("refills.views.WORKLIST_SECTION_CAP", 4)
     # given a clinic of 3 patients
     _clinic(3, nurse, 0)
     with CaptureQueriesContext(connection) as small:
         assert nurse_client.get(URL).status_code == 200
-    # when it grows to 30 (with appointments, alerts and no-shows in proportion)
+    # when it grows to 30 (with appointments, alerts and no-shows in proportion), then to 45
     _clinic(27, nurse, 3)
-    # then the page runs exactly the same number of queries
     with django_assert_num_queries(len(small.captured_queries)):
-        response = nurse_client.get(URL)
-    assert len(_row_names(response.content.decode())) == 30
-    assert len(small.captured_queries) <= 20, [q["sql"][:80] for q in small.captured_queries]
-    print(f"worklist queries: {len(small.captured_queries)} at 3 and at 30 patients")
+        medium = nurse_client.get(URL).content.decode()
+    _clinic(15, nurse, 30)
+    # then the page runs exactly the same number of queries, and shows at most a page of each
+    with django_assert_num_queries(len(small.captured_queries)):
+        large = nurse_client.get(URL).content.decode()
+    assert len(_row_names(medium)) == len(_row_names(large)) == 10
+    assert "Page 1 of " in large and 'rel="next"' in large
+    assert re.search(r"4 of \d+ appointments today shown", large)
+    # the response is bounded by what is shown, not by the clinic's size
+    assert abs(len(large) - len(medium)) < 0.05 * len(medium), (len(medium), len(large))
+    assert len(small.captured_queries) <= 32, "\n".join(q["sql"][:100] for q in small.captured_queries)
+    print(f"worklist queries: {len(small.captured_queries)} at 3, 30 and 45 patients")
+
+
+def test_the_refill_table_pages_keep_the_filters(nurse_client, nurse, frozen, monkeypatch):
+    monkeypatch.setattr("refills.worklist.PAGE_SIZE", 2)
+    _clinic(5, nurse, 0)
+    html = nurse_client.get(URL, {"unbooked": "on", "page": "2"}).content.decode()
+    assert "Page 2 of 3" in html and 'href="?unbooked=on&amp;page=3#refills"' in html
+    assert len(_row_names(html)) == 2
+    # a page past the end shows the last one; a malformed page the first
+    assert "Page 3 of 3" in nurse_client.get(URL, {"unbooked": "on", "page": "99"}).content.decode()
+    assert "Page 1 of 3" in nurse_client.get(URL, {"unbooked": "on", "page": "x"}).content.decode()
 
 
 def test_calendar_shows_the_week_with_capacity_and_closed_days(nurse_client, nurse, refilled):

@@ -19,11 +19,13 @@ logger = logging.getLogger("itbclinic.audit")
 def client_address(*, request: HttpRequest) -> str | None:
     """The caller's address: REMOTE_ADDR, or X-Forwarded-For only behind a configured proxy.
 
-    AUDIT_TRUSTED_PROXY_COUNT = n (default 0) says n reverse proxies we run append to
+    TRUSTED_PROXY_COUNT = n (default 0) says n reverse proxies we run append to
     X-Forwarded-For; the address they saw is the n-th from the right. Without that setting the
-    header is ignored, because any client can send it.
+    header is ignored, because any client can send it; with it, whatever a client wrote to the
+    left of what our proxies appended is ignored too. The access log records this address, and
+    the POST limits (portal/throttling.py) and django-axes (`axes_client_address`) count by it.
     """
-    trusted = int(getattr(settings, "AUDIT_TRUSTED_PROXY_COUNT", 0) or 0)
+    trusted = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0)
     candidate = request.META.get("REMOTE_ADDR", "")
     if trusted > 0:
         hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
@@ -33,6 +35,11 @@ def client_address(*, request: HttpRequest) -> str | None:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return None
+
+
+def axes_client_address(request: HttpRequest) -> str | None:
+    """`client_address` for django-axes (AXES_CLIENT_IP_CALLABLE passes the request positionally)."""
+    return client_address(request=request)
 
 
 def _resource_of(request: HttpRequest | None) -> str:

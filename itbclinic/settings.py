@@ -146,6 +146,15 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "new_password1", "new_password2", "old_password"]
+# The database handler in every mode: the attempts and locks live in the database every web
+# worker already shares (PostgreSQL in production), survive a cache flush or eviction (a lock
+# that a full cache silently dropped would be no lock), and the clinic admin sees them in the
+# Django admin (Axes → Access attempts). The cache is for the per-address POST limits below.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# The client address axes records and locks on is the one the access log and the POST limits
+# use (audit.services.client_address, TRUSTED_PROXY_COUNT below): a client cannot choose it by
+# sending X-Forwarded-For, so forged headers cannot lock out somebody else's address.
+AXES_CLIENT_IP_CALLABLE = "audit.services.axes_client_address"
 
 # ---------------------------------------------------------------------------
 # Sessions: idle timeout per audience, absolute lifetime (SECURITY.md)
@@ -341,7 +350,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # ---------------------------------------------------------------------------
-# Caches (throttling, axes); local memory is enough for one web process
+# Cache: where the POST limits (portal/throttling.py) and the API throttles count. Local memory
+# for the one-process demo; every process of a deployment must share one, so production sets
+# CACHE_URL=redis://host:6379/1 (docker-compose.yml; a database index of its own, apart from the
+# broker's) and `check --deploy` warns without it (portal/checks.py).
+# https://docs.djangoproject.com/en/5.2/topics/cache/#redis
 # ---------------------------------------------------------------------------
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
@@ -377,15 +390,20 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # Patient portal and access log (issue 6)
 # ---------------------------------------------------------------------------
 # Reverse proxies we run in front of the app that append to X-Forwarded-For (0: trust none,
-# the access log records REMOTE_ADDR).
-AUDIT_TRUSTED_PROXY_COUNT = env.int("AUDIT_TRUSTED_PROXY_COUNT", default=0)
+# REMOTE_ADDR is the client). The one setting behind the client address of the access log, the
+# POST limits and django-axes (audit.services.client_address). AUDIT_TRUSTED_PROXY_COUNT is its
+# former name, still read.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=env.int("AUDIT_TRUSTED_PROXY_COUNT", default=0))
 PORTAL_INVITATION_MAX_AGE_HOURS = env.int("PORTAL_INVITATION_MAX_AGE_HOURS", default=72)
-# Limits on login, password-reset and invitation POSTs per client address ("count/seconds"),
-# counted by django-ratelimit in the default cache (portal/throttling.py);
-# axes still locks a username after repeated failures.
+# Limits on POSTs per client address ("count/seconds") to every form that checks a password
+# (the staff/patient login, the Django admin's login, the password change), password reset and
+# invitations, counted by django-ratelimit in the default cache (portal/throttling.py); axes
+# still locks a username and address after repeated failures.
 # https://django-ratelimit.readthedocs.io/en/stable/usage.html#core-methods
 AUTH_POST_RATE_LIMITS = {
     "login": env.str("LOGIN_POST_RATE", default="20/300"),
+    "admin:login": env.str("LOGIN_POST_RATE", default="20/300"),
+    "password_change": env.str("LOGIN_POST_RATE", default="20/300"),
     "password_reset": env.str("PASSWORD_RESET_POST_RATE", default="5/900"),
     "portal:invitation_accept": env.str("INVITATION_POST_RATE", default="10/900"),
 }

@@ -5,3 +5,6 @@ class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Patient portal"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the deploy check of the login limits)

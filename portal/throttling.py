@@ -1,5 +1,6 @@
 """
-A limit on POSTs to the login, password-reset and invitation pages, per client address.
+A limit on POSTs per client address to every form that checks a password (the login, the Django
+admin's login, the password change), and to the password-reset and invitation pages.
 
 django-axes locks a username after repeated failed logins; this limit adds what it does not
 cover: one address trying many usernames, and anyone flooding password-reset emails. DRF's
@@ -11,7 +12,11 @@ per key. The views are Django's own (LoginView, PasswordResetView) and the porta
 limit is applied by route name in this middleware rather than by decorating each view.
 `django_ratelimit` is deliberately not in INSTALLED_APPS: its system check refuses the local
 default cache (LocMemCache, not shared between processes), which is what the demo and the tests
-use; the library works without it.
+use; the library works without it. Its place is taken by a deploy check (portal/checks.py):
+production must count in a shared cache.
+
+The client address is `audit.services.client_address` (TRUSTED_PROXY_COUNT), the same one
+django-axes locks on: a forged X-Forwarded-For moves neither count onto another address.
 """
 
 from django.conf import settings
@@ -31,6 +36,26 @@ def _window_seconds(rate: str) -> int:
     return int(rate.split("/")[1])
 
 
+def auth_post_rate_limited(*, request: HttpRequest, route: str) -> bool:
+    """Count this POST to `route` against its address's limit; True when it goes over.
+
+    The count lives in the default cache: with CACHE_URL on Redis every web process (gunicorn
+    worker) adds to the same count. A route without a configured rate is never limited.
+    """
+    rate = getattr(settings, "AUTH_POST_RATE_LIMITS", {}).get(route)
+    if not rate:
+        return False
+    usage = get_usage(
+        request,
+        group=f"auth-post-rate:{route}",
+        key=_client_key,
+        rate=rate,
+        method="POST",
+        increment=True,
+    )
+    return usage is not None and bool(usage["should_limit"])
+
+
 class AuthPostRateLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -42,21 +67,10 @@ class AuthPostRateLimitMiddleware:
         if request.method != "POST":
             return None
         match = request.resolver_match
-        view_name = match.view_name if match else ""
-        rate = getattr(settings, "AUTH_POST_RATE_LIMITS", {}).get(view_name)
-        if not rate:
+        route = match.view_name if match else ""
+        if not auth_post_rate_limited(request=request, route=route):
             return None
-        usage = get_usage(
-            request,
-            group=f"auth-post-rate:{view_name}",
-            key=_client_key,
-            rate=rate,
-            method="POST",
-            increment=True,
-        )
-        if usage is not None and usage["should_limit"]:
-            body = render_to_string("portal/too_many_requests.html", request=request)
-            response = HttpResponse(body, status=429)
-            response["Retry-After"] = str(_window_seconds(rate))
-            return response
-        return None
+        body = render_to_string("portal/too_many_requests.html", request=request)
+        response = HttpResponse(body, status=429)
+        response["Retry-After"] = str(_window_seconds(settings.AUTH_POST_RATE_LIMITS[route]))
+        return response

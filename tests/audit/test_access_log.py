@@ -83,7 +83,7 @@ def test_database_refuses_raw_deletes_on_postgresql(world):
 )
 def test_client_address(trusted, remote, forwarded, expected):
     request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
-    with override_settings(AUDIT_TRUSTED_PROXY_COUNT=trusted):
+    with override_settings(TRUSTED_PROXY_COUNT=trusted):
         assert client_address(request=request) == expected
 
 

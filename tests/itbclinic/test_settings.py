@@ -20,6 +20,7 @@ DOCUMENTED = [
     "CELERY_BROKER_DATA_DIR",
     "CLINIC_TIME_ZONE",
     "EMAIL_URL",
+    "CACHE_URL",
 ]
 PROBE = """
 import json
@@ -140,6 +141,8 @@ def production_env(tmp_path, **overrides: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DJANGO_ALLOWED_HOSTS": "clinic.example.org",
         "CELERY_BROKER_DATA_DIR": str(tmp_path),
+        # The check reads the configuration only: no Redis server needs to answer.
+        "CACHE_URL": "redis://cache.example.org:6379/1",
         **overrides,
     }
 
@@ -156,8 +159,10 @@ def test_deploy_check_is_clean_with_the_production_environment(tmp_path):
     [
         ({"DJANGO_SECRET_KEY": ""}, "security.W009"),  # the demo's fallback key
         ({"DJANGO_DEBUG": "true"}, "security.W018"),
+        # Login limits counted per process: each gunicorn worker would multiply them.
+        ({"CACHE_URL": ""}, "portal.W001"),
     ],
-    ids=["demo-secret-key", "debug-on"],
+    ids=["demo-secret-key", "debug-on", "per-process-cache"],
 )
 def test_deploy_check_fails_on_a_demo_setting(tmp_path, override, check_id):
     env = production_env(tmp_path, **override)

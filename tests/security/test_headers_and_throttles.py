@@ -85,7 +85,7 @@ def test_login_posts_are_rate_limited_across_usernames(client, world, settings):
 )
 def test_the_limit_counts_per_address_the_access_log_would_record(client, world, settings, trusted, statuses):
     settings.AUTH_POST_RATE_LIMITS = {**settings.AUTH_POST_RATE_LIMITS, "password_reset": "1/60"}
-    settings.AUDIT_TRUSTED_PROXY_COUNT = trusted
+    settings.TRUSTED_PROXY_COUNT = trusted
     url = reverse("password_reset")
     forwarded = ["198.51.100.1", "198.51.100.2", "198.51.100.2"]
     got = [

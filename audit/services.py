@@ -2,12 +2,14 @@
 
 import ipaddress
 import logging
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.urls import ResolverMatch
+from django.utils import timezone
 
 from itbclinic.accounts.models import User
 
@@ -87,3 +89,51 @@ def audit_record_access(
     )
     logger.info("access user=%s patient=%s action=%s resource=%s", entry.user_id, patient.pk, action, entry.resource)
     return entry
+
+
+def audit_record_accesses(
+    *,
+    user: User | AnonymousUser | None,
+    patients: Iterable[models.Model],
+    action: str,
+    request: HttpRequest | None,
+    detail: str = "",
+    resource: str | None = None,
+) -> list[AccessLog]:
+    """`audit_record_access` for every patient a list disclosed, in one bulk insert (whatever the page size).
+
+    One row per distinct patient, in the order first shown; nothing is written for an empty list.
+    """
+    if action not in AccessLog.Action.values:
+        raise ValueError(f"action must be one of {AccessLog.Action.values}, got {action!r}")
+    account = None if user is None or isinstance(user, AnonymousUser) else user
+    if account is not None and not getattr(account, "is_authenticated", False):
+        account = None
+    distinct: dict[object, models.Model] = {}
+    for patient in patients:
+        if patient is not None and patient.pk not in distinct:
+            distinct[patient.pk] = patient
+    if not distinct:
+        return []
+    common = {
+        "user": account,
+        "username": account.get_username() if account is not None else "",
+        "action": action,
+        "resource": (resource or _resource_of(request))[:200],
+        "detail": detail[:200],
+        "method": (request.method or "")[:8] if request is not None else "",
+        "remote_addr": client_address(request=request) if request is not None else None,
+    }
+    at = timezone.now()
+    # audit sits below patients in the layering, so it cannot name patients.Patient here.
+    entries = AccessLog.objects.bulk_create(
+        [AccessLog(at=at, patient=patient, **common) for patient in distinct.values()]  # type: ignore[misc]
+    )
+    logger.info(
+        "access user=%s patients=%s action=%s resource=%s",
+        getattr(account, "pk", None),
+        ",".join(str(pk) for pk in distinct),
+        action,
+        common["resource"],
+    )
+    return entries

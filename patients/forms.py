@@ -114,3 +114,30 @@ class TrialVerdictForm(forms.Form):
     )
     effect_hours = forms.DecimalField(label="Effect lasted (hours)", max_digits=5, decimal_places=2, required=False)
     verdict_notes = forms.CharField(label="Notes", widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class PatientContactForm(forms.ModelForm):
+    """The contact card of the staff patient page: how to reach the patient, and where they live."""
+
+    class Meta:
+        model = Patient
+        fields = [
+            "email",
+            "phone",
+            "address_line1",
+            "address_line2",
+            "address_town",
+            "address_postcode",
+            "reminder_consent",
+            "reminder_channel",
+        ]
+        labels = {"reminder_consent": "The patient agrees to reminders"}
+
+
+class PatientStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=Patient.Status.choices)
+    reason = forms.CharField(
+        label="Why",
+        max_length=100,
+        help_text="Kept in the patient's history, e.g. “Moved to the Leeds clinic” or “GP letter of 3 March”.",
+    )

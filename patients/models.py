@@ -10,6 +10,7 @@ from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
 from core.records import ClinicalRecord, HardDeleteForbidden
+from core.validators import validate_no_control_characters
 
 VERTEBRAL_LEVELS = [
     *[(f"C{i}", f"C{i}") for i in range(1, 8)],
@@ -56,6 +57,19 @@ class Patient(ClinicalRecord):
     risk_previous_withdrawal = models.BooleanField("previous withdrawal", default=False)
     email = models.EmailField(blank=True)
     phone = PhoneNumberField(blank=True, help_text="International format, e.g. +447700900123")
+    # A postal address in free lines, so it fits any country's format; a home visit goes here.
+    address_line1 = models.CharField(
+        "address line 1", max_length=200, blank=True, validators=[validate_no_control_characters]
+    )
+    address_line2 = models.CharField(
+        "address line 2", max_length=200, blank=True, validators=[validate_no_control_characters]
+    )
+    address_town = models.CharField(
+        "town or city", max_length=100, blank=True, validators=[validate_no_control_characters]
+    )
+    address_postcode = models.CharField(
+        "postcode", max_length=20, blank=True, validators=[validate_no_control_characters]
+    )
     reminder_consent = models.BooleanField(default=False)
     reminder_channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.EMAIL)
     user = models.OneToOneField(
@@ -70,6 +84,10 @@ class Patient(ClinicalRecord):
     class Meta:
         ordering = ["family_name", "given_name"]
         indexes = [models.Index(fields=["family_name", "given_name"], name="patient_name_idx")]
+        permissions = [
+            ("change_contact_patient", "Can change a patient's contact details and address"),
+            ("change_status_patient", "Can change a patient's status (active, transferred, deceased)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.family_name}, {self.given_name} ({self.mrn})"
@@ -77,6 +95,12 @@ class Patient(ClinicalRecord):
     @property
     def full_name(self) -> str:
         return f"{self.given_name} {self.family_name}"
+
+    @property
+    def address_lines(self) -> list[str]:
+        """The postal address, one line per entry, empty lines left out ([] when none is recorded)."""
+        lines = (self.address_line1, self.address_line2, self.address_town, self.address_postcode)
+        return [line for line in lines if line]
 
     @property
     def has_withdrawal_risk_flag(self) -> bool:

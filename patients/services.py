@@ -28,12 +28,30 @@ PATIENT_EDITABLE_FIELDS = frozenset(
         "risk_previous_withdrawal",
         "email",
         "phone",
+        "address_line1",
+        "address_line2",
+        "address_town",
+        "address_postcode",
         "reminder_consent",
         "reminder_channel",
         "status",
         "referred_on",
         "notes",
         "user",
+    }
+)
+
+# What a nurse, clinician or clinic admin may correct from the staff pages (the contact card).
+PATIENT_CONTACT_FIELDS = frozenset(
+    {
+        "email",
+        "phone",
+        "address_line1",
+        "address_line2",
+        "address_town",
+        "address_postcode",
+        "reminder_consent",
+        "reminder_channel",
     }
 )
 
@@ -119,14 +137,46 @@ def patient_create(*, data: Mapping[str, Any], today: dt.date | None = None) -> 
 
 
 @transaction.atomic
-def patient_update(*, patient: Patient, data: Mapping[str, Any], today: dt.date | None = None) -> Patient:
-    """Change the fields given; refused as a whole (nothing saved) when one of them cannot be true."""
+def patient_update(
+    *,
+    patient: Patient,
+    data: Mapping[str, Any],
+    today: dt.date | None = None,
+    allowed: frozenset[str] = PATIENT_EDITABLE_FIELDS,
+    change_reason: str = "",
+) -> Patient:
+    """Change the fields given; refused as a whole (nothing saved) when one of them cannot be true.
+
+    `allowed` narrows what may be set (the staff contact card passes PATIENT_CONTACT_FIELDS);
+    `change_reason` is kept with the row's history (django-simple-history).
+    """
     today = today or timezone.localdate()
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
-    _apply(patient, data, PATIENT_EDITABLE_FIELDS)
+    _apply(patient, data, allowed & PATIENT_EDITABLE_FIELDS)
     _full_clean(patient, lambda: _patient_date_errors(patient=patient, fields=data.keys(), today=today))
+    if change_reason:
+        patient._change_reason = change_reason  # type: ignore[attr-defined]  # read by simple_history
     patient.save()
     return patient
+
+
+@transaction.atomic
+def patient_status_change(*, patient: Patient, status: str, reason: str) -> Patient:
+    """Active, transferred or deceased, with the reason kept in the history. Reminders stop for
+    a patient who is not active (refills' planning and delivery read the status)."""
+    reason = (reason or "").strip()
+    errors = {}
+    if status not in Patient.Status.values:
+        errors["status"] = "Choose active, transferred or deceased."
+    elif status == patient.status:
+        errors["status"] = f"The patient is already {patient.get_status_display().lower()}."
+    if not reason:
+        errors["reason"] = "Say why the status changes (for example who told the clinic)."
+    if errors:
+        raise ValidationError(errors)
+    return patient_update(
+        patient=patient, data={"status": status}, allowed=frozenset({"status"}), change_reason=reason[:100]
+    )
 
 
 @transaction.atomic

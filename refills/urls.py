@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import implant_views, views
+from . import implant_views, patient_views, views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -10,6 +10,8 @@ urlpatterns = [
     path("alerts/<int:alert_id>/resolve/", views.alert_resolve, name="alert_resolve"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert_acknowledge"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:patient_id>/contact/", patient_views.patient_contact_edit, name="patient_contact_edit"),
+    path("patients/<int:patient_id>/status/", patient_views.patient_status_edit, name="patient_status_edit"),
     path("patients/<int:patient_id>/book/", views.appointment_book, name="appointment_book"),
     path("patients/<int:patient_id>/refill/", views.refill_visit_record, name="refill_visit_record"),
     path("patients/<int:patient_id>/refill/forecast/", views.refill_forecast, name="refill_forecast"),

@@ -219,6 +219,15 @@ ROUTES: dict[str, Route] = {
     "staff:patient_list": staff(read=("nurse", "clinician", "clinic_admin")),
     "staff:patient_create": staff(write=STAFF_READERS),
     "staff:patient_detail": staff(),
+    # Contact card and address: every staff role; status (ends reminders): clinicians and the clinic admin.
+    "staff:patient_contact_edit": staff(
+        of(patient_id="patient"),
+        read=("nurse", "clinician", "clinic_admin"),
+        write=("nurse", "clinician", "clinic_admin"),
+    ),
+    "staff:patient_status_edit": staff(
+        of(patient_id="patient"), read=("clinician", "clinic_admin"), write=("clinician", "clinic_admin")
+    ),
     "staff:wallet_card": staff(),
     "staff:appointment_book": staff(write=STAFF_READERS),
     "staff:appointment_move": staff(write=STAFF_READERS),

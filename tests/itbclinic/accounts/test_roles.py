@@ -18,23 +18,56 @@ def test_the_four_roles_are_groups():
 ROLE_PERMISSIONS = [
     (
         Role.NURSE,
-        ["patients.add_patient", "patients.view_screeningtrial", "refills.add_refillvisit", "refills.add_appointment"],
-        ["patients.add_screeningtrial", "pumps.add_implant", "pumps.add_doseprescription", "accounts.add_user"],
+        [
+            "patients.add_patient",
+            "patients.view_screeningtrial",
+            "refills.add_refillvisit",
+            "refills.add_appointment",
+            "patients.change_contact_patient",
+        ],
+        [
+            "patients.add_screeningtrial",
+            "pumps.add_implant",
+            "pumps.add_doseprescription",
+            "accounts.add_user",
+            "patients.change_status_patient",
+        ],
     ),
     (
         Role.CLINICIAN,
-        ["patients.add_screeningtrial", "pumps.add_implant", "pumps.add_doseprescription", "refills.add_appointment"],
+        [
+            "patients.add_screeningtrial",
+            "pumps.add_implant",
+            "pumps.add_doseprescription",
+            "refills.add_appointment",
+            "patients.change_contact_patient",
+            "patients.change_status_patient",
+        ],
         ["refills.add_refillvisit", "refills.change_clinicsettings", "accounts.add_user"],
     ),
     (
         Role.CLINIC_ADMIN,
-        ["accounts.add_user", "refills.change_clinicsettings", "refills.add_closedday", "pumps.change_pumpmodel"],
+        [
+            "accounts.add_user",
+            "refills.change_clinicsettings",
+            "refills.add_closedday",
+            "pumps.change_pumpmodel",
+            "patients.change_contact_patient",
+            "patients.change_status_patient",
+        ],
         ["patients.change_patient", "pumps.add_implant", "refills.add_refillvisit", "pumps.add_doseprescription"],
     ),
     (
         Role.PATIENT,
         ["patients.view_patient", "refills.view_appointment", "refills.add_appointmentchangerequest"],
-        ["patients.change_patient", "refills.add_appointment", "refills.change_appointment", "pumps.change_implant"],
+        [
+            "patients.change_patient",
+            "refills.add_appointment",
+            "refills.change_appointment",
+            "pumps.change_implant",
+            "patients.change_contact_patient",
+            "patients.change_status_patient",
+        ],
     ),
 ]
 

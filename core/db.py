@@ -32,7 +32,7 @@ class AddMonths(Func):
     def __init__(self, date: Combinable | str, months: Combinable | int, **extra: Any) -> None:
         super().__init__(date, _expression(months), **extra)
 
-    def as_postgresql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+    def as_postgresql(self, compiler, connection, **extra_context):
         date_sql, date_params = compiler.compile(self.source_expressions[0])
         months_sql, months_params = compiler.compile(self.source_expressions[1])
         return (
@@ -40,7 +40,7 @@ class AddMonths(Func):
             (*date_params, *months_params),
         )
 
-    def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+    def as_sqlite(self, compiler, connection, **extra_context):
         date_sql, date_params = compiler.compile(self.source_expressions[0])
         months_sql, months_params = compiler.compile(self.source_expressions[1])
         first = f"date({date_sql}, 'start of month', CAST(({months_sql}) AS TEXT) || ' months')"
@@ -64,12 +64,12 @@ class AddDays(Func):
     def __init__(self, date: Combinable | str, days: Combinable | int, **extra: Any) -> None:
         super().__init__(date, _expression(days), **extra)
 
-    def as_postgresql(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+    def as_postgresql(self, compiler, connection, **extra_context):
         date_sql, date_params = compiler.compile(self.source_expressions[0])
         days_sql, days_params = compiler.compile(self.source_expressions[1])
         return f"(({date_sql}) + ({days_sql})::integer)", (*date_params, *days_params)
 
-    def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+    def as_sqlite(self, compiler, connection, **extra_context):
         date_sql, date_params = compiler.compile(self.source_expressions[0])
         days_sql, days_params = compiler.compile(self.source_expressions[1])
         return f"date({date_sql}, CAST(({days_sql}) AS TEXT) || ' days')", (*date_params, *days_params)

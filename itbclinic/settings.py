@@ -111,6 +111,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test-{_db_file.name}"))}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
+# Connection pooling in production: PgBouncer in transaction mode (docker-compose.yml) in front of
+# PostgreSQL. A pooled server connection changes hands between transactions, so no server-side
+# cursor may outlive one (`.iterator()` then fetches in chunks client-side) and Django must not
+# hold connections open itself.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#transaction-pooling-server-side-cursors
+if env.bool("DATABASE_TRANSACTION_POOLING", default=False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------------------
@@ -291,7 +299,25 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE_FILENAME = env.str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule"))
+# Beat may run on several machines: each run is claimed in the database first (itbclinic/beat.py).
+CELERY_BEAT_SCHEDULER = "itbclinic.beat:ClaimingScheduler"
+# Two queues, each with its own worker (Procfile, docker-compose.yml): the scheduled scans,
+# planning, dispatch, recovery and escalations on "scans", every per-message send on "sends".
+# A long batch of sends (one a second with a slow provider) then never delays a scan.
+# Anything not routed goes to "scans" (the default queue), which always has a worker.
+CELERY_SCANS_QUEUE = env.str("CELERY_SCANS_QUEUE", default="scans")
+CELERY_SENDS_QUEUE = env.str("CELERY_SENDS_QUEUE", default="sends")
+CELERY_TASK_DEFAULT_QUEUE = CELERY_SCANS_QUEUE
+CELERY_TASK_ROUTES = {
+    "refills.send_reminder_task": {"queue": CELERY_SENDS_QUEUE},
+    # Any other per-message send (emails sent after the response, SMS): *.send_*_task.
+    "*.send_*_task": {"queue": CELERY_SENDS_QUEUE},
+    "refills.scan_reminders_task": {"queue": CELERY_SCANS_QUEUE},
+    "refills.dispatch_reminders_task": {"queue": CELERY_SCANS_QUEUE},
+    "refills.recover_reminders_task": {"queue": CELERY_SCANS_QUEUE},
+    "itbclinic.*": {"queue": CELERY_SCANS_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     # Every 30 seconds: proves beat → broker → worker end to end (visible in the worker log
     # within a minute of `make run`).

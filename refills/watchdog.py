@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import models
 from django.utils import timezone
 
 from .models import TaskRun
@@ -122,3 +123,26 @@ def scan_get_overdue(*, now: dt.datetime, watching_since: dt.datetime) -> Overdu
     """The scan, if it is overdue (the staff banner's one cheap query)."""
     overdue = task_list_overdue(now=now, watching_since=watching_since, names=(SCAN_TASK,))
     return overdue[0] if overdue else None
+
+
+# ---------------------------------------------------------------------------
+# Beat on several machines: each scheduled run is claimed once, in the database
+# ---------------------------------------------------------------------------
+BEAT_CLAIM_PREFIX = "beat:"
+
+
+def beat_run_claim(*, entry: str, slot: dt.datetime) -> bool:
+    """Claim the run of beat entry `entry` for the period starting at `slot`: True for exactly one caller.
+
+    Several beat processes (one per machine, for failover) run the same schedule; before sending
+    a due task each claims its period here and sends only if the claim is theirs, so two beats
+    never double a run and, when one dies, the next period goes to a beat still alive. The claim
+    is one conditional UPDATE on the entry's TaskRun row (`beat:<entry>`, its `last_started_at`
+    the last period claimed): the database serialises concurrent claims on the row.
+    """
+    name = f"{BEAT_CLAIM_PREFIX}{entry}"
+    TaskRun.objects.bulk_create([TaskRun(name=name)], ignore_conflicts=True)
+    unclaimed = TaskRun.objects.filter(name=name).filter(
+        models.Q(last_started_at__isnull=True) | models.Q(last_started_at__lt=slot)
+    )
+    return unclaimed.update(last_started_at=slot) == 1

@@ -14,7 +14,10 @@ from django.core.management import get_commands
 BASE_DIR = Path(settings.BASE_DIR)
 COMPOSE = yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ["migrate", "web", "worker", "beat"]
+WEB = ["web1", "web2"]
+WORKERS = ["scans1", "scans2", "sends1", "sends2"]
+BEATS = ["beat1", "beat2"]
+APP_SERVICES = ["migrate", *WEB, *WORKERS, *BEATS]
 REQUIRED_VARIABLES = {
     "DJANGO_SECRET_KEY",
     "DJANGO_DEBUG",
@@ -45,7 +48,7 @@ def command_of(service: str) -> list[str]:
 
 
 def test_the_services_are_the_production_shape():
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert set(SERVICES) == {"postgres", "pgbouncer", "redis", *APP_SERVICES}
     for name in APP_SERVICES:
         assert SERVICES[name]["build"] == "."
         assert SERVICES[name]["image"] == "itbclinic:latest"
@@ -68,29 +71,34 @@ def test_every_interpolated_variable_is_read_by_the_settings_or_the_postgres_ima
 
 
 def test_secrets_come_from_the_environment_and_are_required():
-    environment = SERVICES["web"]["environment"]
+    environment = SERVICES["web1"]["environment"]
     assert environment["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
     assert "${POSTGRES_PASSWORD:?" in environment["DATABASE_URL"]
     assert SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert "env_file" not in str(COMPOSE)  # only the names listed above reach the containers
 
 
-def test_the_database_url_points_at_the_postgres_service():
+def test_the_database_url_goes_through_pgbouncer_in_transaction_mode_to_postgres():
     import environ
 
     database = environ.Env.db_url_config(
-        SERVICES["web"]["environment"]["DATABASE_URL"].replace(
+        SERVICES["web1"]["environment"]["DATABASE_URL"].replace(
             "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env}", "pw"
         )
     )
     postgres = SERVICES["postgres"]["environment"]
+    bouncer = SERVICES["pgbouncer"]["environment"]
     assert (database["ENGINE"], database["HOST"], database["PORT"]) == (
         "django.db.backends.postgresql",
-        "postgres",
-        5432,
+        "pgbouncer",
+        int(bouncer["LISTEN_PORT"]),
     )
+    assert (bouncer["DB_HOST"], bouncer["POOL_MODE"]) == ("postgres", "transaction")
     assert (database["NAME"], database["USER"]) == (postgres["POSTGRES_DB"], postgres["POSTGRES_USER"])
-    assert SERVICES["web"]["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+    assert (bouncer["DB_NAME"], bouncer["DB_USER"]) == (postgres["POSTGRES_DB"], postgres["POSTGRES_USER"])
+    # Transaction pooling needs no server-side cursors and no persistent connections (settings.py).
+    assert SERVICES["web1"]["environment"]["DATABASE_TRANSACTION_POOLING"] == "true"
+    assert SERVICES["web1"]["environment"]["CELERY_BROKER_URL"] == "redis://redis:6379/0"
 
 
 def test_postgres_and_redis_keep_their_data_and_report_health():
@@ -101,23 +109,35 @@ def test_postgres_and_redis_keep_their_data_and_report_health():
 
 
 def test_start_order_waits_for_health_and_the_migration():
-    assert SERVICES["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert SERVICES["migrate"]["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "pgbouncer": {"condition": "service_started"},
+    }
     assert SERVICES["migrate"]["restart"] == "no"
-    for name in ["web", "worker", "beat"]:
+    for name in [*WEB, *WORKERS, *BEATS]:
         assert SERVICES[name]["depends_on"] == {
             "migrate": {"condition": "service_completed_successfully"},
             "postgres": {"condition": "service_healthy"},
             "redis": {"condition": "service_healthy"},
+            "pgbouncer": {"condition": "service_started"},
         }, name
 
 
-def test_exactly_one_beat():
+def test_two_of_everything_beats_claiming_each_run_and_a_worker_pair_per_queue():
     beats = [name for name, service in SERVICES.items() if "beat" in service.get("command", [])]
-
-    assert beats == ["beat"]
-    assert SERVICES["beat"]["deploy"]["replicas"] == 1
-    assert "beat" not in command_of("worker")  # no embedded beat (-B) in a scalable worker
-    assert "-B" not in command_of("worker")
+    assert beats == BEATS
+    # Each beat its own state file; the claim in the database keeps them from doubling a run.
+    assert len({next(a for a in command_of(b) if a.startswith("--schedule=")) for b in BEATS}) == 2
+    assert settings.CELERY_BEAT_SCHEDULER == "itbclinic.beat:ClaimingScheduler"
+    queues = {}
+    for name in WORKERS:
+        command = command_of(name)
+        assert "beat" not in command and "-B" not in command  # no embedded beat in a scalable worker
+        queues[name] = command[command.index("-Q") + 1]
+    assert queues == {"scans1": "scans", "scans2": "scans", "sends1": "sends", "sends2": "sends"}
+    assert {settings.CELERY_SCANS_QUEUE, settings.CELERY_SENDS_QUEUE} == {"scans", "sends"}
+    assert len({next(a for a in command_of(n) if a.startswith("--hostname=")) for n in WORKERS}) == 4
+    assert SERVICES["web2"]["command"] == SERVICES["web1"]["command"]
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess:
@@ -128,7 +148,7 @@ def run(argv: list[str]) -> subprocess.CompletedProcess:
 
 
 def test_the_web_command_loads_the_wsgi_application():
-    command = command_of("web")
+    command = command_of("web1")
     assert command[:2] == ["gunicorn", "itbclinic.wsgi:application"]
     assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE  # gunicorn serves static files
 
@@ -137,15 +157,15 @@ def test_the_web_command_loads_the_wsgi_application():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("service", ["worker", "beat"])
-def test_the_celery_commands_load_the_app(service):
+@pytest.mark.parametrize(("service", "kind"), [("scans1", "worker"), ("sends1", "worker"), ("beat1", "beat")])
+def test_the_celery_commands_load_the_app(service, kind):
     command = command_of(service)
-    assert command[:4] == ["celery", "-A", "itbclinic", service]
+    assert command[:4] == ["celery", "-A", "itbclinic", kind]
 
     result = run([*command, "--help"])  # celery resolves -A itbclinic before printing the help
 
     assert result.returncode == 0, result.stderr
-    assert f"Usage: celery {service}" in result.stdout
+    assert f"Usage: celery {kind}" in result.stdout
 
 
 def test_the_migrate_step_runs_the_django_command():

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "refills",
     "audit",
     "portal",
+    "interop",
     "demo",  # seed_demo only; nothing imports it
 ]
 

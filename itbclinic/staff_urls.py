@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("refills.urls")),
     path("", include("patients.urls")),
     path("", include("pumps.urls")),
+    path("", include("interop.urls")),
 ]

@@ -139,8 +139,8 @@ class ImportReport:
 
     @property
     def written(self) -> bool:
-        """Whether the import was kept: a confirmed run with no row in error."""
-        return not self.dry_run and not self.error_rows
+        """Whether the import was kept: a confirmed run of at least one row, none in error."""
+        return not self.dry_run and not self.error_rows and bool(self.rows)
 
     def count(self, outcome: str) -> int:
         return sum(1 for row in self.rows if row.outcome == outcome)

@@ -80,7 +80,11 @@ def clinic_import_detail(request: HttpRequest, import_id: int) -> HttpResponse:
     checked = get_object_or_404(ClinicImport.objects.defer("content"), pk=import_id)
     if request.method == "POST":
         was_imported = checked.imported_at is not None
-        checked = clinic_import_confirm(checked=checked, by=request.user)
+        try:
+            checked = clinic_import_confirm(checked=checked, by=request.user)
+        except SheetError as exc:
+            messages.error(request, f"Nothing was imported: {exc}")
+            return redirect("staff:clinic_import_detail", checked.pk)
         if was_imported:
             messages.info(request, "This file was already imported; nothing more was written.")
         elif checked.imported_at is not None:
@@ -90,8 +94,10 @@ def clinic_import_detail(request: HttpRequest, import_id: int) -> HttpResponse:
                 f"Imported: {counts['created']} created, {counts['updated']} updated, "
                 f"{counts['unchanged']} unchanged. The pumps are on the worklist.",
             )
-        else:
+        elif checked.report.get("rows"):
             messages.error(request, "Nothing was imported: some rows are now in error (see below).")
+        else:
+            messages.error(request, "Nothing was imported: the file has no rows.")
         return redirect("staff:clinic_import_detail", checked.pk)
     report = checked.report
     rows = [_display_row(row) for row in report.get("rows", [])]

@@ -17,10 +17,28 @@ from openpyxl import Workbook
 
 # Other names for the columns, as clinics write them (the reader knows them as aliases).
 HEADERS = [
-    "Hospital number", "First name", "Surname", "DOB", "Diagnosis", "Email", "Mobile", "Pump",
-    "Serial number", "Implant date", "Catheter tip", "Surgeon", "Implanting centre", "Last refill date",
-    "Volume withdrawn (mL)", "Volume added (mL)", "Concentration (mcg/mL)", "Daily dose (mcg/day)",
-    "Lot", "Next refill due", "Alarm date", "Comments",
+    "Hospital number",
+    "First name",
+    "Surname",
+    "DOB",
+    "Diagnosis",
+    "Email",
+    "Mobile",
+    "Pump",
+    "Serial number",
+    "Implant date",
+    "Catheter tip",
+    "Surgeon",
+    "Implanting centre",
+    "Last refill date",
+    "Volume withdrawn (mL)",
+    "Volume added (mL)",
+    "Concentration (mcg/mL)",
+    "Daily dose (mcg/day)",
+    "Lot",
+    "Next refill due",
+    "Alarm date",
+    "Comments",
 ]
 
 DUE_BY = dt.date(2025, 4, 1)
@@ -90,7 +108,7 @@ def good_row(i: int) -> list[object]:
         date(dt.date(1960 + i % 40, 1 + i % 12, 1 + i % 28)),
         _DIAGNOSES[i % len(_DIAGNOSES)],
         f"p{i}@example.org" if i % 3 else "",
-        "+44 7911 123%03d" % (i % 1000) if i % 4 == 0 else "",
+        f"+44 7911 123{i % 1000:03d}" if i % 4 == 0 else "",
         _MODELS[i % len(_MODELS)],
         f"SN{i:05d}",
         date(dt.date(2024, 6, 3)),

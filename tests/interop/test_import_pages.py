@@ -92,7 +92,7 @@ def test_a_sheet_with_errors_names_the_column_and_cannot_be_imported(frozen, adm
     page = admin_client.get(response.url).content.decode()
     assert "<strong>Daily dose (mcg/day)</strong>" in page
     assert "Nothing is imported while a row is in error." in page
-    assert "data-testid=\"import-confirm\"" not in page
+    assert 'data-testid="import-confirm"' not in page
     # Posting anyway (a stale tab) writes nothing either.
     admin_client.post(response.url)
     assert not Patient.objects.exists()

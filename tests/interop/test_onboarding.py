@@ -97,9 +97,9 @@ def test_the_import_creates_every_pump_on_the_worklist_and_a_reimport_changes_no
 
     imported = Implant.objects.filter(serial_number__startswith="SN0")
     assert imported.count() == 204
-    assert set(imported.values_list("forecast_due_by", "forecast_alarm_on", "forecast_empty_on", "forecast_problem")) == {
-        (messy.DUE_BY, messy.ALARM_ON, messy.EMPTY_ON, "")
-    }
+    assert set(
+        imported.values_list("forecast_due_by", "forecast_alarm_on", "forecast_empty_on", "forecast_problem")
+    ) == {(messy.DUE_BY, messy.ALARM_ON, messy.EMPTY_ON, "")}
     visit = RefillVisit.objects.get(implant__serial_number="SN00001")
     assert visit.volume_added_ml == Decimal("20")
     assert visit.daily_dose_after_mcg == Decimal("400")

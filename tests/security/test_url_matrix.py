@@ -33,7 +33,10 @@ import time_machine
 from django.db import transaction
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from interop.columns import COLUMNS
+from interop.models import ClinicImport
 from tests.portal.world import FROZEN_NOW, World, make_world
 
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -184,6 +187,20 @@ def b_extra(**params: str) -> Callable[[World], dict]:
 
 
 # Every named route of the project. Keep it sorted by owner; one line per route.
+def _clinic_import(world: World) -> dict:
+    """A checked onboarding file with a header and no rows (confirming it imports nothing)."""
+    checked, _ = ClinicImport.objects.get_or_create(
+        filename="empty.csv",
+        defaults={
+            "content": ",".join(column.header for column in COLUMNS).encode() + b"\n",
+            "sha256": "0" * 64,
+            "uploaded_by": world.clinic_admin,
+            "uploaded_at": timezone.now(),
+        },
+    )
+    return {"import_id": checked.pk}
+
+
 ROUTES: dict[str, Route] = {
     # --- wiring (itbclinic/) ---
     # The landing page sends each role on (a clinic admin to the admin index).
@@ -252,6 +269,9 @@ ROUTES: dict[str, Route] = {
     "staff:reservoir_empty": staff(read=("nurse", "clinician"), write=("nurse", "clinician")),
     "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
     "staff:alert_acknowledge": staff(read=None, write=STAFF_READERS),
+    "staff:clinic_import_upload": staff(read=("clinic_admin",), write=("clinic_admin",)),
+    "staff:clinic_import_template": staff(lambda w: {"kind": "csv"}, read=("clinic_admin",)),
+    "staff:clinic_import_detail": staff(_clinic_import, read=("clinic_admin",), write=("clinic_admin",)),
     # --- REST API (core/api/ and each app's api.py) ---
     "api:not-found": Route({m: _cells(frozenset({HIDDEN})) for m in METHODS}),
     "api:patient-list": api_list(

@@ -71,8 +71,11 @@ migrate: $(STAMP) ## Apply database migrations
 seed: $(STAMP) ## Load the demo clinic (idempotent)
 	$(PY) manage.py seed_demo
 
-bench: $(DEV_STAMP) ## Benchmarks (need DATABASE_URL pointing at PostgreSQL)
-	$(PY) benchmarks/reminder_scan.py
+BENCH_SIZES ?= 1000 10000 100000
+
+bench: $(DEV_STAMP) ## Benchmarks: pages, API and scans at 1k/10k/100k pumps (DATABASE_URL on PostgreSQL; BENCH_SIZES to choose)
+	$(PY) benchmarks/pages.py --implants $(BENCH_SIZES)
+	for n in $(BENCH_SIZES); do $(PY) benchmarks/reminder_scan.py --implants $$n || exit 1; done
 
 clean: ## Remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var staticfiles

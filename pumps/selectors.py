@@ -3,6 +3,7 @@
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import BooleanField, Case, DateField, ExpressionWrapper, F, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, NullIf
@@ -89,7 +90,7 @@ def implant_get_battery_dates(*, implant: Implant) -> BatteryDates:
         )
 
 
-def implant_list_with_battery_dates() -> QuerySet[Implant]:
+def implant_list_with_battery_dates() -> QuerySet[Any]:  # Implants with the annotations below
     """Active implants annotated with their battery dates, computed in the database.
 
     The SQL mirror of `implant_get_replacement_plan` and `implant_get_battery_window_opens_on`

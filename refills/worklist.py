@@ -233,7 +233,7 @@ def worklist_get(
     elif not search.strip():
         shown = shown.exclude(urgency_level=Urgency.LATER.value)
     if unbooked_only:
-        shown = shown.filter(has_booked_refill=False)
+        shown = shown.filter(has_booked_refill=False)  # type: ignore[misc]  # an annotation of the selector
     rows_total = shown.order_by().count()
     page = max(1, min(page, max(1, -(-rows_total // PAGE_SIZE))))
     page_rows = shown.annotate(

@@ -43,12 +43,14 @@ def database_url_for_test_database() -> str:
 
 def filesystem_transport_options(data_dir: Path) -> dict:
     """The transport options settings.py derives from CELERY_BROKER_DATA_DIR."""
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(data_dir / "queue"),
         "data_folder_out": str(data_dir / "queue"),
         "processed_folder": str(data_dir / "processed"),
+        # The exchange table, shared with the worker (kombu's default is ./control of the cwd).
+        "control_folder": str(data_dir / "control"),
         "store_processed": False,
     }
 

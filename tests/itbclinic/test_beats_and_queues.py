@@ -56,7 +56,12 @@ def test_the_routes_send_scans_and_sends_to_their_own_queues():
 def test_the_filesystem_broker_keeps_queues_apart(tmp_path):
     from kombu import Connection
 
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    (tmp_path / "control").mkdir()
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+    }
     with Connection("filesystem://", transport_options=options) as conn:
         for queue, body in (("scans", "scan"), ("sends", "send-1"), ("sends", "send-2")):
             conn.SimpleQueue(queue).put(body)

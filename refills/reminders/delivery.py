@@ -74,9 +74,13 @@ def _reminder_problem(reminder: Reminder, now: dt.datetime) -> str:
 
 
 def reminder_message_context(*, reminder: Reminder, clinic: ClinicSettings) -> dict[str, object]:
-    """What a reminder says: date, time, place, how to reschedule. No clinical detail."""
+    """What a reminder says: date, time, place, how to reschedule. Nothing about the patient.
+
+    An email or a text can be read by someone else (a shared inbox, a lock screen, a wrong
+    number), so it addresses the patient generically: no name, no date of birth, none of the
+    patient's own words, no clinical detail (docs/never-silent.md).
+    """
     return {
-        "given_name": reminder.patient.given_name,
         "starts_at": timezone.localtime(reminder.appointment.starts_at, clinic_tz()),
         "place": reminder.appointment.place,
         "clinic": clinic,

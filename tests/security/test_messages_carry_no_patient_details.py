@@ -1,0 +1,318 @@
+"""No patient detail leaves the app in a message: every email and SMS, rendered the way the app sends it.
+
+One patient whose given name, family name, date of birth, the clinic's notes about them and
+their own words are strings found nowhere else goes through every path that sends something:
+the patient's email and SMS reminders, the nurses' and clinicians' alert digests, the on-call
+SMS, the escalation email and SMS, a failed-reminder alert, the portal invitations (patient and
+carer) and the password reset. None of those strings may appear in any subject, body (text and
+HTML alternatives) or SMS text. Staff messages carry the MRN, the kind, the urgency and a link.
+
+Two meta-checks keep the list whole: every email/SMS template in the repository must have been
+rendered by the paths above (a new template without a path here fails), and every place in
+the code that builds a message (send_mail, EmailMessage, send_sms, …) must be one this test
+drives (a new sender fails until it is added here).
+"""
+
+import ast
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core import mail
+from django.test.signals import template_rendered
+from django.urls import reverse
+
+from portal.services import portal_invite_patient
+from refills.alerts.digest import alerts_email_new, alerts_escalate, alerts_text_urgent
+from refills.models import Alert, ClinicSettings, Reminder
+from refills.reminders.delivery import reminder_mark_failed, reminder_send
+from refills.reminders.dispatch import reminders_dispatch
+from refills.reminders.planning import reminders_scan
+from refills.services import appointment_change_request_create
+from tests.refills.reminder_helpers import Collector, book, local, refilled_implant
+
+pytestmark = pytest.mark.django_db
+
+BASE_DIR = Path(settings.BASE_DIR)
+APP_DIRS = ("audit", "core", "demo", "itbclinic", "patients", "portal", "pumps", "refills")
+
+GIVEN = "Quorvantha"
+FAMILY = "Bexilworth"
+DATE_OF_BIRTH = dt.date(1931, 2, 27)
+OWN_WORDS = "my zephyrine tortoise needs feeding that week"
+NOTES = "Prefers the Wobblecrest entrance"
+DIAGNOSIS_DETAIL = "Glarnfeld variant"
+PASSWORD = "a quiet river at dawn 17"
+
+# The places in the code that hand a message to the email or SMS backend, as "module.function".
+SENDERS = {
+    "portal.services.portal_invite_patient",
+    "refills.alerts.digest.alerts_email_new",
+    "refills.alerts.digest.alerts_escalate",
+    "refills.alerts.digest.alerts_text_urgent",
+    "refills.reminders.delivery._deliver",
+}
+SENDING_CALLS = {
+    "send_mail",
+    "send_mass_mail",
+    "mail_admins",
+    "mail_managers",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "send_sms",
+    "sms_message_send",
+    "send_messages",
+}
+# The interface itself, not a sender: the SMS shim and its backends.
+MESSAGING_MODULES = {"refills.messaging", "refills.sms_backends"}
+
+
+def forbidden_strings() -> list[str]:
+    d = DATE_OF_BIRTH
+    return [
+        GIVEN,
+        FAMILY,
+        OWN_WORDS,
+        "zephyrine",
+        NOTES,
+        "Wobblecrest",
+        DIAGNOSIS_DETAIL,
+        "Glarnfeld",
+        # the date of birth, in every way the app or Django writes a date
+        d.isoformat(),
+        f"{d:%d/%m/%Y}",
+        f"{d:%m/%d/%Y}",
+        f"{d:%d.%m.%Y}",
+        f"{d:%d %b %Y}",
+        f"{d.day} {d:%b %Y}",
+        f"{d:%d %B %Y}",
+        f"{d.day} {d:%B %Y}",
+        f"{d:%B} {d.day}, {d.year}",
+        f"{d:%b}. {d.day}, {d.year}",
+    ]
+
+
+# --- discovery ------------------------------------------------------------------------------
+def message_templates() -> set[str]:
+    """Every email or SMS template of the project's apps, by its template name."""
+    found = set()
+    for app in APP_DIRS:
+        for templates_dir in (BASE_DIR / app).rglob("templates"):
+            for path in templates_dir.rglob("*"):
+                if not path.is_file():
+                    continue
+                name = path.relative_to(templates_dir).as_posix()
+                parts = name.split("/")
+                if (
+                    "email" in parts[:-1]
+                    or "sms" in parts[:-1]
+                    or any(word in parts[-1] for word in ("email", "sms", "_subject"))
+                ):
+                    found.add(name)
+    return found
+
+
+class _SendingCalls(ast.NodeVisitor):
+    """The innermost function around each call of a sending API."""
+
+    def __init__(self, module: str) -> None:
+        self.module, self.stack, self.found = module, [], set()
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.stack.append(node.name)
+        self.generic_visit(node)
+        self.stack.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Call(self, node: ast.Call) -> None:
+        callee = node.func
+        name = callee.id if isinstance(callee, ast.Name) else getattr(callee, "attr", "")
+        if name in SENDING_CALLS:
+            self.found.add(".".join([self.module, *self.stack]))
+        self.generic_visit(node)
+
+
+def message_senders() -> set[str]:
+    """Every function in the project's code that calls a mail or SMS sending API."""
+    found: set[str] = set()
+    for app in APP_DIRS:
+        for path in (BASE_DIR / app).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            module = ".".join(path.relative_to(BASE_DIR).with_suffix("").parts)
+            if module in MESSAGING_MODULES:
+                continue
+            visitor = _SendingCalls(module)
+            visitor.visit(ast.parse(path.read_text(), filename=str(path)))
+            found |= visitor.found
+    return found
+
+
+def test_discovery_finds_the_known_templates_and_senders():
+    templates = message_templates()
+    assert {
+        "refills/email/reminder_body.txt",
+        "refills/email/reminder_sms.txt",
+        "refills/email/alerts_body.txt",
+        "refills/email/alert_sms.txt",
+        "refills/email/alerts_escalation_body.txt",
+        "portal/email/invitation.txt",
+        "registration/password_reset_email.html",
+    } <= templates
+    assert message_senders() == SENDERS
+
+
+# --- the walk through every path ----------------------------------------------------------------
+@pytest.fixture
+def rendered():
+    names: list[str] = []
+
+    def record(sender, template, context, **kwargs):
+        names.append(template.name)
+
+    template_rendered.connect(record)
+    yield names
+    template_rendered.disconnect(record)
+
+
+def test_no_message_carries_a_name_a_date_of_birth_or_free_text(
+    client, nurse, clinician, sms_outbox, rendered, django_capture_on_commit_callbacks
+):
+    clinic = ClinicSettings.load()
+    clinic.on_call_phone = "+447700900555"
+    clinic.escalate_after_minutes = 30
+    clinic.save()
+    # given a patient whose every detail is a string found nowhere else
+    with time_machine.travel(local(2025, 3, 3, 12), tick=False):
+        implant = refilled_implant(
+            nurse=nurse,
+            on=local(2025, 1, 6),
+            given_name=GIVEN,
+            family_name=FAMILY,
+            date_of_birth=DATE_OF_BIRTH,
+            email="p7713@example.org",
+            phone="+447700900123",
+            notes=NOTES,
+            diagnosis_detail=DIAGNOSIS_DETAIL,
+        )
+        patient = implant.patient
+        appointment = book(implant=implant, nurse=nurse, starts_at=local(2025, 3, 31, 10), now=local(2025, 3, 3, 12))
+        # invited to the portal, with a carer; the patient asks for a password reset
+        with django_capture_on_commit_callbacks(execute=True):
+            portal_invite_patient(patient=patient, email=patient.email, invited_by=nurse)
+            portal_invite_patient(
+                patient=patient,
+                email="carer5521@example.org",
+                invited_by=nurse,
+                carer=True,
+                consent_note=f"{GIVEN} agreed on the phone",
+            )
+        patient.refresh_from_db()
+        user = patient.user
+        user.set_password(PASSWORD)
+        user.save()
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.post(reverse("password_reset"), {"email": patient.email}).status_code == 302
+
+    # the patient asks, in their own words, for another date
+    with time_machine.travel(local(2025, 3, 5, 12), tick=False):
+        appointment_change_request_create(
+            appointment=appointment,
+            requested_by=user,
+            preferred_date=dt.date(2025, 4, 2),
+            message=OWN_WORDS,
+            today=dt.date(2025, 3, 5),
+        )
+    # and an alert of every other kind is open, its message holding all of it (the worst case)
+    worst = f"{GIVEN} {FAMILY}, born {DATE_OF_BIRTH:%d %b %Y}: {OWN_WORDS}; {NOTES}; {DIAGNOSIS_DETAIL}"
+    for i, kind in enumerate(k for k in Alert.Kind.values if k != Alert.Kind.CHANGE_REQUEST):
+        Alert.objects.create(
+            kind=kind,
+            audience=Alert.Audience.CLINICIANS if i % 2 else Alert.Audience.NURSES,
+            severity=Alert.Severity.URGENT if i % 3 == 0 else Alert.Severity.WARNING,
+            patient=patient,
+            implant=implant,
+            key_date=dt.date(2025, 3, 5),
+            message=worst,
+            risk_flags=f"{GIVEN} {FAMILY}",
+        )
+    now = local(2025, 3, 5, 13)
+    Alert.objects.update(raised_at=now)
+    # when the scan's messages go: digests, on-call texts, and (nobody acknowledging) escalations
+    assert alerts_email_new(now=now) == Alert.objects.count()
+    urgent = Alert.objects.filter(severity=Alert.Severity.URGENT).count()
+    assert alerts_text_urgent(now=now) == urgent
+    assert alerts_escalate(now=now + dt.timedelta(minutes=31)) == urgent
+
+    # and the patient's reminders: the 14-day one by email …
+    with time_machine.travel(local(2025, 3, 17, 9), tick=False):
+        collector = Collector()
+        reminders_dispatch(now=local(2025, 3, 17, 9), enqueue=collector)
+        assert [reminder_send(reminder_id=r, claim_token=t, now=local(2025, 3, 17, 9)) for r, t in collector.calls] == [
+            "sent"
+        ]
+    # … the 2-day one by SMS, after the patient changed their preference
+    patient.reminder_channel = Reminder.Channel.SMS
+    patient.save()
+    with time_machine.travel(local(2025, 3, 29, 9), tick=False):
+        reminders_scan(now=local(2025, 3, 29, 9))
+        collector = Collector()
+        reminders_dispatch(now=local(2025, 3, 29, 9), enqueue=collector)
+        assert [reminder_send(reminder_id=r, claim_token=t, now=local(2025, 3, 29, 9)) for r, t in collector.calls] == [
+            "sent"
+        ]
+        # and a reminder that could not go: its alert is emailed to the nurses
+        failed = Reminder.objects.create(
+            appointment=appointment,
+            patient=patient,
+            offset_days=1,
+            channel=Reminder.Channel.SMS,
+            send_at=local(2025, 3, 29, 9),
+            appointment_starts_at=appointment.starts_at,
+            status=Reminder.Status.SENDING,
+        )
+        assert reminder_mark_failed(reminder_id=failed.pk, error=f"refused {FAMILY}", now=local(2025, 3, 29, 9)) == 1
+        assert alerts_email_new(now=local(2025, 3, 29, 9)) == 1
+
+    # then every message went, and none of them carries a detail of the patient
+    emails = [
+        (m.subject, m.body, *[content for content, _mimetype in getattr(m, "alternatives", [])]) for m in mail.outbox
+    ]
+    texts = [m.body for m in sms_outbox]
+    to = sorted(tuple(m.to) for m in mail.outbox)
+    assert to == sorted(
+        [
+            ("p7713@example.org",),  # the invitation
+            ("carer5521@example.org",),  # the carer's invitation
+            ("p7713@example.org",),  # the password reset
+            (clinic.nursing_email,),  # the digests
+            (clinic.clinicians_email,),
+            (clinic.nursing_email, clinic.clinicians_email),  # the escalation
+            ("p7713@example.org",),  # the 14-day reminder
+            (clinic.nursing_email,),  # the failed reminder's alert
+        ]
+    )
+    assert len(texts) == 2 * urgent + 1  # on-call SMS, escalation SMS, the patient's 2-day reminder
+    forbidden = [s.lower() for s in forbidden_strings()]
+    for parts in [*emails, *[(t,) for t in texts]]:
+        for part in parts:
+            leaked = [s for s in forbidden if s in part.lower()]
+            assert leaked == [], f"{leaked} in:\n{part}"
+    # the staff messages carry the MRN and a link to the patient in the app
+    staff = [m for m in mail.outbox if "p7713@example.org" not in m.to and "carer5521@example.org" not in m.to]
+    link = settings.SITE_URL + reverse("staff:patient_detail", args=[patient.pk])
+    assert all(patient.mrn in m.body and link in m.body for m in staff)
+    digests = {
+        address: "".join(m.body for m in staff if m.to == [address] and "new alert" in m.subject)
+        for address in (clinic.nursing_email, clinic.clinicians_email)
+    }
+    for alert in Alert.objects.all():
+        address = clinic.nursing_email if alert.audience == Alert.Audience.NURSES else clinic.clinicians_email
+        line = f"[{alert.get_severity_display().upper()}] {alert.get_kind_display()} — patient {patient.mrn}"
+        assert line in digests[address]
+    assert all(patient.mrn in t for t in texts if t.startswith(clinic.name + " URGENT"))
+    # and every email/SMS template of the repository was rendered on the way
+    assert message_templates() - set(rendered) == set()

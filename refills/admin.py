@@ -5,7 +5,7 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from audit.mixins import ClinicalRecordAdmin
-from core.admin import ReadOnlyAdminMixin
+from core.admin import ReadOnlyAdminMixin, ReadOnlyTabularInline
 from pumps.admin import DosePrescriptionAdmin, DrugAdmin, DrugPumpIntervalAdmin, PumpModelAdmin
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, PumpModel
 
@@ -15,6 +15,7 @@ from .models import (
     AppointmentChangeRequest,
     ClinicSettings,
     ClosedDay,
+    DeliveryAttempt,
     RefillVisit,
     Reminder,
     ReservoirEmptying,
@@ -216,8 +217,28 @@ class AppointmentChangeRequestAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
         return obj.appointment.starts_at
 
 
+class DeliveryAttemptInline(ReadOnlyTabularInline):
+    """Each hand-over to the provider, written before the call: a crash shows as `started`."""
+
+    model = DeliveryAttempt
+    fields = ("started_at", "finished_at", "channel", "outcome", "provider_id", "error")
+    readonly_fields = fields
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every hand-over of a reminder to the email/SMS provider (the duplicates figure counts these)."""
+
+    list_display = ("started_at", "reminder", "channel", "outcome", "finished_at", "provider_id", "error")
+    list_filter = ("outcome", "channel")
+    date_hierarchy = "started_at"
+    list_select_related = ("reminder",)
+    raw_id_fields = ("reminder",)
+
+
 @admin.register(Reminder)
 class ReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    inlines = [DeliveryAttemptInline]
     list_display = (
         "send_at",
         "patient",

@@ -55,6 +55,13 @@ def send_sms(
     *, to: str, body: str, from_number: str | None = None, fail_silently: bool = False, connection=None
 ) -> int:
     """Send one text message; returns the number sent (0 or 1), like `django.core.mail.send_mail`."""
-    connection = connection or get_sms_backend(fail_silently=fail_silently)
     message = SmsMessage(to=to, body=body, from_number=from_number or settings.SMS_PROVIDER_FROM)
+    return sms_message_send(message=message, fail_silently=fail_silently, connection=connection)
+
+
+def sms_message_send(*, message: SmsMessage, fail_silently: bool = False, connection=None) -> int:
+    """Send a built message (like `EmailMessage.send()`): the backend fills `message.provider_ids`."""
+    if not message.from_number:
+        message.from_number = settings.SMS_PROVIDER_FROM
+    connection = connection or get_sms_backend(fail_silently=fail_silently)
     return connection.send_messages([message])

@@ -328,7 +328,8 @@ class Reminder(models.Model):
     # Set by the dispatcher's claim; the send task acts only while the row still carries it.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(null=True, blank=True)
-    # Deliveries handed to the email/SMS backend: above 1 means a duplicate went out (counted, kept rare).
+    # Deliveries the email/SMS backend acknowledged. Each call to it is also a DeliveryAttempt row,
+    # written before the call: the duplicates figure counts those (a crash leaves no acknowledgement).
     send_count = models.PositiveSmallIntegerField(default=0)
     # Times the row was found stuck in "sending" and put back in the queue (a would-be loss).
     recovered_count = models.PositiveSmallIntegerField(default=0)
@@ -356,6 +357,52 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} reminder {self.offset_days}d before appointment {self.appointment_id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One hand-over of a reminder to the email or SMS provider, committed BEFORE the provider is called.
+
+    A worker killed between the provider's call and the row's acknowledgement leaves this row
+    `started`; the retry writes another. So every message that may have reached the patient is a
+    row here, and the duplicates figure counts them (`refills.reminders.reads.reminder_figures`).
+    """
+
+    class Outcome(models.TextChoices):
+        # The provider was called and no answer was recorded (crash, or the database went away):
+        # the message may have gone.
+        STARTED = "started", "Started, no answer recorded"
+        SENT = "sent", "Accepted by the provider"
+        # The provider failed (timeout, disconnection, 5xx): retried; it most likely did not go.
+        ERROR = "error", "Failed, retried"
+        REFUSED = "refused", "Refused for good"
+        # Something else went wrong after the call began: the message may have gone.
+        UNKNOWN = "unknown", "Unexpected error"
+
+    # Outcomes after which the message may have reached the patient: more than one such attempt
+    # on a reminder is a (possible) duplicate.
+    MAY_HAVE_GONE = (Outcome.STARTED, Outcome.SENT, Outcome.UNKNOWN)
+
+    reminder = models.ForeignKey(Reminder, on_delete=models.PROTECT, related_name="delivery_attempts")
+    channel = models.CharField(max_length=8, choices=Reminder.Channel.choices)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.STARTED)
+    # What the provider answered: the email's Message-ID, the SMS provider's message id.
+    provider_id = models.CharField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [models.Index(fields=["reminder", "outcome"], name="deliveryattempt_reminder_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome="started") | Q(finished_at__isnull=False),
+                name="deliveryattempt_finished_has_finished_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} attempt, reminder {self.reminder_id}, {self.started_at:%Y-%m-%d %H:%M}: {self.outcome}"
 
 
 class Alert(models.Model):

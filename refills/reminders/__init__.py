@@ -11,7 +11,9 @@ A reminder row, one per (appointment, appointment time, offset, channel):
     sending for longer than REMINDER_STUCK_AFTER_MINUTES --recovery--> pending
     pending --appointment moved/cancelled, consent withdrawn--> cancelled (obsolete; back if undone)
     pending --its time passed before it could help--> cancelled (stale)
-A duplicate is better than a loss: `send_count` > 1 counts duplicates, `recovered_count` near-losses.
+A duplicate is better than a loss, and both are counted: every call to the email/SMS provider is
+a `DeliveryAttempt` row committed before the call (a worker killed mid-send leaves it `started`),
+so more than one attempt that may have gone is a duplicate; `recovered_count` counts near-losses.
 
 Times: a reminder goes at `reminder_hour` clinic-local time, `offset_days` before the local date
 of the appointment, whatever the daylight-saving offset of either day.

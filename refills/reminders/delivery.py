@@ -10,6 +10,8 @@ import socket
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.core.mail.message import make_msgid
+from django.core.mail.utils import DNS_NAME
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import (
     F,
@@ -21,8 +23,8 @@ from patients.models import Patient
 
 from ..alerts.raising import alerts_raise
 from ..clinic_time import clinic_tz
-from ..messaging import SmsPermanentError, send_sms
-from ..models import Alert, Appointment, ClinicSettings, Reminder
+from ..messaging import SmsMessage, SmsPermanentError, sms_message_send
+from ..models import Alert, Appointment, ClinicSettings, DeliveryAttempt, Reminder
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +90,41 @@ def reminder_message_context(*, reminder: Reminder, clinic: ClinicSettings) -> d
     }
 
 
-def _deliver(*, reminder: Reminder, clinic: ClinicSettings) -> None:
+def _deliver(*, reminder: Reminder, clinic: ClinicSettings) -> str:
+    """Hand the message to the provider; returns the provider's id for it ('' if it gave none)."""
     context = reminder_message_context(reminder=reminder, clinic=clinic)
     if reminder.channel == Reminder.Channel.SMS:
         body = render_to_string("refills/email/reminder_sms.txt", context).strip()
-        send_sms(to=reminder.patient.phone.as_e164, body=body)
-        return
+        sms = SmsMessage(to=reminder.patient.phone.as_e164, body=body)
+        sms_message_send(message=sms)
+        return ",".join(sms.provider_ids)
     subject = " ".join(render_to_string("refills/email/reminder_subject.txt", context).split())
     body = render_to_string("refills/email/reminder_body.txt", context)
-    EmailMessage(subject=subject, body=body, to=[reminder.patient.email]).send(fail_silently=False)
+    message_id = make_msgid(domain=DNS_NAME)
+    EmailMessage(subject=subject, body=body, to=[reminder.patient.email], headers={"Message-ID": message_id}).send(
+        fail_silently=False
+    )
+    return message_id
+
+
+def _attempt_begin(*, reminder: Reminder, now: dt.datetime) -> DeliveryAttempt:
+    """The attempt row, committed before the provider is called: a crash after the call leaves it `started`.
+
+    `durable=True` refuses to run inside a caller's transaction, where the row would not be
+    committed yet (and a crash would roll it back with the evidence).
+    """
+    with transaction.atomic(durable=True):
+        return DeliveryAttempt.objects.create(reminder=reminder, channel=reminder.channel, started_at=now)
+
+
+def _attempt_end(*, attempt: DeliveryAttempt, outcome: str, provider_id: str = "", error: str = "") -> None:
+    try:
+        DeliveryAttempt.objects.filter(pk=attempt.pk, outcome=DeliveryAttempt.Outcome.STARTED).update(
+            outcome=outcome, finished_at=timezone.now(), provider_id=provider_id[:255], error=error[:2000]
+        )
+    except (OperationalError, InterfaceError):
+        # The database is what failed: the row stays `started` (the message may have gone), and counts.
+        logger.warning("delivery attempt %s: could not record its outcome %s", attempt.pk, outcome)
 
 
 def reminder_send(*, reminder_id: int, claim_token: str | None, now: dt.datetime) -> str:
@@ -104,7 +132,9 @@ def reminder_send(*, reminder_id: int, claim_token: str | None, now: dt.datetime
 
     Acts only while the row is `sending` under this claim: a redelivered message for a row that
     was sent, cancelled, or recovered and claimed again does nothing. Every attempt refreshes
-    `claimed_at`, so the stuck-row recovery leaves a row alone while its retries run.
+    `claimed_at`, so the stuck-row recovery leaves a row alone while its retries run. Every call
+    to the provider is a `DeliveryAttempt` row committed before it: must not run inside a
+    transaction (the task calls it in autocommit).
     """
     claimed = Reminder.objects.filter(pk=reminder_id, status=Reminder.Status.SENDING)
     if claim_token:
@@ -123,14 +153,23 @@ def reminder_send(*, reminder_id: int, claim_token: str | None, now: dt.datetime
         )
         return SendOutcome.CANCELLED
     clinic = ClinicSettings.load()
+    attempt = _attempt_begin(reminder=reminder, now=now)
     try:
-        _deliver(reminder=reminder, clinic=clinic)
+        provider_id = _deliver(reminder=reminder, clinic=clinic)
     except PERMANENT_SEND_ERRORS as exc:
-        reminder_mark_failed(reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}", now=now)
+        error = f"{type(exc).__name__}: {exc}"
+        _attempt_end(attempt=attempt, outcome=DeliveryAttempt.Outcome.REFUSED, error=error)
+        reminder_mark_failed(reminder_id=reminder_id, error=error, now=now)
         return SendOutcome.FAILED
     except TRANSIENT_SEND_ERRORS as exc:
-        _reminder_record_error(reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        _attempt_end(attempt=attempt, outcome=DeliveryAttempt.Outcome.ERROR, error=error)
+        _reminder_record_error(reminder_id=reminder_id, error=error)
         raise
+    except Exception as exc:
+        _attempt_end(attempt=attempt, outcome=DeliveryAttempt.Outcome.UNKNOWN, error=f"{type(exc).__name__}: {exc}")
+        raise
+    _attempt_end(attempt=attempt, outcome=DeliveryAttempt.Outcome.SENT, provider_id=provider_id or "")
     # Whatever happened meanwhile (recovered, re-claimed, cancelled), this one went out: record it.
     marked = (
         Reminder.objects.filter(pk=reminder_id)

@@ -3,18 +3,15 @@
 from dataclasses import dataclass
 
 from django.db.models import (
-    Case,
     Count,
-    F,
+    Q,
     QuerySet,
     Sum,
-    Value,
-    When,
 )
 
 from patients.models import Patient
 
-from ..models import Appointment, Reminder
+from ..models import Appointment, DeliveryAttempt, Reminder
 
 
 def reminder_list(
@@ -38,16 +35,28 @@ class ReminderFigures:
     pending: int
     sending: int
     cancelled: int
+    # Messages that may have reached a patient once more: each attempt beyond the first on a
+    # reminder, among its attempts that may have gone (`DeliveryAttempt.MAY_HAVE_GONE`).
     duplicates: int
     recovered: int
+    # Every hand-over to the email/SMS provider, whatever came of it.
+    attempts: int
 
 
 def reminder_figures() -> ReminderFigures:
-    """Counts for the log header and the simulation: duplicates and recoveries are counted, never hidden."""
+    """Counts for the log header and the simulation: duplicates and recoveries are counted, never hidden.
+
+    Duplicates come from the attempt rows, written before each call to the provider, so a worker
+    killed between the provider's call and its acknowledgement is counted too. An attempt the
+    provider failed (error, refused) did not go, and its retry is no duplicate.
+    """
     by_status = dict(Reminder.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    extra = Reminder.objects.aggregate(
-        duplicates=Sum(Case(When(send_count__gt=1, then=F("send_count") - 1), default=Value(0))),
-        recovered=Sum("recovered_count"),
+    recovered = Reminder.objects.aggregate(recovered=Sum("recovered_count"))["recovered"]
+    may_have_gone = Q(outcome__in=DeliveryAttempt.MAY_HAVE_GONE)
+    attempts = DeliveryAttempt.objects.aggregate(
+        all=Count("id"),
+        may_have_gone=Count("id", filter=may_have_gone),
+        reminders=Count("reminder", distinct=True, filter=may_have_gone),
     )
     return ReminderFigures(
         sent=by_status.get(Reminder.Status.SENT, 0),
@@ -55,6 +64,7 @@ def reminder_figures() -> ReminderFigures:
         pending=by_status.get(Reminder.Status.PENDING, 0),
         sending=by_status.get(Reminder.Status.SENDING, 0),
         cancelled=by_status.get(Reminder.Status.CANCELLED, 0),
-        duplicates=extra["duplicates"] or 0,
-        recovered=extra["recovered"] or 0,
+        duplicates=attempts["may_have_gone"] - attempts["reminders"],
+        recovered=recovered or 0,
+        attempts=attempts["all"],
     )

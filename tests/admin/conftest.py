@@ -15,6 +15,7 @@ from refills.models import (
     AppointmentChangeRequest,
     ClinicSettings,
     ClosedDay,
+    DeliveryAttempt,
     RefillVisit,
     Reminder,
     ReservoirEmptying,
@@ -66,6 +67,13 @@ def _reminder() -> Reminder:
     )
 
 
+def _delivery_attempt() -> DeliveryAttempt:
+    reminder = _reminder()
+    return DeliveryAttempt.objects.create(
+        reminder=reminder, channel=reminder.channel, started_at=reminder.send_at, outcome="started"
+    )
+
+
 def _alert() -> Alert:
     implant = factories.ImplantFactory()
     return Alert.objects.create(
@@ -109,6 +117,7 @@ MAKERS = {
     Appointment: lambda: factories.AppointmentFactory(),
     AppointmentChangeRequest: _change_request,
     Reminder: _reminder,
+    DeliveryAttempt: _delivery_attempt,
     Alert: _alert,
     ClinicSettings: ClinicSettings.load,
     ClosedDay: _closed_day,

@@ -15,6 +15,7 @@ from refills.models import (
     AppointmentChangeRequest,
     ClinicSettings,
     ClosedDay,
+    DeliveryAttempt,
     RefillVisit,
     Reminder,
     ReservoirEmptying,
@@ -42,6 +43,7 @@ CLINIC_ADMIN_ACCESS = {
     Appointment: None,
     AppointmentChangeRequest: None,
     Reminder: "view",
+    DeliveryAttempt: "view",
     Alert: "view",
     ClinicSettings: "view",  # and change, but never add: the row exists
     ClosedDay: "edit",

@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+from django.core.mail.backends import locmem
 from django.core.mail.backends.base import BaseEmailBackend
 
 
@@ -42,3 +43,27 @@ class FailingFileBackend(FileCountingBackend):
         folder = Path(os.environ["ITB_TEST_MAILDIR"])
         (folder / f"attempt-{uuid.uuid4().hex}").touch()
         raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+
+# What AttemptWitnessBackend saw, per message: the attempt rows another connection could read.
+witnessed: list[list[tuple[int, str]]] = []
+
+
+class AttemptWitnessBackend(locmem.EmailBackend):
+    """Before delivering (to mail.outbox), reads the delivery attempts through a connection of its own.
+
+    Another connection sees only committed rows: this is how a test shows that the attempt was
+    committed before the provider was called.
+    """
+
+    def send_messages(self, email_messages):
+        from django.db import connections
+
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT reminder_id, outcome FROM refills_deliveryattempt ORDER BY id")
+                witnessed.append([(row[0], row[1]) for row in cursor.fetchall()])
+        finally:
+            other.close()
+        return super().send_messages(email_messages)

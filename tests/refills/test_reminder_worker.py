@@ -31,9 +31,10 @@ from kombu import pools as kombu_pools
 
 from itbclinic.celery import app as celery_app
 from refills.alerts.reads import alert_list_open
-from refills.models import Alert, Reminder
+from refills.models import Alert, DeliveryAttempt, Reminder
 from refills.reminders.dispatch import reminders_dispatch, reminders_recover_stuck
 from refills.reminders.planning import reminders_scan
+from refills.reminders.reads import reminder_figures
 from refills.tasks import send_reminder_task
 from tests import factories
 from tests.conftest import require_service
@@ -222,6 +223,10 @@ def test_worker_killed_mid_send_sends_after_restart_and_no_more_than_once_more(w
     worker.kill()
     assert worker.delivered() == 0
     assert status(row) == ("sending", 0)
+    # the attempt was committed before the mail server was called: it stays, with no answer
+    assert list(DeliveryAttempt.objects.filter(reminder=row).values_list("outcome", "finished_at")) == [
+        ("started", None)
+    ]
     # and restarted; ten minutes on, the recovery scan returns the row and the dispatcher sends it again
     worker.start()
     assert reminders_recover_stuck(now=timezone.now() + dt.timedelta(minutes=11)).requeued == 1
@@ -232,6 +237,13 @@ def test_worker_killed_mid_send_sends_after_restart_and_no_more_than_once_more(w
     assert worker.delivered() == 1
     row.refresh_from_db()
     assert (row.status, row.send_count, row.recovered_count, row.attempts) == ("sent", 1, 1, 2)
+    # and both hand-overs to the mail server are on record: the killed one may have gone too,
+    # so the figures count one (possible) duplicate
+    attempts = list(DeliveryAttempt.objects.filter(reminder=row).order_by("id"))
+    assert [(a.channel, a.outcome) for a in attempts] == [("email", "started"), ("email", "sent")]
+    assert attempts[1].provider_id.startswith("<") and attempts[1].finished_at is not None
+    figures = reminder_figures()
+    assert (figures.attempts, figures.duplicates, figures.sent, figures.recovered) == (2, 1, 1, 1)
 
 
 def test_redis_restarted_with_work_queued_loses_nothing(worker):
@@ -284,6 +296,9 @@ def test_smtp_failing_retries_then_fails_and_is_visible_to_nurses(worker):
     assert worker.log.count("Retry in") == 3
     row.refresh_from_db()
     assert (row.attempts, row.send_count, row.reason_code) == (4, 0, "failed")
+    # four hand-overs, each answered by a failure: none went, so no duplicate
+    assert list(DeliveryAttempt.objects.filter(reminder=row).values_list("outcome", flat=True)) == ["error"] * 4
+    assert (reminder_figures().attempts, reminder_figures().duplicates) == (4, 0)
     assert "SMTPServerDisconnected" in row.last_error
     (alert,) = alert_list_open(audience="nurses")
     assert (alert.kind, alert.reminder_id) == (Alert.Kind.REMINDER_FAILED, row.pk)

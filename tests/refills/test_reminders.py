@@ -1,16 +1,19 @@
 """Reminder rows: when they go, one per key, moved/cancelled appointments, claim, send, recovery."""
 
 import datetime as dt
+import json
 import smtplib
 import uuid
 
 import pytest
 import time_machine
 from django.core import mail
-from django.db import OperationalError
+from django.db import OperationalError, transaction
+from twilio.http.response import Response
 
+from refills import sms_backends
 from refills.alerts.reads import alert_list_open
-from refills.models import Alert, Appointment, ClinicSettings, Reminder
+from refills.models import Alert, Appointment, ClinicSettings, DeliveryAttempt, Reminder
 from refills.reminders import delivery
 from refills.reminders.delivery import SendOutcome, reminder_send
 from refills.reminders.dispatch import reminders_dispatch, reminders_recover_stuck
@@ -19,7 +22,10 @@ from refills.reminders.reads import reminder_figures, reminder_list
 from refills.reminders.timing import reminder_plan, reminder_send_at
 from refills.services import appointment_cancel, appointment_move
 from refills.tasks import dispatch_reminders_task, send_reminder_task
+from tests import factories
+from tests.refills import reminder_test_backends
 from tests.refills.reminder_helpers import UTC, Collector, book, local, patient_emails, refilled_implant, rows
+from tests.refills.test_sms import PROVIDER, StubHttpClient
 
 pytestmark = pytest.mark.django_db
 MIN_LEAD = dt.timedelta(hours=12)
@@ -245,6 +251,7 @@ def test_a_claimed_row_whose_appointment_was_cancelled_meanwhile_is_not_sent(boo
     assert reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.CANCELLED
     assert Reminder.objects.get(pk=rid).status == "cancelled"
     assert patient_emails(booked.patient) == []
+    assert attempt_outcomes(rid) == []  # the provider was never called
 
 
 def test_late_dispatch_sends_only_the_closest_reminder(booked):
@@ -258,6 +265,100 @@ def test_late_dispatch_sends_only_the_closest_reminder(booked):
 
 
 # --- the claim token, duplicates, transient failures, recovery ----------------------------
+def attempt_outcomes(reminder_id: int) -> list[str]:
+    attempts = DeliveryAttempt.objects.filter(reminder_id=reminder_id).order_by("id")
+    return list(attempts.values_list("outcome", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_send_is_an_attempt_committed_before_the_provider_is_called(settings):
+    settings.EMAIL_BACKEND = "tests.refills.reminder_test_backends.AttemptWitnessBackend"
+    reminder_test_backends.witnessed.clear()
+    nurse = factories.NurseFactory()
+    implant = refilled_implant(nurse=nurse, on=local(2025, 1, 6))
+    appointment = book(implant=implant, nurse=nurse, starts_at=local(2025, 3, 31, 10), now=local(2025, 3, 3, 12))
+    now = local(2025, 3, 17, 9)
+    collector = Collector()
+    reminders_dispatch(now=now, enqueue=collector)
+    ((rid, token),) = collector.calls
+    # when the send runs (in autocommit, as in the task)
+    with time_machine.travel(now, tick=False):
+        assert reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SENT
+    # then the mail server was called once, and at that moment another connection could already
+    # read the attempt: committed, in `started`
+    assert reminder_test_backends.witnessed == [[(rid, "started")]]
+    (attempt,) = DeliveryAttempt.objects.filter(reminder_id=rid)
+    (message,) = patient_emails(appointment.patient)
+    assert (attempt.channel, attempt.outcome, attempt.started_at, attempt.finished_at) == ("email", "sent", now, now)
+    assert attempt.provider_id == message.extra_headers["Message-ID"] == message.message()["Message-ID"]
+
+
+def test_reminder_send_refuses_to_run_inside_a_transaction(booked):
+    # inside the caller's transaction the attempt could not be committed before the provider's call
+    # (pytest-django's own transaction lets durable blocks through, so this nests one more)
+    now = local(2025, 3, 17, 9)
+    collector = Collector()
+    reminders_dispatch(now=now, enqueue=collector)
+    (rid, token), *_ = collector.calls
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        reminder_send(reminder_id=rid, claim_token=token, now=now)
+    assert mail.outbox == [] and attempt_outcomes(rid) == []
+
+
+def test_an_sms_attempt_keeps_the_providers_message_id(nurse, settings, monkeypatch):
+    for name, value in PROVIDER.items():
+        setattr(settings, name, value)
+    stub = StubHttpClient(Response(201, json.dumps({"sid": "SM42", "status": "queued"})))
+    monkeypatch.setattr(sms_backends, "TwilioHttpClient", lambda **kwargs: stub)
+    implant = refilled_implant(nurse=nurse, on=local(2025, 1, 6), reminder_channel="sms", phone="+447700900456")
+    book(implant=implant, nurse=nurse, starts_at=local(2025, 3, 31, 10), now=local(2025, 3, 3, 12))
+    now = local(2025, 3, 17, 9)
+    collector = Collector()
+    reminders_dispatch(now=now, enqueue=collector)
+    ((rid, token),) = collector.calls
+    assert reminder_send(reminder_id=rid, claim_token=token, now=now) == SendOutcome.SENT
+    assert len(stub.requests) == 1
+    (attempt,) = DeliveryAttempt.objects.filter(reminder_id=rid)
+    assert (attempt.channel, attempt.outcome, attempt.provider_id) == ("sms", "sent", "SM42")
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing after it runs in the worker (no except clause catches it)."""
+
+
+def test_a_worker_killed_after_the_provider_call_leaves_an_attempt_and_the_resend_counts_a_duplicate(
+    booked, monkeypatch
+):
+    now = local(2025, 3, 17, 9)
+    collector = Collector()
+    reminders_dispatch(now=now, enqueue=collector)
+    (rid, token), *_ = collector.calls
+    real_deliver = delivery._deliver
+
+    def deliver_then_die(**kwargs):
+        real_deliver(**kwargs)  # the mail server took it …
+        raise WorkerKilled  # … and the worker died before recording so
+
+    monkeypatch.setattr(delivery, "_deliver", deliver_then_die)
+    with pytest.raises(WorkerKilled):
+        reminder_send(reminder_id=rid, claim_token=token, now=now)
+    assert (Reminder.objects.get(pk=rid).status, attempt_outcomes(rid)) == ("sending", ["started"])
+    # when the recovery returns the row and it is sent again
+    monkeypatch.setattr(delivery, "_deliver", real_deliver)
+    later = now + dt.timedelta(minutes=11)
+    assert reminders_recover_stuck(now=later).requeued == 1
+    retry = Collector()
+    reminders_dispatch(now=later, enqueue=retry)
+    (_, token2), *_ = retry.calls
+    assert reminder_send(reminder_id=rid, claim_token=token2, now=later) == SendOutcome.SENT
+    # then the patient got two emails, and the figures say so
+    assert len(patient_emails(booked.patient)) == 2
+    assert attempt_outcomes(rid) == ["started", "sent"]
+    figures = reminder_figures()
+    assert (figures.sent, figures.attempts, figures.duplicates, figures.recovered) == (1, 2, 1, 1)
+    assert Reminder.objects.get(pk=rid).send_count == 1  # the backend acknowledged one: the row alone undercounts
+
+
 def test_a_message_from_an_older_claim_does_nothing(booked):
     now = local(2025, 3, 17, 9)
     reminders_scan(now=now)
@@ -307,6 +408,10 @@ def test_transient_failure_is_retried_then_sent(booked, monkeypatch):
     assert (row.status, row.attempts, row.send_count) == ("sent", 2, 1)
     assert len(patient_emails(booked.patient)) == 1
     assert not Reminder.objects.filter(status="sending").exists()
+    # two hand-overs on record; the first failed, so its retry is no duplicate
+    assert attempt_outcomes(rid) == ["error", "sent"]
+    assert "OperationalError" in DeliveryAttempt.objects.get(reminder_id=rid, outcome="error").error
+    assert (reminder_figures().attempts, reminder_figures().duplicates) == (2, 0)
 
 
 def test_smtp_failing_retries_then_fails_and_alerts_the_nurses(booked, settings):
@@ -347,6 +452,8 @@ def test_refused_address_fails_at_once(booked, monkeypatch):
     row = Reminder.objects.get(pk=rid)
     assert (row.status, row.attempts) == ("failed", 1)
     assert Alert.objects.filter(kind=Alert.Kind.REMINDER_FAILED, reminder_id=rid).count() == 1
+    assert attempt_outcomes(rid) == ["refused"]
+    assert reminder_figures().duplicates == 0
 
 
 def test_rows_stuck_in_sending_return_to_pending_and_go_once(booked):

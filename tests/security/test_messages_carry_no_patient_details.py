@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from django.apps import apps
 from django.conf import settings
 from django.core import mail
 from django.test.signals import template_rendered
@@ -36,7 +37,17 @@ from tests.refills.reminder_helpers import Collector, book, local, refilled_impl
 pytestmark = pytest.mark.django_db
 
 BASE_DIR = Path(settings.BASE_DIR)
-APP_DIRS = ("audit", "core", "demo", "itbclinic", "patients", "portal", "pumps", "refills")
+
+
+def project_packages() -> list[Path]:
+    """The project's own code: the folder of every installed app that lives in the repository, and core."""
+    folders = {BASE_DIR / "core", BASE_DIR / "itbclinic"}
+    for config in apps.get_app_configs():
+        path = Path(config.path).resolve()
+        if path.is_relative_to(BASE_DIR.resolve()) and ".venv" not in path.parts:
+            folders.add(BASE_DIR / path.relative_to(BASE_DIR.resolve()).parts[0])
+    return sorted(folders)
+
 
 GIVEN = "Quorvantha"
 FAMILY = "Bexilworth"
@@ -98,8 +109,8 @@ def forbidden_strings() -> list[str]:
 def message_templates() -> set[str]:
     """Every email or SMS template of the project's apps, by its template name."""
     found = set()
-    for app in APP_DIRS:
-        for templates_dir in (BASE_DIR / app).rglob("templates"):
+    for package in project_packages():
+        for templates_dir in package.rglob("templates"):
             for path in templates_dir.rglob("*"):
                 if not path.is_file():
                     continue
@@ -138,8 +149,8 @@ class _SendingCalls(ast.NodeVisitor):
 def message_senders() -> set[str]:
     """Every function in the project's code that calls a mail or SMS sending API."""
     found: set[str] = set()
-    for app in APP_DIRS:
-        for path in (BASE_DIR / app).rglob("*.py"):
+    for package in project_packages():
+        for path in package.rglob("*.py"):
             if "migrations" in path.parts:
                 continue
             module = ".".join(path.relative_to(BASE_DIR).with_suffix("").parts)
@@ -152,6 +163,7 @@ def message_senders() -> set[str]:
 
 
 def test_discovery_finds_the_known_templates_and_senders():
+    assert {p.name for p in project_packages()} >= {"core", "itbclinic", "patients", "portal", "pumps", "refills"}
     templates = message_templates()
     assert {
         "refills/email/reminder_body.txt",

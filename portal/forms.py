@@ -16,6 +16,18 @@ class ChangeRequestForm(forms.Form):
         help_text="For example: why the date does not suit you, or the times you can come.",
     )
 
+    def __init__(self, *args, due_by=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if due_by is not None:
+            # A plain warning, before the patient chooses: a later date is allowed, and goes to
+            # the nurses as urgent (refills.services.appointment_change_request_create).
+            field = self.fields["preferred_date"]
+            field.help_text = (
+                f"Your pump needs its refill by {due_by.day} {due_by:%B %Y}. A later date is too late for the pump: "
+                "if you choose one, the clinic will treat it as urgent and call you."
+            )
+            field.widget.attrs["data-due-by"] = due_by.isoformat()
+
 
 class ReminderPreferencesForm(forms.Form):
     reminder_channel = forms.ChoiceField(

@@ -53,6 +53,17 @@ def portal_change_request_list(*, patient: Patient, limit: int = 5) -> list[Appo
     )
 
 
+def portal_change_request_get(*, patient: Patient, request_id: int) -> AppointmentChangeRequest | None:
+    """One of the patient's own requests (None for anyone else's: the view answers 404)."""
+    return (
+        AppointmentChangeRequest.objects.filter(
+            appointment__patient=patient, appointment__entered_in_error=False, pk=request_id
+        )
+        .select_related("appointment")
+        .first()
+    )
+
+
 def portal_change_request_get_open(*, appointment: Appointment) -> AppointmentChangeRequest | None:
     return appointment.change_requests.filter(status=AppointmentChangeRequest.Status.OPEN).first()
 

@@ -13,6 +13,11 @@ urlpatterns = [
         views.change_request,
         name="change_request",
     ),
+    path(
+        "p/<int:patient_id>/requests/<int:request_id>/withdraw/",
+        views.change_request_withdraw,
+        name="change_request_withdraw",
+    ),
     path("p/<int:patient_id>/reminders/", views.reminder_preferences, name="reminder_preferences"),
     path("p/<int:patient_id>/calendar/", views.calendar_settings, name="calendar_settings"),
     path("calendar/<str:token>.ics", views.calendar_feed, name="calendar_feed"),

@@ -12,14 +12,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.models import AccessLog
 from audit.services import audit_record_access
 from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
-from refills.services import appointment_change_request_create
+from refills.models import AppointmentChangeRequest
+from refills.selectors import change_request_due_by
+from refills.services import appointment_change_request_create, appointment_change_request_withdraw
 
 from . import selectors, services
 from .content import alarm_description, what_to_bring
@@ -130,10 +132,11 @@ def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -
     if appointment is None:
         raise Http404("No such appointment.")
     open_request = selectors.portal_change_request_get_open(appointment=appointment)
-    form = ChangeRequestForm(request.POST or None)
+    due_by = change_request_due_by(appointment=appointment)
+    form = ChangeRequestForm(request.POST or None, due_by=due_by)
     if request.method == "POST" and form.is_valid():
         try:
-            appointment_change_request_create(
+            created = appointment_change_request_create(
                 appointment=appointment,
                 requested_by=_signed_in(request),
                 preferred_date=form.cleaned_data["preferred_date"],
@@ -143,7 +146,14 @@ def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, "Thank you. The clinic has your request and will contact you.")
+            if created.urgent:
+                messages.warning(
+                    request,
+                    f"The date you chose is after {due_by.day} {due_by:%B %Y}, when your pump needs its refill. "
+                    "The clinic has your request as urgent and will contact you soon.",
+                )
+            else:
+                messages.success(request, "Thank you. The clinic has your request and will contact you.")
             return redirect("portal:patient_home", patient_id=patient.pk)
     audit_record_access(
         user=request.user,
@@ -152,8 +162,38 @@ def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -
         request=request,
         detail=f"appointment {appointment.pk}",
     )
-    context = {**_common(request, patient), "appointment": appointment, "form": form, "open_request": open_request}
+    last_closed = (
+        appointment.change_requests.exclude(status=AppointmentChangeRequest.Status.OPEN)
+        .order_by("-requested_at", "-id")
+        .first()
+    )
+    context = {
+        **_common(request, patient),
+        "appointment": appointment,
+        "form": form,
+        "open_request": open_request,
+        "last_closed": last_closed,
+        "due_by": due_by,
+    }
     return render(request, "portal/change_request.html", context)
+
+
+@never_cache
+@require_POST
+@portal_view
+def change_request_withdraw(request: HttpRequest, patient_id: int, request_id: int) -> HttpResponse:
+    """The patient (or carer) no longer needs another date; they may ask again afterwards."""
+    patient = _patient_or_404(request, patient_id)
+    change_request = selectors.portal_change_request_get(patient=patient, request_id=request_id)
+    if change_request is None:
+        raise Http404("No such request.")
+    try:
+        appointment_change_request_withdraw(change_request=change_request, withdrawn_by=_signed_in(request))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Your request is withdrawn. Your appointment stays as it is.")
+    return redirect("portal:patient_home", patient_id=patient.pk)
 
 
 def _add_errors(form, exc: ValidationError) -> None:

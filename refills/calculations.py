@@ -99,3 +99,31 @@ def residual_discrepancy(
     with localcontext(prec=DISPLAY_PRECISION):
         difference_ml = actual_ml - expected_ml  # keeps the entered scale: 1.50, not 1.5
     return ResidualDiscrepancy(difference_ml=difference_ml, flagged=abs(actual - expected) > tolerance)
+
+
+def one_year_after(day: date) -> date:
+    """The same date a year later; 29 February becomes 28 February."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return day.replace(year=day.year + 1, day=28)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnualReview:
+    due_on: date
+    is_due: bool
+
+
+def annual_review_due(
+    *, last_review_on: date | None, implanted_on: date | None, review_booked: bool, today: date, notice_days: int
+) -> AnnualReview | None:
+    """The yearly review of a patient with a pump [S31]: due a year after the last review done,
+    or a year after the implant when none has been done since; proposed from `notice_days` before
+    that date until one is booked. None when the patient has no pump (nothing to review yearly).
+    """
+    if implanted_on is None:
+        return None
+    anchor = max(implanted_on, last_review_on) if last_review_on is not None else implanted_on
+    due_on = one_year_after(anchor)
+    return AnnualReview(due_on=due_on, is_due=not review_booked and (due_on - today).days <= notice_days)

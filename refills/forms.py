@@ -82,6 +82,24 @@ def aware_start(*, day: dt.date, time: str) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time(hour, minute)))
 
 
+def first_slot_after(now: dt.datetime) -> tuple[dt.date, str]:
+    """The first bookable (day, time) strictly after `now`, clinic-local: today while a slot is
+    left, else the first slot of tomorrow. A proposal is never already past."""
+    today = timezone.localdate(now)
+    for value, _label in TIME_CHOICES:
+        if aware_start(day=today, time=value) > now:
+            return today, value
+    return today + dt.timedelta(days=1), TIME_CHOICES[0][0]
+
+
+class ChangeRequestDeclineForm(forms.Form):
+    reason = forms.CharField(
+        label="Why the appointment cannot be changed (the patient reads this)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=1000,
+    )
+
+
 class AppointmentBookForm(forms.Form):
     kind = forms.ChoiceField(choices=Appointment.Kind.choices, initial=Appointment.Kind.REFILL)
     day = forms.DateField(label="Date", widget=DateInput())

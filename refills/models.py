@@ -57,6 +57,11 @@ class ClinicSettings(models.Model):
         default=21, help_text="A refill is proposed within this many days before its due-by date."
     )
     refills_per_day = models.PositiveSmallIntegerField(default=8)
+    annual_review_notice_days = models.PositiveSmallIntegerField(
+        default=28,
+        validators=[MaxValueValidator(180)],
+        help_text="The yearly review is proposed this many days before it falls due (a year after the last).",
+    )
     closed_weekdays = models.JSONField(default=default_closed_weekdays, blank=True)
     default_place = models.CharField(max_length=200, default="ITB clinic room 2")
     # Escalation: urgent alerts also go by SMS to the on-call phone, and again (to both lists)
@@ -261,8 +266,10 @@ class AppointmentChangeRequest(models.Model):
 
     class Status(models.TextChoices):
         OPEN = "open", "Waiting for the clinic"
-        DONE = "done", "Rebooked"
-        DECLINED = "declined", "Declined"
+        DONE = "done", "Moved"
+        DECLINED = "declined", "Not changed"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+        CANCELLED = "cancelled", "Appointment cancelled"
 
     appointment = models.ForeignKey(Appointment, on_delete=models.PROTECT, related_name="change_requests")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -274,7 +281,12 @@ class AppointmentChangeRequest(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     handled_at = models.DateTimeField(null=True, blank=True)
+    # Said to the patient: why the clinic could not change it (a decline's reason).
     response = models.TextField(blank=True)
+    # The appointment's time once the request was met by moving it (the portal shows it).
+    moved_to = models.DateTimeField(null=True, blank=True)
+    # The preferred date falls after the pump's due-by date: the request reached the nurses as urgent.
+    urgent = models.BooleanField(default=False)
 
     history = HistoricalRecords()
 
@@ -283,6 +295,44 @@ class AppointmentChangeRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Change request for {self.appointment} ({self.get_status_display()})"
+
+
+class AppointmentNotice(models.Model):
+    """A message telling the patient their appointment changed (moved, cancelled, request not met).
+
+    Written in the same transaction as the change, sent by a Celery task after commit: the row,
+    not the broker, is the record of what the patient must be told. The text is rendered when the
+    row is written (what the patient was told is kept as sent) and names no patient.
+    """
+
+    class Kind(models.TextChoices):
+        MOVED = "moved", "Appointment moved"
+        CANCELLED = "cancelled", "Appointment cancelled"
+        REQUEST_DECLINED = "request_declined", "Request for another date not met"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be sent"
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.PROTECT, related_name="notices")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="appointment_notices")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    channel = models.CharField(max_length=8, choices=[("email", "Email"), ("sms", "SMS")])
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.channel}, {self.status}) for appointment {self.appointment_id}"
 
 
 class Reminder(models.Model):

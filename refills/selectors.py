@@ -13,7 +13,7 @@ from django.utils import timezone
 from patients.models import Patient
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant
 
-from .calculations import ResidualDiscrepancy, residual_discrepancy
+from .calculations import AnnualReview, ResidualDiscrepancy, annual_review_due, residual_discrepancy
 from .clinic_time import clinic_day_start, clinic_tz
 from .forecasting import (
     Bolus,
@@ -297,16 +297,73 @@ def appointment_get_next(*, patient: Patient, now: dt.datetime) -> Appointment |
     )
 
 
+def change_request_due_by(*, appointment: Appointment) -> dt.date | None:
+    """The date a refill appointment should not move past: its pump's due-by date (None for other kinds)."""
+    if appointment.kind != Appointment.Kind.REFILL or appointment.implant is None:
+        return None
+    due_by: dt.date | None = appointment.implant.forecast_due_by
+    return due_by
+
+
+def _annual_review_annotate(implants: QuerySet[Implant]) -> QuerySet[Implant]:
+    reviews = Appointment.objects.valid().filter(patient=OuterRef("patient"), kind=Appointment.Kind.REVIEW)
+    return implants.annotate(
+        last_review_at=Subquery(
+            reviews.filter(status=Appointment.Status.COMPLETED).order_by("-starts_at").values("starts_at")[:1]
+        ),
+        review_booked=Exists(reviews.filter(status=Appointment.Status.BOOKED)),
+    )
+
+
+def _annual_review_of(implant: Implant, *, today: dt.date, clinic: ClinicSettings) -> AnnualReview | None:
+    last = getattr(implant, "last_review_at", None)
+    return annual_review_due(
+        last_review_on=timezone.localdate(last, clinic_tz()) if last else None,
+        implanted_on=implant.implanted_on,
+        review_booked=bool(getattr(implant, "review_booked", False)),
+        today=today,
+        notice_days=clinic.annual_review_notice_days,
+    )
+
+
+def patient_get_annual_review(*, patient: Patient, today: dt.date) -> AnnualReview | None:
+    """The patient's yearly review (due date, whether to propose it now); None without an active pump."""
+    implant = _annual_review_annotate(
+        Implant.objects.valid().filter(patient=patient, explanted_on__isnull=True).order_by("-implanted_on")
+    ).first()
+    return _annual_review_of(implant, today=today, clinic=ClinicSettings.load()) if implant else None
+
+
+def patient_list_annual_review_due(*, today: dt.date, limit: int = 100) -> list[tuple[Implant, AnnualReview]]:
+    """Active patients whose yearly review is due and not booked (one query), soonest due first."""
+    clinic = ClinicSettings.load()
+    implants = _annual_review_annotate(
+        Implant.objects.valid()
+        .filter(explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False)
+        .select_related("patient")
+    ).filter(review_booked=False)
+    due = []
+    for implant in implants:
+        review = _annual_review_of(implant, today=today, clinic=clinic)
+        if review is not None and review.is_due:
+            due.append((implant, review))
+    due.sort(key=lambda pair: (pair[1].due_on, pair[0].pk))
+    return due[:limit]
+
+
 __all__ = [
     "RefillWindow",
     "appointment_get_next",
     "appointment_list",
     "booked_refills_of",
+    "change_request_due_by",
     "clinic_closed_days",
     "clinic_day_is_closed",
     "implant_get_expected_residual",
     "implant_get_forecast",
     "max_interval_days_get",
+    "patient_get_annual_review",
+    "patient_list_annual_review_due",
     "patient_list_due_for_refill",
     "refill_bookings_per_day",
     "refill_slot_proposals",

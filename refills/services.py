@@ -30,11 +30,22 @@ from pumps.services import (
     theatre_fill_errors,
 )
 
-from .alerts.services import alert_raise_change_request
+from .alerts.services import alert_raise_change_request, alerts_resolve_change_request
 from .forecasting import PumpForecast
-from .models import Appointment, AppointmentChangeRequest, ClinicSettings, RefillVisit, Reminder, ReservoirEmptying
+from .models import (
+    Alert,
+    Appointment,
+    AppointmentChangeRequest,
+    AppointmentNotice,
+    ClinicSettings,
+    RefillVisit,
+    Reminder,
+    ReservoirEmptying,
+)
+from .notices import appointment_notice_create
 from .reminders.planning import reminders_materialise_for_appointment
 from .selectors import (
+    change_request_due_by,
     clinic_day_is_closed,
     implant_forecast_compute,
     refill_bookings_per_day,
@@ -902,6 +913,7 @@ def appointment_move(
         exclude_id=appointment.pk,
         override_reason=override_reason,
     )
+    previous_at, previous_place = appointment.starts_at, appointment.place
     appointment.starts_at = starts_at
     if place:
         appointment.place = place
@@ -911,11 +923,26 @@ def appointment_move(
         appointment.override_reason = override_reason.strip()
     appointment.save(update_fields=["starts_at", "place", "outside_window_reason", "override_reason", "updated_at"])
     reminders_materialise_for_appointment(appointment=appointment, now=now)
+    # The patient's open request is met by the move, and the patient is told (after commit).
+    _change_requests_close(
+        appointment=appointment,
+        status=AppointmentChangeRequest.Status.DONE,
+        by=moved_by,
+        now=now,
+        moved_to=appointment.starts_at,
+        resolution=f"Moved to {timezone.localtime(appointment.starts_at):%d %b %Y %H:%M}.",
+    )
+    if (previous_at, previous_place) != (appointment.starts_at, appointment.place):
+        appointment_notice_create(appointment=appointment, kind=AppointmentNotice.Kind.MOVED, previous_at=previous_at)
     return appointment
 
 
 @transaction.atomic
-def appointment_cancel(*, appointment: Appointment, reason: str, cancelled_by: User) -> Appointment:
+def appointment_cancel(
+    *, appointment: Appointment, reason: str, cancelled_by: User, now: dt.datetime | None = None
+) -> Appointment:
+    """Cancel a booked appointment (of any kind): its reminders end, an open request closes, the patient is told."""
+    now = now or timezone.now()
     appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
     if appointment.status != Appointment.Status.BOOKED:
         raise ValidationError({"status": "Only a booked appointment can be cancelled."})
@@ -924,8 +951,110 @@ def appointment_cancel(*, appointment: Appointment, reason: str, cancelled_by: U
     appointment.status = Appointment.Status.CANCELLED
     appointment.cancel_reason = reason.strip()
     appointment.save(update_fields=["status", "cancel_reason", "updated_at"])
-    reminders_materialise_for_appointment(appointment=appointment)
+    reminders_materialise_for_appointment(appointment=appointment, now=now)
+    _change_requests_close(
+        appointment=appointment,
+        status=AppointmentChangeRequest.Status.CANCELLED,
+        by=cancelled_by,
+        now=now,
+        resolution="The appointment was cancelled.",
+    )
+    if appointment.starts_at > now:
+        # The reason is the clinic's own note: the patient is told the fact and whom to call.
+        appointment_notice_create(appointment=appointment, kind=AppointmentNotice.Kind.CANCELLED)
     return appointment
+
+
+@transaction.atomic
+def appointment_mark_attended(*, appointment: Appointment, by: User, now: dt.datetime) -> Appointment:
+    """A review, trial or replacement appointment took place (a refill completes with its visit record)."""
+    appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
+    if appointment.kind == Appointment.Kind.REFILL:
+        raise ValidationError({"status": "A refill is completed by recording the refill visit."})
+    if appointment.status != Appointment.Status.BOOKED:
+        raise ValidationError({"status": "Only a booked appointment can be marked as attended."})
+    if appointment.starts_at > now:
+        raise ValidationError({"status": "This appointment has not happened yet."})
+    appointment.status = Appointment.Status.COMPLETED
+    appointment.save(update_fields=["status", "updated_at"])
+    reminders_materialise_for_appointment(appointment=appointment, now=now)
+    _change_requests_close(
+        appointment=appointment,
+        status=AppointmentChangeRequest.Status.CANCELLED,
+        by=by,
+        now=now,
+        resolution="The appointment took place.",
+    )
+    return appointment
+
+
+def _change_requests_close(
+    *,
+    appointment: Appointment,
+    status: str,
+    by: User | None,
+    now: dt.datetime,
+    resolution: str,
+    moved_to: dt.datetime | None = None,
+) -> int:
+    """Close the open change requests of `appointment` with `status`, and their worklist alerts."""
+    closed = 0
+    for request in appointment.change_requests.select_for_update().filter(status=AppointmentChangeRequest.Status.OPEN):
+        request.status, request.handled_by, request.handled_at, request.moved_to = status, by, now, moved_to
+        request.save(update_fields=["status", "handled_by", "handled_at", "moved_to"])
+        closed += 1
+    if closed:
+        alerts_resolve_change_request(appointment=appointment, resolution=resolution, by=by, now=now)
+    return closed
+
+
+def _change_request_lock_open(change_request: AppointmentChangeRequest) -> AppointmentChangeRequest:
+    locked = AppointmentChangeRequest.objects.select_for_update().select_related("appointment__patient")
+    request = locked.get(pk=change_request.pk)
+    if request.status != AppointmentChangeRequest.Status.OPEN:
+        raise ValidationError({"status": f"This request is already closed ({request.get_status_display().lower()})."})
+    return request
+
+
+@transaction.atomic
+def appointment_change_request_decline(
+    *, change_request: AppointmentChangeRequest, reason: str, declined_by: User, now: dt.datetime | None = None
+) -> AppointmentChangeRequest:
+    """The clinic cannot give the patient the date asked for: the request closes with the reason,
+    which the patient reads in the portal and in the message sent to them."""
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the appointment cannot be changed: the patient reads it."})
+    request = _change_request_lock_open(change_request)
+    request.status = AppointmentChangeRequest.Status.DECLINED
+    request.response, request.handled_by, request.handled_at = reason, declined_by, now
+    request.save(update_fields=["status", "response", "handled_by", "handled_at"])
+    alerts_resolve_change_request(
+        appointment=request.appointment, resolution=f"Declined: {reason}", by=declined_by, now=now
+    )
+    appointment = request.appointment
+    if appointment.status == Appointment.Status.BOOKED and not appointment.entered_in_error:
+        appointment_notice_create(
+            appointment=appointment, kind=AppointmentNotice.Kind.REQUEST_DECLINED, response=reason
+        )
+    return request
+
+
+@transaction.atomic
+def appointment_change_request_withdraw(
+    *, change_request: AppointmentChangeRequest, withdrawn_by: User, now: dt.datetime | None = None
+) -> AppointmentChangeRequest:
+    """The patient (or carer) no longer needs another date: the request and its alert close."""
+    now = now or timezone.now()
+    request = _change_request_lock_open(change_request)
+    request.status = AppointmentChangeRequest.Status.WITHDRAWN
+    request.handled_by, request.handled_at = withdrawn_by, now
+    request.save(update_fields=["status", "handled_by", "handled_at"])
+    alerts_resolve_change_request(
+        appointment=request.appointment, resolution="Withdrawn by the patient.", by=None, now=now
+    )
+    return request
 
 
 @transaction.atomic
@@ -948,18 +1077,28 @@ def appointment_change_request_create(
     locked = Appointment.objects.select_for_update().get(pk=appointment.pk)
     if locked.change_requests.filter(status=AppointmentChangeRequest.Status.OPEN).exists():
         raise ValidationError("You have already asked to change this appointment: the clinic will contact you.")
+    due_by = change_request_due_by(appointment=locked)
+    urgent = due_by is not None and preferred_date > due_by
     request = AppointmentChangeRequest.objects.create(
         appointment=locked,
         requested_by=requested_by,
         preferred_dates=preferred_date.isoformat(),
         message=message,
+        urgent=urgent,
     )
     local_start = timezone.localtime(locked.starts_at)
     text = (
         f"{locked.patient.full_name} asks to move the {locked.get_kind_display().lower()} appointment of "
         f"{local_start:%d %b %Y %H:%M} to {preferred_date:%d %b %Y}: {message[:300]}"
     )
-    alert_raise_change_request(appointment=locked, message=text, today=today)
+    if urgent and due_by is not None:
+        text = f"URGENT: the date asked for is after the pump's due-by date ({due_by:%d %b %Y}). {text}"
+    alert_raise_change_request(
+        appointment=locked,
+        message=text,
+        today=today,
+        severity=Alert.Severity.URGENT if urgent else Alert.Severity.WARNING,
+    )
     return request
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from . import services, watchdog
 from .alerts.scan import alerts_scan
+from .notices import SEND_TASK, appointment_notice_send, appointment_notices_redispatch
 from .reminders.delivery import TRANSIENT_SEND_ERRORS, SendOutcome, reminder_mark_failed, reminder_send
 from .reminders.dispatch import reminders_dispatch, reminders_recover_stuck
 from .reminders.planning import reminders_scan
@@ -73,6 +74,8 @@ def enqueue_send_reminder(*, reminder_id: int, claim_token: str) -> None:
 @shared_task(name=watchdog.DISPATCH_TASK, ignore_result=True)
 @watched(name=watchdog.DISPATCH_TASK)
 def dispatch_reminders_task() -> int:
+    # Notices of a moved or cancelled appointment whose message was lost go out again too.
+    appointment_notices_redispatch(now=timezone.now())
     result = reminders_dispatch(now=timezone.now(), enqueue=enqueue_send_reminder)
     if result.claimed or result.skipped_stale:
         logger.info("dispatched %d reminders, %d stale skipped", len(result.claimed), result.skipped_stale)
@@ -112,3 +115,20 @@ def send_reminder_task(self, reminder_id: int, claim_token: str | None = None) -
         logger.error("reminder %s failed after %d retries: %r", reminder_id, self.request.retries, exc)
         reminder_mark_failed(reminder_id=reminder_id, error=f"{type(exc).__name__}: {exc}", now=timezone.now())
         return SendOutcome.FAILED
+
+
+@shared_task(
+    bind=True,
+    name=SEND_TASK,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_SEND_ERRORS,
+    retry_backoff=settings.REMINDER_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=settings.REMINDER_RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    max_retries=settings.REMINDER_SEND_MAX_RETRIES,
+)
+def send_appointment_notice_task(self, notice_id: int) -> str:
+    """Tell the patient their appointment changed (refills.notices); idempotent, retried on transient errors."""
+    return appointment_notice_send(notice_id=notice_id, now=timezone.now())

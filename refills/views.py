@@ -45,12 +45,15 @@ from .forms import (
     AppointmentBookForm,
     AppointmentCancelForm,
     AppointmentMoveForm,
+    ChangeRequestDeclineForm,
     DoseChangeForm,
     RefillVisitForm,
     WorklistFilterForm,
+    first_slot_after,
 )
-from .models import Alert, Appointment, ClinicSettings, RefillVisit, Reminder
+from .models import Alert, Appointment, AppointmentChangeRequest, ClinicSettings, RefillVisit, Reminder
 from .no_shows import appointment_mark_no_show
+from .notices import patient_notice_channel
 from .reminders.reads import reminder_list
 from .timeline import patient_get_timeline
 from .urgency import RefillUrgency, refill_urgency_classify
@@ -198,6 +201,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
         "next_week": monday + dt.timedelta(days=7),
         "this_week": today - dt.timedelta(days=today.weekday()),
         "clinic": clinic,
+        "now": timezone.now(),
     }
     return render(request, "refills/calendar.html", context)
 
@@ -307,6 +311,9 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
         .select_related("pump_model"),
         "portal_invite_url": _portal_invite_url(patient.pk),
         "clinic": ClinicSettings.load(),
+        "appointments": _appointments_to_act_on(patient=patient),
+        "annual_review": selectors.patient_get_annual_review(patient=patient, today=today),
+        "now": now,
     }
     if implant is not None:
         last_visit = selectors.refill_visit_get_latest(implant=implant)
@@ -332,9 +339,29 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
 # ---------------------------------------------------------------------------
 
 
+def _appointments_to_act_on(*, patient) -> list[Appointment]:
+    """Every booked appointment of the patient, of every kind (past ones still to record first)."""
+    return list(
+        Appointment.objects.valid()
+        .filter(patient=patient, status=Appointment.Status.BOOKED)
+        .select_related("implant")
+        .order_by("starts_at", "id")[:20]
+    )
+
+
+def _patient_told(appointment: Appointment) -> str:
+    """How the patient hears of a change, for the nurse's confirmation."""
+    channel = patient_notice_channel(patient=appointment.patient)
+    if not channel:
+        return " The patient cannot be told by email or text (no consent or contact): phone them."
+    return f" The patient is told by {'text message' if channel == 'sms' else 'email'}."
+
+
 def _booking_context(*, patient, implant: Implant | None, today: dt.date) -> dict:
     window = selectors.refill_window_get(implant=implant) if implant else None
-    proposals = selectors.refill_slot_proposals(implant=implant, today=today) if implant else []
+    # Proposals start at the first bookable time after now: today only while a slot is left.
+    first_day, _first_time = first_slot_after(timezone.now())
+    proposals = selectors.refill_slot_proposals(implant=implant, today=first_day) if implant else []
     return {
         "patient": patient,
         "implant": implant,
@@ -363,8 +390,17 @@ def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
         requested_day = dt.date.fromisoformat(request.GET.get("day", ""))
     except ValueError:
         requested_day = None
+    first_day, first_time = first_slot_after(timezone.now())
+    try:
+        default_kind = Appointment.Kind.REFILL if implant else Appointment.Kind.REVIEW
+        kind = Appointment.Kind(request.GET.get("kind", default_kind))
+    except ValueError:
+        kind = Appointment.Kind.REFILL
+    day = requested_day or (context["proposals"][0] if context["proposals"] and kind == "refill" else first_day)
     initial = {
-        "day": requested_day or (context["proposals"][0] if context["proposals"] else None),
+        "kind": kind,
+        "day": day,
+        "time": first_time if day == first_day else "10:00",
         "place": ClinicSettings.load().default_place,
     }
     form = AppointmentBookForm(form_data(request), initial=initial)
@@ -394,23 +430,49 @@ def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
     return render(request, "refills/appointment_book.html", context, status=400 if form.errors else 200)
 
 
+def _move_context(request: HttpRequest, appointment: Appointment) -> dict:
+    context = _booking_context(patient=appointment.patient, implant=appointment.implant, today=timezone.localdate())
+    if appointment.kind != Appointment.Kind.REFILL:
+        context["proposals"] = []
+    open_request = (
+        appointment.change_requests.filter(status=AppointmentChangeRequest.Status.OPEN)
+        .select_related("requested_by")
+        .first()
+    )
+    preferred = None
+    if open_request is not None:
+        try:
+            preferred = dt.date.fromisoformat(open_request.preferred_dates)
+        except ValueError:
+            preferred = None
+    context.update(
+        {
+            "appointment": appointment,
+            "open_request": open_request,
+            "preferred_day": preferred,
+            "request_due_by": selectors.change_request_due_by(appointment=appointment),
+            "decline_form": ChangeRequestDeclineForm(),
+        }
+    )
+    return context
+
+
 @staff_required("refills.change_appointment")
 @require_http_methods(["GET", "POST"])
 def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_get(request, appointment_id)
-    today = timezone.localdate()
-    context = _booking_context(patient=appointment.patient, implant=appointment.implant, today=today)
-    if appointment.kind != Appointment.Kind.REFILL:
-        context["proposals"] = []
+    context = _move_context(request, appointment)
     start = timezone.localtime(appointment.starts_at)
     try:
         requested_day = dt.date.fromisoformat(request.GET.get("day", ""))
     except ValueError:
         requested_day = None
-    form = AppointmentMoveForm(
-        form_data(request),
-        initial={"day": requested_day or start.date(), "time": f"{start:%H:%M}", "place": appointment.place},
-    )
+    first_day, first_time = first_slot_after(timezone.now())
+    day = requested_day or context["preferred_day"] or start.date()
+    if day < first_day:
+        day = first_day
+    time = f"{start:%H:%M}" if day != first_day or f"{start:%H:%M}" >= first_time else first_time
+    form = AppointmentMoveForm(form_data(request), initial={"day": day, "time": time, "place": appointment.place})
     if request.method == "POST" and form.is_valid():
         try:
             services.appointment_move(
@@ -426,10 +488,47 @@ def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
         except ValidationError as exc:
             add_service_errors(form, exc, field_map=BOOKING_FIELDS)
         else:
-            messages.success(request, f"Appointment moved to {form.starts_at():%A %d %B %Y at %H:%M}.")
+            closed = " The patient's request is closed." if context["open_request"] else ""
+            messages.success(
+                request,
+                f"Appointment moved to {form.starts_at():%A %d %B %Y at %H:%M}.{closed}{_patient_told(appointment)}",
+            )
             return redirect("staff:patient_detail", patient_id=appointment.patient_id)
-    context.update({"form": form, "appointment": appointment})
+    context["form"] = form
     return render(request, "refills/appointment_move.html", context, status=400 if form.errors else 200)
+
+
+@staff_required("refills.change_appointment")
+@require_POST
+def change_request_decline(request: HttpRequest, request_id: int) -> HttpResponse:
+    """The clinic cannot give the date asked for: the request closes with a reason the patient reads."""
+    visible = patient_list_visible_to(user=request.user)
+    change_request = get_object_or_404(
+        AppointmentChangeRequest.objects.select_related("appointment__patient", "appointment__implant").filter(
+            appointment__patient__in=visible, appointment__entered_in_error=False
+        ),
+        pk=request_id,
+    )
+    appointment = change_request.appointment
+    decline_form = ChangeRequestDeclineForm(request.POST)
+    if decline_form.is_valid():
+        try:
+            services.appointment_change_request_decline(
+                change_request=change_request, reason=decline_form.cleaned_data["reason"], declined_by=request.user
+            )
+        except ValidationError as exc:
+            add_service_errors(decline_form, exc, field_map={"status": None})
+        else:
+            told = _patient_told(appointment)
+            messages.success(request, f"Request declined: the reason is shown to the patient.{told}")
+            return redirect("staff:patient_detail", patient_id=appointment.patient_id)
+    context = _move_context(request, appointment)
+    start = timezone.localtime(appointment.starts_at)
+    context["form"] = AppointmentMoveForm(
+        initial={"day": start.date(), "time": f"{start:%H:%M}", "place": appointment.place}
+    )
+    context["decline_form"] = decline_form
+    return render(request, "refills/appointment_move.html", context, status=400)
 
 
 @staff_required("refills.change_appointment")
@@ -445,7 +544,8 @@ def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpRespons
         except ValidationError as exc:
             add_service_errors(form, exc, field_map={"cancel_reason": "reason"})
         else:
-            messages.success(request, "Appointment cancelled.")
+            told = _patient_told(appointment) if appointment.starts_at > timezone.now() else ""
+            messages.success(request, f"Appointment cancelled.{told}")
             return redirect("staff:patient_detail", patient_id=appointment.patient_id)
     context = {"form": form, "appointment": appointment, "patient": appointment.patient}
     return render(request, "refills/appointment_cancel.html", context, status=400 if form.errors else 200)
@@ -460,7 +560,33 @@ def appointment_no_show(request: HttpRequest, appointment_id: int) -> HttpRespon
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.warning(request, f"{appointment.patient.full_name} marked as not attended: rebook the refill.")
+        what = appointment.get_kind_display().lower()
+        messages.warning(request, f"{appointment.patient.full_name} marked as not attended: rebook the {what}.")
+    return _back(request, appointment)
+
+
+@staff_required("refills.change_appointment")
+@require_POST
+def appointment_attended(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """A review, trial or replacement took place (a refill completes with its visit record)."""
+    appointment = _appointment_get(request, appointment_id)
+    try:
+        services.appointment_mark_attended(appointment=appointment, by=request.user, now=timezone.now())
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{appointment.get_kind_display()} recorded as attended.")
+    return _back(request, appointment)
+
+
+def _back(request: HttpRequest, appointment: Appointment) -> HttpResponse:
+    """Back to the page the button was on: the calendar, the patient page, else the worklist."""
+    back = request.POST.get("next", "")
+    if back == "calendar":
+        week = timezone.localdate(appointment.starts_at)
+        return redirect(f"{reverse('staff:calendar')}?week={week:%Y-%m-%d}")
+    if back == "patient":
+        return redirect("staff:patient_detail", patient_id=appointment.patient_id)
     return redirect("staff:worklist")
 
 

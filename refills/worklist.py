@@ -23,6 +23,7 @@ from pumps.calculations import ReplacementPlan
 from pumps.models import Implant
 from pumps.selectors import implant_list_with_battery_dates
 
+from .calculations import AnnualReview
 from .clinic_time import clinic_day_start
 from .forecasting import (
     PROBLEM_LABELS,
@@ -32,7 +33,7 @@ from .models import (
     AppointmentChangeRequest,
     ClinicSettings,
 )
-from .selectors import booked_refills_of, patient_list_due_for_refill
+from .selectors import booked_refills_of, patient_list_annual_review_due, patient_list_due_for_refill
 from .urgency import Urgency, refill_urgency_classify
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class Worklist:
     no_forecast: Sequence[NoForecastRow] = ()
     # Pumps whose battery dates could not be computed from their record (shown, not hidden).
     battery_errors: Sequence[Implant] = ()
+    # Patients whose yearly review is due, none done in the last 12 months and none booked.
+    annual_reviews: Sequence[tuple[Implant, AnnualReview]] = ()
     # Counted over the whole clinic, whatever the filters.
     overdue_count: int = 0
     needs_booking_count: int = 0
@@ -291,11 +294,13 @@ def worklist_get(
     # One impossible date (an ERI of 9999-12-01) must not take the worklist down: shown as a problem.
     battery_errors_qs = with_dates.filter(battery_computable=False)
     battery_errors = list(battery_errors_qs.select_related("patient").order_by("implanted_on", "id")[:SECTION_CAP])
-    change_requests_qs = AppointmentChangeRequest.objects.filter(status=AppointmentChangeRequest.Status.OPEN)
+    change_requests_qs = AppointmentChangeRequest.objects.filter(
+        status=AppointmentChangeRequest.Status.OPEN, appointment__entered_in_error=False
+    )
     change_requests = list(
-        change_requests_qs.select_related("appointment__patient", "requested_by").order_by("requested_at", "id")[
-            :SECTION_CAP
-        ]
+        change_requests_qs.select_related("appointment__patient", "requested_by").order_by(
+            "-urgent", "requested_at", "id"
+        )[:SECTION_CAP]
     )
     return Worklist(
         today=today,
@@ -309,6 +314,7 @@ def worklist_get(
         search_results=search_results,
         no_forecast=no_forecast,
         battery_errors=battery_errors,
+        annual_reviews=patient_list_annual_review_due(today=today, clinic=clinic, limit=SECTION_CAP),
         overdue_count=counts["overdue"],
         needs_booking_count=counts["needs_booking"],
         later_count=counts["later"],

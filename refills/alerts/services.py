@@ -37,17 +37,20 @@ def alert_acknowledge(*, alert: Alert, by: User, now: dt.datetime) -> Alert:
 
 
 @transaction.atomic
-def alert_raise_change_request(*, appointment: Appointment, message: str, today: dt.date) -> None:
+def alert_raise_change_request(
+    *, appointment: Appointment, message: str, today: dt.date, severity: str = Alert.Severity.WARNING
+) -> None:
     """A patient asked for another date: a CHANGE_REQUEST alert for the nurses, keyed on the day.
 
     Raised through `alerts_raise`, as the scan's are, so the patient's withdrawal-risk flags settle
     its severity. A second request the same day re-opens the day's alert with the latest words,
-    even one a nurse had resolved: the patient has asked again.
+    even one a nurse had resolved: the patient has asked again. A preferred date after the pump's
+    due-by date comes as `severity` urgent.
     """
     alert = Alert(
         kind=Alert.Kind.CHANGE_REQUEST,
         audience=Alert.Audience.NURSES,
-        severity=Alert.Severity.WARNING,
+        severity=severity,
         patient_id=appointment.patient_id,
         implant_id=appointment.implant_id,
         appointment=appointment,
@@ -58,3 +61,13 @@ def alert_raise_change_request(*, appointment: Appointment, message: str, today:
     Alert.objects.filter(
         kind=Alert.Kind.CHANGE_REQUEST, patient_id=appointment.patient_id, key_date=today, severity=alert.severity
     ).update(message=message, appointment=appointment, resolved_at=None, resolved_by=None)
+
+
+@transaction.atomic
+def alerts_resolve_change_request(
+    *, appointment: Appointment, resolution: str, by: User | None, now: dt.datetime
+) -> int:
+    """The patient's request about `appointment` was met, declined or withdrawn: its alerts close."""
+    return Alert.objects.filter(
+        kind=Alert.Kind.CHANGE_REQUEST, appointment=appointment, resolved_at__isnull=True
+    ).update(resolved_at=now, resolved_by=by, resolution=resolution[:200])

@@ -224,6 +224,7 @@ ROUTES: dict[str, Route] = {
     "portal:patient_home": portal(of(patient_id="patient")),
     "portal:appointment_ics": portal(of(patient_id="patient", appointment_id="appointment")),
     "portal:change_request": portal(of(patient_id="patient", appointment_id="appointment"), methods=("GET", "POST")),
+    "portal:change_request_withdraw": portal(of(patient_id="patient", request_id="change_request"), methods=("POST",)),
     "portal:reminder_preferences": portal(of(patient_id="patient"), methods=("GET", "POST")),
     "portal:calendar_settings": portal(of(patient_id="patient"), methods=("GET", "POST")),
     # The token is the key (a phone's calendar has no session): B's token works for anyone.
@@ -250,6 +251,8 @@ ROUTES: dict[str, Route] = {
     "staff:appointment_move": staff(write=STAFF_READERS),
     "staff:appointment_cancel": staff(write=STAFF_READERS),
     "staff:appointment_no_show": staff(read=None, write=STAFF_READERS),
+    "staff:appointment_attended": staff(read=None, write=STAFF_READERS),
+    "staff:change_request_decline": staff(read=None, write=STAFF_READERS),
     # Nurses record refill visits; the live forecast serves their form.
     "staff:refill_visit_record": staff(read=("nurse",), write=("nurse",)),
     "staff:refill_forecast": staff(read=None, write=("nurse",)),

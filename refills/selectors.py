@@ -334,9 +334,11 @@ def patient_get_annual_review(*, patient: Patient, today: dt.date) -> AnnualRevi
     return _annual_review_of(implant, today=today, clinic=ClinicSettings.load()) if implant else None
 
 
-def patient_list_annual_review_due(*, today: dt.date, limit: int = 100) -> list[tuple[Implant, AnnualReview]]:
+def patient_list_annual_review_due(
+    *, today: dt.date, clinic: ClinicSettings | None = None, limit: int = 100
+) -> list[tuple[Implant, AnnualReview]]:
     """Active patients whose yearly review is due and not booked (one query), soonest due first."""
-    clinic = ClinicSettings.load()
+    clinic = clinic or ClinicSettings.load()
     implants = _annual_review_annotate(
         Implant.objects.valid()
         .filter(explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False)

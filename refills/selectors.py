@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
-from django.db.models.functions import TruncDate
+from django.db.models import Count, DateField, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from patients.models import Patient
@@ -337,21 +337,31 @@ def patient_get_annual_review(*, patient: Patient, today: dt.date) -> AnnualRevi
 def patient_list_annual_review_due(
     *, today: dt.date, clinic: ClinicSettings | None = None, limit: int = 100
 ) -> list[tuple[Implant, AnnualReview]]:
-    """Active patients whose yearly review is due and not booked (one query), soonest due first."""
+    """Active patients whose yearly review is due and not booked, soonest due first: one query,
+    the due date computed in SQL as `refills.calculations.annual_review_due` does in Python
+    (a year after the later of the implant and the last review done; 29 February → 28 February)."""
     clinic = clinic or ClinicSettings.load()
-    implants = _annual_review_annotate(
-        Implant.objects.valid()
-        .filter(explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False)
-        .select_related("patient")
-    ).filter(review_booked=False)
-    due = []
-    for implant in implants:
-        review = _annual_review_of(implant, today=today, clinic=clinic)
-        if review is not None and review.is_due:
-            due.append((implant, review))
-    due.sort(key=lambda pair: (pair[1].due_on, pair[0].pk))
-    return due[:limit]
-
+    reviews = Appointment.objects.valid().filter(
+        patient=OuterRef("patient"), kind=Appointment.Kind.REVIEW, status=Appointment.Status.COMPLETED
+    )
+    last_review_on = Subquery(
+        reviews.annotate(on=TruncDate("starts_at", tzinfo=clinic_tz())).order_by("-starts_at").values("on")[:1],
+        output_field=DateField(),
+    )
+    implants = (
+        _annual_review_annotate(
+            Implant.objects.valid()
+            .filter(explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False)
+            .select_related("patient")
+        )
+        .filter(review_booked=False)
+        .annotate(
+            review_due_on=AddMonths(Greatest("implanted_on", Coalesce(last_review_on, "implanted_on")), 12)
+        )
+        .filter(review_due_on__lte=today + dt.timedelta(days=clinic.annual_review_notice_days))
+        .order_by("review_due_on", "pk")[:limit]
+    )
+    return [(implant, AnnualReview(due_on=implant.review_due_on, is_due=True)) for implant in implants]
 
 __all__ = [
     "RefillWindow",

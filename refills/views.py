@@ -427,6 +427,7 @@ def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
             messages.success(request, f"{appointment.get_kind_display()} booked for {when:%A %d %B %Y at %H:%M}.")
             return _after_booking_redirect(request, patient)
     context["form"] = form
+    context["heading"] = "Book a refill" if kind == Appointment.Kind.REFILL else "Book an appointment"
     return render(request, "refills/appointment_book.html", context, status=400 if form.errors else 200)
 
 

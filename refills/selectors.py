@@ -10,6 +10,7 @@ from django.db.models import Count, DateField, Exists, OuterRef, QuerySet, Subqu
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
+from core.db import AddMonths
 from patients.models import Patient
 from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant
 
@@ -355,13 +356,12 @@ def patient_list_annual_review_due(
             .select_related("patient")
         )
         .filter(review_booked=False)
-        .annotate(
-            review_due_on=AddMonths(Greatest("implanted_on", Coalesce(last_review_on, "implanted_on")), 12)
-        )
+        .annotate(review_due_on=AddMonths(Greatest("implanted_on", Coalesce(last_review_on, "implanted_on")), 12))
         .filter(review_due_on__lte=today + dt.timedelta(days=clinic.annual_review_notice_days))
         .order_by("review_due_on", "pk")[:limit]
     )
     return [(implant, AnnualReview(due_on=implant.review_due_on, is_due=True)) for implant in implants]
+
 
 __all__ = [
     "RefillWindow",

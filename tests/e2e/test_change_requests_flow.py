@@ -89,7 +89,8 @@ def test_a_change_request_goes_from_the_portal_to_closed_and_back_to_the_patient
     assert "Your refill appointment at ITB Clinic has moved." in mail.outbox[-1].body
     assert "Grace" not in mail.outbox[-1].body
     phone.reload()
-    expect(phone.locator(".requests")).to_contain_text(f"Moved to {preferred:%A} {preferred.day} {preferred:%B %Y} at 11:00")
+    moved = f"Moved to {preferred:%A} {preferred.day} {preferred:%B %Y} at 11:00"
+    expect(phone.locator(".requests")).to_contain_text(moved)
     expect(phone.get_by_role("link", name="Ask for a different date")).to_be_visible()  # may ask again
     shot(phone, "change_request_portal_outcome")
     patient_context.close()

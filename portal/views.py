@@ -146,7 +146,7 @@ def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            if created.urgent:
+            if created.urgent and due_by is not None:
                 messages.warning(
                     request,
                     f"The date you chose is after {due_by.day} {due_by:%B %Y}, when your pump needs its refill. "

@@ -349,18 +349,21 @@ def patient_list_annual_review_due(
         reviews.annotate(on=TruncDate("starts_at", tzinfo=clinic_tz())).order_by("-starts_at").values("on")[:1],
         output_field=DateField(),
     )
+    booked = Appointment.objects.valid().filter(
+        patient=OuterRef("patient"), kind=Appointment.Kind.REVIEW, status=Appointment.Status.BOOKED
+    )
+    due_on = AddMonths(Greatest("implanted_on", Coalesce(last_review_on, "implanted_on")), 12)
     implants = (
-        _annual_review_annotate(
-            Implant.objects.valid()
-            .filter(explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False)
-            .select_related("patient")
-        )
-        .filter(review_booked=False)
-        .annotate(review_due_on=AddMonths(Greatest("implanted_on", Coalesce(last_review_on, "implanted_on")), 12))
+        Implant.objects.valid()
+        .filter(explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False)
+        .filter(~Exists(booked))
+        .select_related("patient")
+        .alias(review_due_on=due_on)
         .filter(review_due_on__lte=today + dt.timedelta(days=clinic.annual_review_notice_days))
+        .annotate(review_due=due_on)
         .order_by("review_due_on", "pk")[:limit]
     )
-    return [(implant, AnnualReview(due_on=implant.review_due_on, is_due=True)) for implant in implants]
+    return [(implant, AnnualReview(due_on=implant.review_due, is_due=True)) for implant in implants]
 
 
 __all__ = [

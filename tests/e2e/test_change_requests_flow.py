@@ -62,12 +62,13 @@ def test_a_change_request_goes_from_the_portal_to_closed_and_back_to_the_patient
     phone.get_by_label("Your message to the clinic").fill("I have a hospital visit that day")
     shot(phone, "change_request_portal_form")
     phone.get_by_role("button", name="Send my request").click()
-    expect(phone.get_by_role("status").first).to_contain_text("Waiting for the clinic")
+    expect(phone.locator(".messages")).to_contain_text("The clinic has your request")
+    expect(phone.get_by_text("Waiting for the clinic").first).to_be_visible()
 
     # the nurse sees it on the worklist, opens the move page: the request is there
     login(ui, live_server, nurse)
     requests = ui.locator("#requests")
-    expect(requests).to_contain_text("Hopper, Grace")
+    expect(requests).to_contain_text(grace.patient.full_name)
     requests.get_by_role("link", name="Move it or decline").click()
     request_box = ui.get_by_test_id("open-request")
     expect(request_box).to_contain_text("The patient asked for another date")
@@ -110,7 +111,7 @@ def test_a_review_is_moved_from_the_calendar(ui, live_server, nurse):
 
     login(ui, live_server, nurse)
     ui.goto(f"{live_server.url}/staff/calendar/?week={monday:%Y-%m-%d}")
-    ui.get_by_role("link", name="Move the review of Hopper, Grace").click()
+    ui.get_by_role("link", name=f"Move the review of {grace.patient.full_name}").click()
     expect(ui.get_by_role("heading", name="Move an appointment")).to_be_visible()
     ui.locator("#id_day").fill(new_day.isoformat())
     ui.get_by_label("Time").select_option("15:30")

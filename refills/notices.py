@@ -80,10 +80,10 @@ def appointment_notice_create(
     }
     if channel == Patient.Channel.SMS:
         subject = ""
-        body = render_to_string(f"refills/notices/{kind}_sms.txt", context).strip()
+        body = render_to_string(f"refills/email/notice_{kind}_sms.txt", context).strip()
     else:
-        subject = " ".join(render_to_string("refills/notices/subject.txt", context).split())[:200]
-        body = render_to_string(f"refills/notices/{kind}.txt", context).strip() + "\n"
+        subject = " ".join(render_to_string("refills/email/notice_subject.txt", context).split())[:200]
+        body = render_to_string(f"refills/email/notice_{kind}.txt", context).strip() + "\n"
     notice = AppointmentNotice.objects.create(
         appointment=appointment, patient=patient, kind=kind, channel=channel, subject=subject, body=body
     )

@@ -27,11 +27,18 @@ from django.urls import reverse
 
 from portal.services import portal_invite_patient
 from refills.alerts.digest import alerts_email_new, alerts_escalate, alerts_text_urgent
-from refills.models import Alert, ClinicSettings, Reminder
+from refills.models import Alert, AppointmentNotice, ClinicSettings, Reminder
+from refills.notices import appointment_notice_send
 from refills.reminders.delivery import reminder_mark_failed, reminder_send
 from refills.reminders.dispatch import reminders_dispatch
 from refills.reminders.planning import reminders_scan
-from refills.services import appointment_change_request_create
+from refills.services import (
+    appointment_book,
+    appointment_cancel,
+    appointment_change_request_create,
+    appointment_change_request_decline,
+    appointment_move,
+)
 from tests.refills.reminder_helpers import Collector, book, local, refilled_implant
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +71,7 @@ SENDERS = {
     "refills.alerts.digest.alerts_escalate",
     "refills.alerts.digest.alerts_text_urgent",
     "refills.reminders.delivery._deliver",
+    "refills.notices.appointment_notice_send",
 }
 SENDING_CALLS = {
     "send_mail",
@@ -259,6 +267,35 @@ def test_no_message_carries_a_name_a_date_of_birth_or_free_text(
     assert alerts_text_urgent(now=now) == urgent
     assert alerts_escalate(now=now + dt.timedelta(minutes=31)) == urgent
 
+    # and the patient is told of a review's declined request, move and cancellation, by email then by SMS
+    with time_machine.travel(local(2025, 3, 6, 12), tick=False):
+        for channel in (Reminder.Channel.EMAIL, Reminder.Channel.SMS):
+            patient.reminder_channel = channel
+            patient.save()
+            review = appointment_book(
+                patient=patient,
+                kind="review",
+                starts_at=local(2025, 4, 10, 14),
+                booked_by=nurse,
+                now=local(2025, 3, 6, 12),
+            )
+            request = appointment_change_request_create(
+                appointment=review,
+                requested_by=user,
+                preferred_date=dt.date(2025, 4, 9),
+                message=OWN_WORDS,
+                today=dt.date(2025, 3, 6),
+            )
+            appointment_change_request_decline(
+                change_request=request, reason="Fully booked that day.", declined_by=nurse
+            )
+            appointment_move(appointment=review, starts_at=local(2025, 4, 11, 15), moved_by=nurse)
+            appointment_cancel(appointment=review, reason=f"{GIVEN} {NOTES}", cancelled_by=nurse)
+        notices = AppointmentNotice.objects.order_by("pk").values_list("pk", flat=True)
+        assert [appointment_notice_send(notice_id=pk, now=local(2025, 3, 6, 12)) for pk in notices] == ["sent"] * 6
+        patient.reminder_channel = Reminder.Channel.EMAIL
+        patient.save()
+
     # and the patient's reminders: the 14-day one by email …
     with time_machine.travel(local(2025, 3, 17, 9), tick=False):
         collector = Collector()
@@ -304,10 +341,14 @@ def test_no_message_carries_a_name_a_date_of_birth_or_free_text(
             (clinic.clinicians_email,),
             (clinic.nursing_email, clinic.clinicians_email),  # the escalation
             ("p7713@example.org",),  # the 14-day reminder
+            ("p7713@example.org",),  # the review's request declined, moved, cancelled (email)
+            ("p7713@example.org",),
+            ("p7713@example.org",),
             (clinic.nursing_email,),  # the failed reminder's alert
         ]
     )
-    assert len(texts) == 2 * urgent + 1  # on-call SMS, escalation SMS, the patient's 2-day reminder
+    # on-call SMS, escalation SMS, the patient's 2-day reminder, the review's three notices by SMS
+    assert len(texts) == 2 * urgent + 1 + 3
     forbidden = [s.lower() for s in forbidden_strings()]
     for parts in [*emails, *[(t,) for t in texts]]:
         for part in parts:
@@ -321,7 +362,8 @@ def test_no_message_carries_a_name_a_date_of_birth_or_free_text(
         address: "".join(m.body for m in staff if m.to == [address] and "new alert" in m.subject)
         for address in (clinic.nursing_email, clinic.clinicians_email)
     }
-    for alert in Alert.objects.all():
+    # (the review's requests were declined at once: their alerts closed before any digest)
+    for alert in Alert.objects.exclude(appointment__kind="review"):
         address = clinic.nursing_email if alert.audience == Alert.Audience.NURSES else clinic.clinicians_email
         line = f"[{alert.get_severity_display().upper()}] {alert.get_kind_display()} — patient {patient.mrn}"
         assert line in digests[address]

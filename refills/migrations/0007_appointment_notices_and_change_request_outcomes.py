@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('patients', '0002_role_permissions'),
-        ('refills', '0005_never_silent'),
+        ('refills', '0006_delivery_attempts'),
     ]
 
     operations = [

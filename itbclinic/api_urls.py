@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from core.api import api_not_found
+from interop.api import PatientEverythingView
 from patients.api import PatientViewSet, TrialViewSet
 from refills.api import (
     AlertViewSet,
@@ -35,6 +36,7 @@ urlpatterns = [
     *router.urls,
     path("refill-forecast/", RefillForecastView.as_view(), name="refill-forecast"),
     path("due-for-refill/", DueForRefillView.as_view(), name="due-for-refill"),
+    path("fhir/Patient/<int:pk>/$everything", PatientEverythingView.as_view(), name="fhir-patient-everything"),
     # Anything else under /api/ answers a JSON 404, not the site's HTML page.
     re_path(r"^.*$", api_not_found, name="not-found"),
 ]

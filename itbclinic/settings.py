@@ -318,6 +318,8 @@ CELERY_TASK_ROUTES = {
     "refills.dispatch_reminders_task": {"queue": CELERY_SCANS_QUEUE},
     "refills.recover_reminders_task": {"queue": CELERY_SCANS_QUEUE},
     "itbclinic.*": {"queue": CELERY_SCANS_QUEUE},
+    # A bulk FHIR export takes minutes: never in front of a scan (a reminder may wait that long).
+    "interop.*": {"queue": CELERY_SENDS_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     # Every 30 seconds: proves beat → broker → worker end to end (visible in the worker log

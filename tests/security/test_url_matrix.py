@@ -336,6 +336,7 @@ ROUTES: dict[str, Route] = {
     "api:refill-forecast": staff(read=None, write=STAFF_READERS),
     "api:due-for-refill": staff(),
     "api:alert-list": api_list(readers=("nurse", "clinician", "clinic_admin")),
+    "api:fhir-patient-everything": staff(of(pk="patient"), read=("nurse", "clinician", "clinic_admin")),
 }
 
 

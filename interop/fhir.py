@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
@@ -63,6 +63,14 @@ RISK_FLAGS = (
     ("risk_communication_difficulty", "communication-difficulty", "Cannot easily report withdrawal symptoms"),
     ("risk_previous_withdrawal", "previous-withdrawal", "Has had baclofen withdrawal before"),
 )
+
+
+R = TypeVar("R", bound=Resource)
+
+
+def _build(model: type[R], **fields: Any) -> R:
+    """A resource validated by its fhir.resources model (nested elements given as plain data)."""
+    return model.model_validate(fields)
 
 
 def _local(system: str, code: str, display: str) -> dict[str, Any]:
@@ -135,14 +143,14 @@ def _records(patients: QuerySet[Patient]) -> Iterator[PatientRecord]:
         ),
     )
     for patient in patients:
-        implants = list(patient.valid_implants)  # type: ignore[attr-defined]
+        implants = list(patient.valid_implants)
         yield PatientRecord(
             patient=patient,
             implants=implants,
             prescriptions=[p for implant in implants for p in implant.valid_prescriptions],  # type: ignore[attr-defined]
             visits=[v for implant in implants for v in implant.valid_visits],  # type: ignore[attr-defined]
-            appointments=list(patient.valid_appointments),  # type: ignore[attr-defined]
-            trials=list(patient.valid_trials),  # type: ignore[attr-defined]
+            appointments=list(patient.valid_appointments),
+            trials=list(patient.valid_trials),
         )
 
 
@@ -163,7 +171,8 @@ def _patient(patient: Patient) -> FhirPatient:
                 "postalCode": patient.address_postcode or None,
             }
         )
-    return FhirPatient(
+    return _build(
+        FhirPatient,
         id=str(patient.pk),
         identifier=[{"use": "usual", "system": MRN_SYSTEM, "value": patient.mrn}],
         active=patient.status == Patient.Status.ACTIVE,
@@ -181,7 +190,8 @@ def _pump_resources(record: PatientRecord) -> Iterator[Resource]:
         model = implant.pump_model
         active = implant.explanted_on is None
         pump_id, catheter_id = f"pump-{implant.pk}", f"catheter-{implant.pk}"
-        yield Device(
+        yield _build(
+            Device,
             id=pump_id,
             meta={"profile": [US_CORE_IMPLANTABLE_DEVICE]},
             status="active" if active else "inactive",
@@ -193,7 +203,8 @@ def _pump_resources(record: PatientRecord) -> Iterator[Resource]:
             patient=subject,
             note=[{"text": implant.mri_notes}] if implant.mri_notes else None,
         )
-        yield Device(
+        yield _build(
+            Device,
             id=catheter_id,
             status="active" if active else "inactive",
             deviceName=[{"name": implant.catheter_model, "type": "model-name"}] if implant.catheter_model else None,
@@ -203,7 +214,8 @@ def _pump_resources(record: PatientRecord) -> Iterator[Resource]:
             note=[{"text": f"Catheter tip at {implant.catheter_tip_level}"}],
         )
         period = {"start": implant.implanted_on, "end": implant.explanted_on}
-        yield DeviceUseStatement(
+        yield _build(
+            DeviceUseStatement,
             id=f"implant-{implant.pk}",
             status="active" if active else "completed",
             subject=subject,
@@ -213,7 +225,8 @@ def _pump_resources(record: PatientRecord) -> Iterator[Resource]:
         )
         previous = record.implants[number - 1] if number else None
         replaced = previous is not None and previous.explanted_on == implant.implanted_on
-        yield Procedure(
+        yield _build(
+            Procedure,
             id=f"implant-{implant.pk}",
             status="completed",
             code=(
@@ -227,7 +240,8 @@ def _pump_resources(record: PatientRecord) -> Iterator[Resource]:
             note=[{"text": f"Surgeon {implant.surgeon}, {implant.hospital}"}],
         )
         if implant.explanted_on:
-            yield Procedure(
+            yield _build(
+                Procedure,
                 id=f"explant-{implant.pk}",
                 status="completed",
                 code=_local("procedure", "pump-explant", "Removal of intrathecal baclofen pump"),
@@ -237,7 +251,8 @@ def _pump_resources(record: PatientRecord) -> Iterator[Resource]:
                 reasonCode=[{"text": implant.explant_reason}] if implant.explant_reason else None,
             )
         if implant.fill_volume_ml and implant.fill_drug is not None:
-            yield MedicationAdministration(
+            yield _build(
+                MedicationAdministration,
                 id=f"fill-implant-{implant.pk}",
                 status="completed",
                 medicationCodeableConcept=_medication(
@@ -267,7 +282,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
             period = {"start": _instant(prescription.effective_at)}
             if following is not None:
                 period["end"] = _instant(following.effective_at)
-            yield MedicationStatement(
+            yield _build(
+                MedicationStatement,
                 id=f"dose-{prescription.pk}",
                 status="completed" if ended else ("intended" if prescription.effective_at > now else "active"),
                 medicationCodeableConcept=_medication(prescription.concentration_mcg_per_ml),
@@ -294,7 +310,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
             )
     for visit in record.visits:
         pump = _ref("Device", f"pump-{visit.implant_id}")
-        yield Procedure(
+        yield _build(
+            Procedure,
             id=f"refill-{visit.pk}",
             status="completed",
             code=_local("procedure", "pump-refill", "Refill of intrathecal baclofen pump"),
@@ -302,7 +319,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
             performedDateTime=_instant(visit.performed_at),
             focalDevice=[{"manipulated": pump}],
         )
-        yield MedicationAdministration(
+        yield _build(
+            MedicationAdministration,
             id=f"fill-refill-{visit.pk}",
             status="completed",
             medicationCodeableConcept=_medication(visit.concentration_mcg_per_ml, visit.drug.name),
@@ -314,7 +332,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
             dosage={"text": "Pump reservoir refilled", "route": INTRATHECAL_ROUTE, "dose": _ml(visit.volume_added_ml)},
         )
         if visit.bridge_bolus_mcg:
-            yield MedicationAdministration(
+            yield _build(
+                MedicationAdministration,
                 id=f"bolus-refill-{visit.pk}",
                 status="completed",
                 medicationCodeableConcept=_medication(visit.concentration_mcg_per_ml, visit.drug.name),
@@ -330,7 +349,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
         ):
             if value is None:
                 continue
-            yield Observation(
+            yield _build(
+                Observation,
                 id=f"{code.split('-')[0]}-residual-{visit.pk}",
                 status="final",
                 category=[{"coding": [{"system": OBSERVATION_CATEGORY, "code": "procedure"}]}],
@@ -343,7 +363,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
             )
     for trial in record.trials:
         for step in trial.valid_steps:  # type: ignore[attr-defined]
-            yield MedicationAdministration(
+            yield _build(
+                MedicationAdministration,
                 id=f"trial-step-{step.pk}",
                 status="completed",
                 medicationCodeableConcept={"coding": [BACLOFEN], "text": "Baclofen (screening)"},
@@ -353,7 +374,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
             )
         for assessment in trial.valid_assessments:  # type: ignore[attr-defined]
             if assessment.penn_score is not None:
-                yield Observation(
+                yield _build(
+                    Observation,
                     id=f"penn-{assessment.pk}",
                     status="final",
                     category=[{"coding": [{"system": OBSERVATION_CATEGORY, "code": "exam"}]}],
@@ -363,7 +385,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
                     valueInteger=assessment.penn_score,
                 )
             for score in assessment.ashworth_scores.all():
-                yield Observation(
+                yield _build(
+                    Observation,
                     id=f"ashworth-{score.pk}",
                     status="final",
                     category=[{"coding": [{"system": OBSERVATION_CATEGORY, "code": "exam"}]}],
@@ -375,9 +398,10 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
                 )
     for appointment in record.appointments:
         end = appointment.starts_at + dt.timedelta(minutes=appointment.duration_minutes)
-        yield FhirAppointment(
+        yield _build(
+            FhirAppointment,
             id=str(appointment.pk),
-            status=APPOINTMENT_STATUS[appointment.status],
+            status=APPOINTMENT_STATUS[Appointment.Status(appointment.status)],
             serviceType=[_local("appointment-kind", appointment.kind, appointment.get_kind_display())],
             start=_instant(appointment.starts_at),
             end=_instant(end),
@@ -387,7 +411,8 @@ def _care_resources(record: PatientRecord) -> Iterator[Resource]:
         )
     for attribute, code, display in RISK_FLAGS:
         if getattr(record.patient, attribute):
-            yield Flag(
+            yield _build(
+                Flag,
                 id=f"{code}-{record.patient.pk}",
                 status="active",
                 category=[{"coding": [{"system": FLAG_CATEGORY, "code": "clinical"}]}],
@@ -404,18 +429,20 @@ def patient_everything(*, patient_id: int, base_url: str) -> Bundle:
     """`Patient/<id>/$everything`: a searchset Bundle of the patient's whole pump record."""
     record = next(_records(Patient.objects.filter(pk=patient_id)))
     resources = record_resources(record)
-    return Bundle(
-        type="searchset",
-        total=len(resources),
-        timestamp=_instant(timezone.now()),
-        entry=[
-            {
-                "fullUrl": f"{base_url.rstrip('/')}/{resource.get_resource_type()}/{resource.id}",
-                "resource": resource,
-                "search": {"mode": "match" if resource.get_resource_type() == "Patient" else "include"},
-            }
-            for resource in resources
-        ],
+    return Bundle.model_validate(
+        {
+            "type": "searchset",
+            "total": len(resources),
+            "timestamp": timezone.localtime(),
+            "entry": [
+                {
+                    "fullUrl": f"{base_url.rstrip('/')}/{resource.get_resource_type()}/{resource.id}",
+                    "resource": resource,
+                    "search": {"mode": "match" if resource.get_resource_type() == "Patient" else "include"},
+                }
+                for resource in resources
+            ],
+        }
     )
 
 

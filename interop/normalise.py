@@ -64,12 +64,12 @@ def parse_date(value: object) -> dt.date | None:
         year, month, day = (int(part) for part in match.groups())
         return _date(year, month, day, text)
     if match := _DAY_FIRST.match(text):
-        day, month, year_text = match.groups()
+        day_text, month_text, year_text = match.groups()
         if len(year_text) != 4:
             raise CellError(f"“{text}” has a two-digit year; write the year in full (e.g. 01/03/2026).")
-        if int(month) > 12 and int(day) <= 12:
+        if int(month_text) > 12 and int(day_text) <= 12:
             raise CellError(f"“{text}” reads month first; dates are day first (day/month/year).")
-        return _date(int(year_text), int(month), int(day), text)
+        return _date(int(year_text), int(month_text), int(day_text), text)
     raise CellError(f"“{text}” is not a date; use day/month/year (01/03/2026) or 2026-03-01.")
 
 

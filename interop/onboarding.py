@@ -288,7 +288,7 @@ def _parse(cells: dict[str, object], catalogue: _Catalogue, headers: dict[str, s
     if origin_text and origin is None:
         errors[header("spasticity_origin")] = f"“{origin_text}” is not spinal, cerebral or other."
     if not origin_text and diagnosis:
-        origin = _ORIGIN_OF_DIAGNOSIS.get(diagnosis, Patient.Origin.OTHER)
+        origin = _ORIGIN_OF_DIAGNOSIS.get(Patient.Diagnosis(diagnosis), Patient.Origin.OTHER)
         notes.append(f"Spasticity origin not given: {Patient.Origin(origin).label.lower()} from the diagnosis.")
     level_text = read("catheter_tip_level")
     level = _LEVELS.get(squash(level_text)) if level_text else None

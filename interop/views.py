@@ -3,11 +3,13 @@
 import datetime as dt
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from core.web import form_data
+from itbclinic.accounts.models import User
 from itbclinic.accounts.permissions import staff_required
 
 from .columns import COLUMNS
@@ -20,6 +22,13 @@ from .template import template_csv, template_xlsx
 PERMISSION = "interop.add_clinicimport"
 
 
+def _admin(request: HttpRequest) -> User:
+    """The logged-in clinic admin (staff_required lets no anonymous request through)."""
+    if not isinstance(request.user, User):
+        raise PermissionDenied
+    return request.user
+
+
 @require_http_methods(["GET", "POST"])
 @staff_required(PERMISSION)
 def clinic_import_upload(request: HttpRequest) -> HttpResponse:
@@ -27,7 +36,7 @@ def clinic_import_upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            checked = clinic_import_check(content=upload.read(), filename=upload.name, by=request.user)
+            checked = clinic_import_check(content=upload.read(), filename=upload.name, by=_admin(request))
         except SheetError as exc:
             form.add_error("file", str(exc))
         else:
@@ -81,7 +90,7 @@ def clinic_import_detail(request: HttpRequest, import_id: int) -> HttpResponse:
     if request.method == "POST":
         was_imported = checked.imported_at is not None
         try:
-            checked = clinic_import_confirm(checked=checked, by=request.user)
+            checked = clinic_import_confirm(checked=checked, by=_admin(request))
         except SheetError as exc:
             messages.error(request, f"Nothing was imported: {exc}")
             return redirect("staff:clinic_import_detail", checked.pk)

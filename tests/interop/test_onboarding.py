@@ -137,8 +137,8 @@ def test_a_later_sheet_adds_the_newer_refill_and_updates_contact_details(frozen,
     implant = Implant.objects.get(serial_number="SN00001")
     assert RefillVisit.objects.filter(implant=implant).count() == 2
     assert implant.patient.email == "new@example.org"
-    assert implant.forecast_due_by == dt.date(2025, 6, 12)
-    assert report.rows[0].due_by.difference_days == -2
+    assert implant.forecast_due_by == dt.date(2025, 6, 11)  # alarm 16 June (90 days), five days before
+    assert report.rows[0].due_by.difference_days == -1
 
 
 def test_an_mrn_of_another_person_is_refused(frozen, clinic_admin):

@@ -7,12 +7,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from .permissions import holds_permissions
+
 
 def audience_required(is_member: Callable[..., bool], *, message: str) -> Callable[..., Callable]:
     """A decorator factory: `required(*perms)` lets in a logged-in user of the audience who holds every perm.
 
     Not logged in: the login page. Outside the audience (`is_member(user)` false) or missing a
-    permission: 403 with `message`. The audience is a role, which core does not know: accounts
+    permission (granted by a role: the superuser flag counts for nothing, core/permissions.py): 403
+    with `message`. The audience is a role, which core does not know: accounts
     builds `staff_required` from this.
     """
 
@@ -21,7 +24,7 @@ def audience_required(is_member: Callable[..., bool], *, message: str) -> Callab
             @login_required
             @wraps(view)
             def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-                if not is_member(request.user) or not request.user.has_perms(perms):
+                if not is_member(request.user) or not holds_permissions(request.user, perms):
                     raise PermissionDenied(message)
                 return view(request, *args, **kwargs)
 

@@ -22,6 +22,7 @@ from audit.models import AccessLog
 from audit.services import audit_record_access
 from core.formatting import plain_decimal
 from core.forms import add_service_errors
+from core.permissions import holds_permissions
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 from patients.models import ScreeningTrial
@@ -710,7 +711,9 @@ def refill_visit_done(request: HttpRequest, visit_id: int) -> HttpResponse:
             "place": ClinicSettings.load().default_place,
         }
     )
-    context.update({"visit": visit, "form": form, "can_book": request.user.has_perm("refills.add_appointment")})
+    context.update(
+        {"visit": visit, "form": form, "can_book": holds_permissions(request.user, ["refills.add_appointment"])}
+    )
     audit_record_access(
         user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request, detail="refill visit"
     )

@@ -8,6 +8,8 @@ accounts rule and live in itbclinic/accounts/permissions.py, built on `handles` 
 
 from rest_framework.permissions import BasePermission
 
+from core.permissions import holds_permissions
+
 
 def handles(view, method: str) -> bool:
     """The view answers `method` (else a 405 follows, and no permission check should pre-empt it)."""
@@ -15,7 +17,8 @@ def handles(view, method: str) -> bool:
 
 
 class ClinicModelPermissions(BasePermission):
-    """Django model permissions of the user's role groups (see the module docstring).
+    """Django model permissions of the user's role groups (see the module docstring); the
+    superuser flag grants none of them (core/permissions.py).
 
     A view may name the permissions of an action per method in `action_permissions`
     (`{"cancel": ["refills.change_appointment"]}` or `{"steps": {"GET": [...], "POST": [...]}}`);
@@ -49,9 +52,9 @@ class ClinicModelPermissions(BasePermission):
         if not handles(view, request.method) or getattr(view, "detail", False):
             # 405 follows, or the check runs on the object once the scoped lookup found it.
             return True
-        return request.user.has_perms(self.required_permissions(request, view))
+        return holds_permissions(request.user, self.required_permissions(request, view))
 
     def has_object_permission(self, request, view, obj) -> bool:
         if not handles(view, request.method):
             return True
-        return request.user.has_perms(self.required_permissions(request, view))
+        return holds_permissions(request.user, self.required_permissions(request, view))

@@ -18,6 +18,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
+from core.permissions import holds_permissions
 from core.records import clinical_record_mark_entered_in_error
 
 from .errors import exception_handler
@@ -84,7 +85,7 @@ class ClinicViewSet(GenericViewSet):
         user = self.request.user
         meta = self.permission_model._meta
         queryset = self.base_queryset()
-        if not user.has_perm(f"{meta.app_label}.view_{meta.model_name}"):
+        if not holds_permissions(user, [f"{meta.app_label}.view_{meta.model_name}"]):
             return queryset.none()
         return self.scope_queryset(queryset)
 

@@ -11,6 +11,14 @@ class UserAdmin(BaseUserAdmin):
     search_fields = ("username", "email", "first_name", "last_name")
     fieldsets = (*BaseUserAdmin.fieldsets, ("Contact", {"fields": ("phone",)}))
 
+    def get_readonly_fields(self, request, obj=None):
+        # Roles are assigned as groups; only a superuser (the technical account) hands out the
+        # superuser flag or single permissions, or a clinic admin could grant herself everything.
+        readonly = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser:
+            return readonly
+        return (*readonly, "is_superuser", "user_permissions")
+
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
 

@@ -80,7 +80,10 @@ def test_the_demo_logins_have_their_roles_and_the_documented_password(client):
         assert response.status_code == 302, username
         client.post("/accounts/logout/")
     admin = User.objects.get(username="admin")
-    assert (admin.is_staff, admin.is_superuser) == (True, True)
+    # The clinic admin runs the Django admin through is_staff and the role's permissions: not a
+    # superuser, who would pass every clinician-only check (tests/itbclinic/accounts/test_superuser.py).
+    assert (admin.is_staff, admin.is_superuser) == (True, False)
+    assert not User.objects.filter(is_superuser=True).exists()
     assert not User.objects.filter(is_staff=True).exclude(username="admin").exists()
 
 
@@ -101,3 +104,27 @@ def test_a_second_run_keeps_a_changed_password_and_repairs_a_lost_role():
     nurse.refresh_from_db()
     assert nurse.check_password("the-nurse-chose-this-one")
     assert list(nurse.groups.all()) == [Group.objects.get(name="nurse")]
+
+
+def test_the_demo_clinic_admin_does_a_clinic_admins_work_and_no_clinicians(client):
+    seed("--force", "--users-only")
+    User.objects.filter(username="admin").update(is_superuser=True)  # a demo database of before
+    seed("--force", "--users-only")  # repairs the flag
+    client.post("/accounts/login/", {"username": "admin", "password": DEMO_PASSWORD})
+
+    # users, roles, clinic settings, catalogues, lockouts and the access log in the Django admin
+    for url in (
+        "/admin/",
+        "/admin/accounts/user/",
+        "/admin/accounts/user/add/",
+        "/admin/refills/clinicsettings/",
+        "/admin/pumps/pumpmodel/",
+        "/admin/pumps/drug/",
+        "/admin/axes/accessattempt/",
+        "/admin/audit/accesslog/",
+    ):
+        assert client.get(url).status_code == 200, url
+    # but no clinician's or nurse's action
+    assert client.get("/staff/patients/new/").status_code == 403
+    assert client.post("/api/trials/", {}, content_type="application/json").status_code == 403
+    assert not User.objects.get(username="admin").is_superuser

@@ -37,11 +37,28 @@ from django.utils import timezone
 
 from interop.columns import COLUMNS
 from interop.models import ClinicImport
+from tests.factories import ClinicAdminFactory, UserFactory
 from tests.portal.world import FROZEN_NOW, World, make_world
 
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-ROLES = ("anonymous", "patient", "carer", "owner", "nurse", "clinician", "clinic_admin")
+# "superuser": a technical account (is_superuser, is_staff) with no role. Its intended rights:
+# the public and logged-in-only pages and the Django admin (Django's superuser there), and
+# nothing clinical: every staff page, API route and portal page refuses it, because those check
+# the role and the permissions a role grants, never the superuser flag (core/permissions.py).
+# "clinic_admin_superuser": a clinic admin who is also a superuser gets exactly the clinic admin's
+# answers everywhere (the cells are copied from clinic_admin): no role gains through the flag.
+ROLES = (
+    "anonymous",
+    "patient",
+    "carer",
+    "owner",
+    "nurse",
+    "clinician",
+    "clinic_admin",
+    "superuser",
+    "clinic_admin_superuser",
+)
 PATIENT_SIDE = ("patient", "carer", "owner")
 STAFF = ("nurse", "clinician", "clinic_admin")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -88,6 +105,7 @@ def _cells(default: frozenset[str], **by_role) -> Cells:
     cells = {role: default for role in ROLES}
     for role, outcomes in by_role.items():
         cells[role] = frozenset(outcomes) if not isinstance(outcomes, str) else frozenset({outcomes})
+    cells["clinic_admin_superuser"] = cells["clinic_admin"]  # always: the flag adds nothing
     return cells
 
 
@@ -352,12 +370,18 @@ def _admin_route(name: str, world: World, pattern: str) -> Route:
     asserted read-only in tests/audit.
     """
     if name == "admin:login":
-        # Anyone may see the admin login; a logged-in clinic admin is sent on to the index.
-        return Route({m: _cells(frozenset({OK}), clinic_admin=frozenset({OK, DENIED})) for m in ("GET", "POST", "PUT")})
+        # Anyone may see the admin login; a logged-in clinic admin or superuser is sent on to the index.
+        inside = frozenset({OK, DENIED})
+        return Route(
+            {m: _cells(frozenset({OK}), clinic_admin=inside, superuser=inside) for m in ("GET", "POST", "PUT")}
+        )
     if name == "admin:logout":
         # POST logs out and lands on the login page; other methods are refused.
         return Route({}, refused=_cells(frozenset({DENIED, NO_METHOD})))
-    cells = _cells(frozenset({DENIED}), clinic_admin=frozenset({OK, DENIED, HIDDEN, NO_METHOD}))
+    # The superuser is the admin's own technical account: Django's model permissions do not bind it
+    # there (tests/itbclinic/accounts/test_superuser.py asserts what it opens).
+    answers = frozenset({OK, DENIED, HIDDEN, NO_METHOD})
+    cells = _cells(frozenset({DENIED}), clinic_admin=answers, superuser=answers)
     return Route({m: cells for m in METHODS}, kwargs=_admin_kwargs(pattern))
 
 
@@ -504,6 +528,8 @@ def _user_for(role: str, world: World):
         "nurse": world.nurse,
         "clinician": world.clinician,
         "clinic_admin": world.clinic_admin,
+        "superuser": world.superuser,
+        "clinic_admin_superuser": world.clinic_admin_superuser,
     }[role]
 
 
@@ -577,6 +603,8 @@ def matrix_world(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock(), transaction.atomic():
         with time_machine.travel(FROZEN_NOW, tick=False), override_settings(PASSWORD_HASHERS=FAST_HASHERS):
             world = make_world()
+            world.superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
+            world.clinic_admin_superuser = ClinicAdminFactory(username="admin.root", is_staff=True, is_superuser=True)
             sessions = _log_in_every_role(world)
         yield world, sessions
         transaction.set_rollback(True)

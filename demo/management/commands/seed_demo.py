@@ -31,14 +31,14 @@ class DemoUser:
     role: Role
     first_name: str
     last_name: str
-    is_superuser: bool = False
 
 
 DEMO_USERS = [
     DemoUser("nurse", Role.NURSE, "Nina", "Okafor"),
     DemoUser("clinician", Role.CLINICIAN, "Colin", "Hart"),
-    # The clinic admin also runs the Django admin (settings, catalogues, accounts).
-    DemoUser("admin", Role.CLINIC_ADMIN, "Alex", "Morgan", is_superuser=True),
+    # The clinic admin also runs the Django admin (settings, catalogues, accounts, lockouts): is_staff
+    # and the role's permissions, never a superuser (a superuser passes every permission check).
+    DemoUser("admin", Role.CLINIC_ADMIN, "Alex", "Morgan"),
     # Names come from the patient record each is linked to by seed_clinic.
     DemoUser("patient1", Role.PATIENT, "", ""),
     DemoUser("patient2", Role.PATIENT, "", ""),
@@ -62,7 +62,7 @@ def seed_users() -> tuple[dict[str, User], int]:
             user.set_password(DEMO_PASSWORD)
             created += 1
         user.is_staff = demo.role == Role.CLINIC_ADMIN
-        user.is_superuser = demo.is_superuser
+        user.is_superuser = False  # repairs a demo database from before the admin was a plain role
         user.save()
         user.groups.add(Group.objects.get(name=demo.role.value))
         users[demo.username] = user

@@ -16,8 +16,9 @@ RUN pip install -r requirements.txt
 
 COPY . .
 # Static files go into the image with hashed names; whitenoise serves them from STATIC_ROOT.
-# Nothing secret is needed to collect them (settings fall back to a demo key for this step).
-RUN python manage.py collectstatic --noinput \
+# Nothing secret is needed to collect them: a throwaway key for this one step (DEBUG off refuses
+# to start without a key of its own; the image keeps none, compose passes the real one).
+RUN DJANGO_SECRET_KEY="collectstatic-only-$(date +%s%N)" python manage.py collectstatic --noinput \
     && mkdir -p var \
     && chown -R itb:itb var
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -23,8 +24,17 @@ env = environ.Env()
 # https://docs.djangoproject.com/en/5.2/ref/settings/#core-settings
 # ---------------------------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The fallback key only exists so the local demo starts; `check --deploy` rejects it.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="django-insecure-local-demo-key-not-for-production")
+# The public demo key exists only so the local demo (`make run`, DEBUG on) starts. With DEBUG off
+# (production, and the test suite: tests/settings.py gives it a key of its own) the app refuses to
+# start without a key of its own: sessions, password-reset and invitation links are signed with it.
+DEMO_SECRET_KEY = "django-insecure-local-demo-key-not-for-production"  # noqa: S105 (public on purpose)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (DEMO_SECRET_KEY if DEBUG else "")
+if not DEBUG and SECRET_KEY in ("", DEMO_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set to a secret of your own with DJANGO_DEBUG off (production); "
+        'the demo key is public. Generate one: python -c "import secrets; print(secrets.token_urlsafe(50))". '
+        "For the local demo, set DJANGO_DEBUG=true (`make run` does)."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 

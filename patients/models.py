@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from phonenumber_field.modelfields import PhoneNumberField
 from simple_history.models import HistoricalRecords
 
@@ -18,6 +19,36 @@ VERTEBRAL_LEVELS = [
     *[(f"L{i}", f"L{i}") for i in range(1, 6)],
     *[(f"S{i}", f"S{i}") for i in range(1, 6)],
 ]
+
+
+def normalise_mrn(value: str) -> str:
+    """An MRN as the clinic files it: no surrounding spaces, upper case ("demo-0001 " is DEMO-0001)."""
+    return value.strip().upper()
+
+
+class MRNField(models.CharField):
+    """A medical record number, normalised (`normalise_mrn`) on every way in.
+
+    Cleaning (forms, the admin, `full_clean` in the services), saving (also `bulk_create`) and
+    every lookup (`filter(mrn=...)`, the unique checks of forms and serializers) see the
+    normalised value, so `demo-0001` and `DEMO-0001` are one MRN everywhere; the constraint
+    `patient_mrn_unique_case_insensitive` is the database's guarantee.
+    """
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return normalise_mrn(value) if isinstance(value, str) else value
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        return normalise_mrn(value) if isinstance(value, str) else value
+
+    def pre_save(self, model_instance, add):
+        value = getattr(model_instance, self.attname)
+        if isinstance(value, str):
+            value = normalise_mrn(value)
+            setattr(model_instance, self.attname, value)
+        return value
 
 
 class Patient(ClinicalRecord):
@@ -43,9 +74,9 @@ class Patient(ClinicalRecord):
         TRANSFERRED = "transferred", "Transferred"
         DECEASED = "deceased", "Deceased"
 
-    mrn = models.CharField("medical record number", max_length=32, unique=True)
-    given_name = models.CharField(max_length=100)
-    family_name = models.CharField(max_length=100)
+    mrn = MRNField("medical record number", max_length=32, unique=True, validators=[validate_no_control_characters])
+    given_name = models.CharField(max_length=100, validators=[validate_no_control_characters])
+    family_name = models.CharField(max_length=100, validators=[validate_no_control_characters])
     date_of_birth = models.DateField()
     spasticity_origin = models.CharField(max_length=16, choices=Origin.choices)
     diagnosis = models.CharField(max_length=16, choices=Diagnosis.choices)
@@ -87,6 +118,13 @@ class Patient(ClinicalRecord):
         permissions = [
             ("change_contact_patient", "Can change a patient's contact details and address"),
             ("change_status_patient", "Can change a patient's status (active, transferred, deceased)"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                Upper("mrn"),
+                name="patient_mrn_unique_case_insensitive",
+                violation_error_message="A patient with this medical record number already exists.",
+            )
         ]
 
     def __str__(self) -> str:

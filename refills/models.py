@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
 from core.records import ClinicalRecord, ClinicalRecordQuerySet
+from core.validators import validate_no_control_characters
 from patients.models import Patient
 from pumps.models import DosePrescription, Drug, Implant
 
@@ -63,7 +64,9 @@ class ClinicSettings(models.Model):
         help_text="The yearly review is proposed this many days before it falls due (a year after the last).",
     )
     closed_weekdays = models.JSONField(default=default_closed_weekdays, blank=True)
-    default_place = models.CharField(max_length=200, default="ITB clinic room 2")
+    default_place = models.CharField(
+        max_length=200, default="ITB clinic room 2", validators=[validate_no_control_characters]
+    )
     # Escalation: urgent alerts also go by SMS to the on-call phone, and again (to both lists)
     # when nobody acknowledges them in time (docs/domain.md "Events that must escalate").
     on_call_phone = models.CharField(
@@ -224,7 +227,7 @@ class Appointment(ClinicalRecord):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     starts_at = models.DateTimeField(db_index=True)
     duration_minutes = models.PositiveSmallIntegerField(default=30)
-    place = models.CharField(max_length=200)
+    place = models.CharField(max_length=200, validators=[validate_no_control_characters])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOOKED, db_index=True)
     cancel_reason = models.TextField(blank=True)
     outside_window_reason = models.TextField(

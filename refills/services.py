@@ -917,6 +917,7 @@ def appointment_move(
     appointment.starts_at = starts_at
     if place:
         appointment.place = place
+        appointment.clean_fields(exclude=[f.name for f in Appointment._meta.fields if f.name != "place"])
     if outside_window_reason.strip():
         appointment.outside_window_reason = outside_window_reason.strip()
     if override_reason.strip():

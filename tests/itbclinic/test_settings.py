@@ -53,17 +53,22 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def read_settings(**env: str) -> dict:
-    result = subprocess.run(
+def import_settings(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-c", PROBE], cwd=BASE_DIR, env=clean_env(**env), capture_output=True, text=True, timeout=60
     )
+
+
+def read_settings(**env: str) -> dict:
+    result = import_settings(**env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def test_defaults_are_the_local_demo(tmp_path):
-    # given no environment at all (the broker folder redirected so the test leaves var/ alone)
-    values = read_settings(CELERY_BROKER_DATA_DIR=str(tmp_path / "broker"))
+    # given no environment but the one thing production cannot default: a secret key of its own
+    # (the broker folder redirected so the test leaves var/ alone)
+    values = read_settings(CELERY_BROKER_DATA_DIR=str(tmp_path / "broker"), DJANGO_SECRET_KEY=secrets.token_urlsafe(50))
 
     assert values["DEBUG"] is False
     assert values["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1", "[::1]", "testserver"]
@@ -115,10 +120,25 @@ def test_every_documented_variable_is_read():
     )
 
 
+@pytest.mark.parametrize(
+    "key", ["", "django-insecure-local-demo-key-not-for-production"], ids=["no-key", "the-public-demo-key"]
+)
+def test_production_mode_refuses_to_start_without_a_key_of_its_own(tmp_path, key):
+    env = {"CELERY_BROKER_DATA_DIR": str(tmp_path), **({"DJANGO_SECRET_KEY": key} if key else {})}
+
+    result = import_settings(**env)
+
+    assert result.returncode == 1
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set to a secret of your own" in result.stderr
+    assert result.stdout == ""
+
+
 def test_debug_on_is_the_plain_http_local_demo(tmp_path):
+    # given no key at all: the local demo (`make run`) starts with the public demo key
     values = read_settings(DJANGO_DEBUG="true", CELERY_BROKER_DATA_DIR=str(tmp_path))
 
     assert values["DEBUG"] is True
+    assert values["SECRET_KEY"] == "django-insecure-local-demo-key-not-for-production"
     assert [values[k] for k in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")] == [False] * 3
     assert values["SECURE_HSTS_SECONDS"] == 0
     assert values["STATICFILES_BACKEND"] == "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -157,7 +177,8 @@ def test_deploy_check_is_clean_with_the_production_environment(tmp_path):
 @pytest.mark.parametrize(
     ("override", "check_id"),
     [
-        ({"DJANGO_SECRET_KEY": ""}, "security.W009"),  # the demo's fallback key
+        # Not even a warning: without a key of its own, production mode does not start at all.
+        ({"DJANGO_SECRET_KEY": ""}, "ImproperlyConfigured: DJANGO_SECRET_KEY must be set"),
         ({"DJANGO_DEBUG": "true"}, "security.W018"),
         # Login limits counted per process: each gunicorn worker would multiply them.
         ({"CACHE_URL": ""}, "portal.W001"),

@@ -7,7 +7,7 @@ import core.validators
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("refills", "0005_never_silent"),
+        ("refills", "0007_appointment_notices_and_change_request_outcomes"),
     ]
 
     operations = [

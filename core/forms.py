@@ -22,7 +22,7 @@ class DateTimeLocalInput(forms.DateTimeInput):
         super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
 
 
-def add_service_errors(form: forms.Form, exc: ValidationError, *, field_map: dict[str, str | None] | None = None):
+def add_service_errors(form: forms.BaseForm, exc: ValidationError, *, field_map: dict[str, str | None] | None = None):
     """Put a service's ValidationError onto the form: known fields by name, the rest on top."""
     field_map = field_map or {}
     if not hasattr(exc, "error_dict"):

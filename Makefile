@@ -76,6 +76,7 @@ BENCH_SIZES ?= 1000 10000 100000
 bench: $(DEV_STAMP) ## Benchmarks: pages, API and scans at 1k/10k/100k pumps (DATABASE_URL on PostgreSQL; BENCH_SIZES to choose)
 	$(PY) benchmarks/pages.py --implants $(BENCH_SIZES)
 	for n in $(BENCH_SIZES); do $(PY) benchmarks/reminder_scan.py --implants $$n || exit 1; done
+	$(PY) benchmarks/clinic_import.py --rows 5000
 
 clean: ## Remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var staticfiles

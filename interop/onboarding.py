@@ -1,10 +1,11 @@
 """Onboarding a clinic from its spreadsheet: every row through the staff forms' services, dry run first.
 
 `clinic_import` reads each row (interop/sheet.py, interop/normalise.py), then creates or finds the
-patient (`patients.services.patient_create`), registers the pump (`refills.services.
-implant_register_with_fill`) and records its last refill (`refills.services.refill_visit_record`),
-so every rule of the staff forms applies (an impossible date or dose is a row error) and the
-pump's forecast starts from that refill, as if a nurse had typed it. Each row runs in its own
+patient (`patients.services.patient_create`), registers the pump (`pumps.services.
+implant_register`, without a fill: the sheet has the last refill instead) and records its last
+refill (`refills.services.refill_visit_record`), so every rule of the staff forms applies (an
+impossible date or dose is a row error) and the pump's forecast starts from that refill, as if a
+nurse had typed it. Each row runs in its own
 savepoint, so one bad row is reported without hiding the others; the whole import is one
 transaction, rolled back for a dry run and whenever any row has an error (all or nothing).
 
@@ -24,15 +25,17 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from phonenumber_field.phonenumber import to_python
 
 from audit.models import AccessLog
 from itbclinic.accounts.models import User
 from patients.models import VERTEBRAL_LEVELS, Patient
 from patients.services import patient_create, patient_update
 from pumps.models import Drug, Implant, PumpModel
+from pumps.services import implant_register
 from refills.clinic_time import clinic_day_start
-from refills.models import RefillVisit
-from refills.services import implant_register_with_fill, refill_visit_record
+from refills.models import ClinicSettings, RefillVisit
+from refills.services import refill_visit_record
 
 from .columns import BY_KEY
 from .models import ClinicImport, content_digest
@@ -371,7 +374,15 @@ def _refill_time(day: dt.date, now: dt.datetime) -> dt.datetime:
     return min(noon, now) if day == timezone.localdate(now) else noon
 
 
-def _row_import(parsed: _Parsed, report: RowReport, *, by: User, now: dt.datetime, headers: dict[str, str]) -> None:
+def _row_import(
+    parsed: _Parsed,
+    report: RowReport,
+    *,
+    by: User,
+    now: dt.datetime,
+    headers: dict[str, str],
+    clinic: ClinicSettings,
+) -> None:
     created = updated = False
     patient = Patient.objects.filter(mrn__iexact=parsed.mrn).first()
     if patient is None:
@@ -394,11 +405,12 @@ def _row_import(parsed: _Parsed, report: RowReport, *, by: User, now: dt.datetim
                     )
                 }
             )
-        contact = {
-            key: parsed.patient[key]
-            for key in ("email", "phone")
-            if parsed.patient[key] and str(getattr(patient, key) or "") != parsed.patient[key]
-        }
+        contact = {}
+        if parsed.patient["email"] and parsed.patient["email"].lower() != patient.email.lower():
+            contact["email"] = parsed.patient["email"]
+        # The same number however it is spaced or prefixed ("+44 7911…" is "+447911…").
+        if parsed.patient["phone"] and to_python(parsed.patient["phone"]) != patient.phone:
+            contact["phone"] = parsed.patient["phone"]
         if contact:
             try:
                 patient = patient_update(patient=patient, data=contact, today=timezone.localdate(now))
@@ -428,10 +440,13 @@ def _row_import(parsed: _Parsed, report: RowReport, *, by: User, now: dt.datetim
                 }
             )
         try:
-            implant = implant_register_with_fill(
+            # Registered without a fill (the sheet has none): the refill below gives the pump its
+            # forecast, in the same savepoint, so registering alone computes none.
+            implant = implant_register(
                 patient=patient,
                 recorded_by=by,
                 now=now,
+                skew_minutes=clinic.clock_skew_minutes,
                 pump_model=parsed.pump_model,
                 serial_number=parsed.serial,
                 **parsed.implant,
@@ -489,6 +504,7 @@ def clinic_import(*, sheet: Sheet, by: User, dry_run: bool, now: dt.datetime | N
     """Validate (and, unless `dry_run`, keep) every row of `sheet`; nothing is kept if a row is in error."""
     now = timezone.localtime(now or timezone.now())
     catalogue = _Catalogue()
+    clinic = ClinicSettings.load()
     report = ImportReport(dry_run=dry_run, rows=[], notes=list(sheet.notes))
     seen_mrn: dict[str, int] = {}
     seen_serial: dict[str, int] = {}
@@ -507,7 +523,7 @@ def clinic_import(*, sheet: Sheet, by: User, dry_run: bool, now: dt.datetime | N
                     if first != sheet_row.number:
                         raise _RowError({sheet.headers.get(key, name): f"The same {name} as row {first}."})
                 with transaction.atomic():
-                    _row_import(parsed, row, by=by, now=now, headers=sheet.headers)
+                    _row_import(parsed, row, by=by, now=now, headers=sheet.headers, clinic=clinic)
             except _RowError as exc:
                 row.errors = exc.errors
                 row.outcome = Outcome.ERROR

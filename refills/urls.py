@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import implant_views, patient_views, views
+from . import implant_views, patient_views, programme_views, views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -28,4 +28,6 @@ urlpatterns = [
     path("implants/<int:implant_id>/replace/", implant_views.implant_replace, name="implant_replace"),
     path("implants/<int:implant_id>/explant/", implant_views.implant_explant, name="implant_explant"),
     path("implants/<int:implant_id>/empty/", implant_views.reservoir_empty, name="reservoir_empty"),
+    path("quality/", programme_views.quality_dashboard, name="quality_dashboard"),
+    path("quality/<slug:table>.csv", programme_views.quality_csv, name="quality_csv"),
 ]

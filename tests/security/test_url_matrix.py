@@ -290,6 +290,10 @@ ROUTES: dict[str, Route] = {
     "staff:reservoir_empty": staff(read=("nurse", "clinician"), write=("nurse", "clinician")),
     "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
     "staff:alert_acknowledge": staff(read=None, write=STAFF_READERS),
+    # The programme pages (issue 14): clinic-wide figures for every staff role; patient lists inside
+    # them for nurses and clinicians only (tests/refills/test_quality.py).
+    "staff:quality_dashboard": staff(read=("nurse", "clinician", "clinic_admin")),
+    "staff:quality_csv": staff(lambda w: {"table": "monthly"}, read=("nurse", "clinician", "clinic_admin")),
     "staff:clinic_import_upload": staff(read=("clinic_admin",), write=("clinic_admin",)),
     "staff:clinic_import_template": staff(lambda w: {"kind": "csv"}, read=("clinic_admin",)),
     "staff:clinic_import_detail": staff(_clinic_import, read=("clinic_admin",), write=("clinic_admin",)),

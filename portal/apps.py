@@ -8,3 +8,4 @@ class PortalConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the deploy check of the login limits)
+        from . import signals  # noqa: F401  (ends a deactivated account's feeds and invitations)

@@ -57,3 +57,27 @@ class InvitationForm(forms.Form):
         if data.get("carer") and not (data.get("consent_note") or "").strip():
             self.add_error("consent_note", "Record how the patient agreed to this carer seeing their portal.")
         return data
+
+
+class RevokeInvitationForm(forms.Form):
+    reason = forms.CharField(
+        label="Why (optional)", required=False, max_length=200, help_text="For example: 'typo in the address'."
+    )
+
+
+class RevokeCarerForm(forms.Form):
+    reason = forms.CharField(
+        label="Why this carer no longer sees the portal",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="For example: 'patient withdrew consent by phone, 3 March'.",
+    )
+
+
+class AccountEmailChangeForm(forms.Form):
+    new_email = forms.EmailField(label="New email address")
+    reason = forms.CharField(
+        label="Why the email changes",
+        max_length=200,
+        help_text="For example: 'patient asked in clinic, 3 March, and showed their new address'.",
+    )

@@ -1,5 +1,6 @@
 """Who may use the portal for which patient: invitations, carers, calendar feeds."""
 
+import datetime as dt
 import hashlib
 
 from django.conf import settings
@@ -10,8 +11,23 @@ from simple_history.models import HistoricalRecords
 from patients.models import Patient
 
 
+def hash_token(token: str) -> str:
+    # Only the hash is stored: a copy of the database opens no one's calendar or invitation.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PortalInvitationQuerySet(models.QuerySet):
+    def pending(self, *, now: dt.datetime) -> "PortalInvitationQuerySet":
+        """Neither accepted nor revoked, and not yet expired: the link would still work."""
+        return self.filter(accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now)
+
+
 class PortalInvitation(models.Model):
-    """A nurse invited a patient or a carer; the emailed link is valid until `expires_at`, once."""
+    """A nurse invited a patient or a carer: one email, one link of its own, valid once until `expires_at`.
+
+    The link's token is stored only as its hash. A newer invitation for the same patient and
+    role (patient or carer) revokes this one, and a nurse may revoke it by hand.
+    """
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="portal_invitations")
@@ -21,12 +37,26 @@ class PortalInvitation(models.Model):
     invited_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoke_reason = models.CharField(max_length=200, blank=True)
+
+    objects = PortalInvitationQuerySet.as_manager()
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["-invited_at", "-id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(expires_at__gt=models.F("invited_at")), name="portalinvitation_expires_after_invite"
+            ),
+            models.UniqueConstraint(
+                fields=["patient", "carer"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="portalinvitation_one_open_per_patient_and_role",
             ),
         ]
 
@@ -46,6 +76,7 @@ class CarerLink(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    revoke_reason = models.TextField(blank=True)
 
     history = HistoricalRecords()
 
@@ -64,11 +95,6 @@ class CarerLink(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
-
-
-def hash_feed_token(token: str) -> str:
-    # Only the hash is stored: a copy of the database does not open anyone's calendar.
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class CalendarFeed(models.Model):
@@ -91,3 +117,21 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"Calendar feed of patient {self.patient_id} for user {self.user_id}"
+
+
+class PortalAccountEmailChange(models.Model):
+    """A nurse changed the email of a portal account: who, when, from what, to what, and why. Append-only."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="email_changes")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    old_email = models.EmailField(blank=True)
+    new_email = models.EmailField()
+    reason = models.CharField(max_length=200)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Email of user {self.user_id} changed on {self.changed_at:%Y-%m-%d}"

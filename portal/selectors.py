@@ -14,7 +14,7 @@ from pumps.selectors import implant_get_active, implant_get_battery_dates
 from refills.models import Appointment, AppointmentChangeRequest, ClinicSettings, RefillVisit
 from refills.selectors import appointment_get_next, refill_visit_list
 
-from .models import CalendarFeed, CarerLink, hash_feed_token
+from .models import CalendarFeed, CarerLink, hash_token
 
 
 def portal_patient_list_for(*, user: User | AnonymousUser) -> QuerySet[Patient]:
@@ -76,7 +76,7 @@ def calendar_feed_get_by_token(*, token: str) -> CalendarFeed | None:
     if not token or len(token) > 200:
         return None
     return (
-        CalendarFeed.objects.filter(token_hash=hash_feed_token(token), revoked_at__isnull=True)
+        CalendarFeed.objects.filter(token_hash=hash_token(token), revoked_at__isnull=True)
         .select_related("patient", "user")
         .first()
     )

@@ -22,5 +22,12 @@ urlpatterns = [
     path("p/<int:patient_id>/calendar/", views.calendar_settings, name="calendar_settings"),
     path("calendar/<str:token>.ics", views.calendar_feed, name="calendar_feed"),
     path("invite/<int:patient_id>/", views.invite, name="invite"),
-    path("welcome/<uidb64>/<token>/", views.InvitationAcceptView.as_view(), name="invitation_accept"),
+    path(
+        "invite/<int:patient_id>/invitations/<int:invitation_id>/revoke/",
+        views.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("invite/<int:patient_id>/carers/<int:link_id>/revoke/", views.carer_link_revoke, name="carer_link_revoke"),
+    path("invite/<int:patient_id>/account-email/", views.account_email_change, name="account_email_change"),
+    path("welcome/<str:token>/", views.invitation_accept, name="invitation_accept"),
 ]

@@ -4,12 +4,13 @@ import logging
 from functools import wraps
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import PasswordResetConfirmView
+from django.contrib.auth.forms import SetPasswordForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,10 +26,16 @@ from refills.services import appointment_change_request_create, appointment_chan
 
 from . import selectors, services
 from .content import alarm_description, what_to_bring
-from .forms import ChangeRequestForm, InvitationForm, ReminderPreferencesForm
+from .forms import (
+    AccountEmailChangeForm,
+    ChangeRequestForm,
+    InvitationForm,
+    ReminderPreferencesForm,
+    RevokeCarerForm,
+    RevokeInvitationForm,
+)
 from .ics import appointments_calendar
-from .models import PortalInvitation
-from .tokens import invitation_token_generator
+from .models import CarerLink, PortalAccountEmailChange, PortalInvitation
 
 
 def _signed_in(request: HttpRequest) -> User:
@@ -260,7 +267,13 @@ def calendar_settings(request: HttpRequest, patient_id: int) -> HttpResponse:
 def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     """No login: a phone's calendar polls it. The token is the key; a revoked one answers 404."""
     feed = selectors.calendar_feed_get_by_token(token=token)
-    if feed is None or feed.patient.entered_in_error:
+    # The feed opens only what its owner may still see: not a switched-off account, not a
+    # patient whose carer link was revoked (the revocation also revokes the feed: both hold).
+    if (
+        feed is None
+        or not feed.user.is_active
+        or selectors.portal_patient_get(user=feed.user, patient_id=feed.patient_id) is None
+    ):
         raise Http404("No such calendar.")
     now = timezone.now()
     clinic = selectors.ClinicSettings.load()
@@ -280,18 +293,33 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
+def nurse_view(view):
+    """Staff-facing portal tools: nurses only (403 for others, the login page when anonymous)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not has_role(request.user, Role.NURSE):
+            raise PermissionDenied("Only nurses manage patients' portal access.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _staff_patient(request: HttpRequest, patient_id: int) -> Patient:
+    return get_object_or_404(Patient.objects.valid(), pk=patient_id)
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
-@login_required
+@nurse_view
 def invite(request: HttpRequest, patient_id: int) -> HttpResponse:
-    """Staff-facing: a nurse invites the patient or a carer (linked from the staff patient page)."""
-    if not has_role(request.user, Role.NURSE):
-        raise PermissionDenied("Only nurses invite patients to the portal.")
-    patient = get_object_or_404(Patient.objects.valid(), pk=patient_id)
+    """Staff-facing: the patient's portal access. Invite the patient or a carer, see and revoke what is open."""
+    patient = _staff_patient(request, patient_id)
     form = InvitationForm(request.POST or None, initial={"email": patient.email})
     if request.method == "POST" and form.is_valid():
         try:
-            invitation = services.portal_invite_patient(
+            outcome = services.portal_invite_patient(
                 patient=patient,
                 email=form.cleaned_data["email"],
                 invited_by=_signed_in(request),
@@ -301,33 +329,144 @@ def invite(request: HttpRequest, patient_id: int) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            who = "carer" if invitation.carer else "patient"
-            messages.success(request, f"Invitation sent to {invitation.email} ({who}).")
+            who = "carer" if form.cleaned_data["carer"] else "patient"
+            if outcome.existing_account:
+                messages.info(
+                    request,
+                    f"This {who} already has a portal account: nothing about it was changed. "
+                    "A link to reset its password was sent to the address already on the account "
+                    f"({outcome.user.email or 'none on record'}). To change that address, use "
+                    "“Change the account's email” below.",
+                )
+            else:
+                messages.success(request, f"Invitation sent to {outcome.email} ({who}).")
             return redirect("portal:invite", patient_id=patient.pk)
     audit_record_access(user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request)
-    invitations = PortalInvitation.objects.filter(patient=patient).select_related("user", "invited_by")[:10]
-    carers = patient.carer_links.select_related("carer").order_by("-consent_recorded_at")
-    context = {"patient": patient, "form": form, "invitations": invitations, "carers": carers}
+    now = timezone.now()
+    context = {
+        "patient": patient,
+        "form": form,
+        "open_invitations": services.portal_invitation_list_open(patient=patient, now=now),
+        "invitations": PortalInvitation.objects.filter(patient=patient).select_related("user", "invited_by")[:10],
+        "carers": patient.carer_links.select_related("carer", "consent_recorded_by").order_by("-consent_recorded_at"),
+        "account": patient.user,
+        "email_changes": PortalAccountEmailChange.objects.filter(patient=patient).select_related("changed_by")[:5],
+        "now": now,
+    }
     return render(request, "portal/invite.html", context)
 
 
-class InvitationAcceptView(PasswordResetConfirmView):
-    """The emailed link: choose a password, then land on the portal home, logged in."""
+@never_cache
+@require_http_methods(["GET", "POST"])
+@nurse_view
+def invitation_revoke(request: HttpRequest, patient_id: int, invitation_id: int) -> HttpResponse:
+    """Confirm (GET), then revoke (POST) an open invitation: its link stops working at once."""
+    patient = _staff_patient(request, patient_id)
+    invitation = get_object_or_404(PortalInvitation.objects.filter(patient=patient), pk=invitation_id)
+    form = RevokeInvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if services.portal_invitation_revoke(
+            invitation=invitation, by=_signed_in(request), reason=form.cleaned_data["reason"]
+        ):
+            messages.success(request, f"The invitation to {invitation.email} is revoked: its link no longer works.")
+        else:
+            messages.info(request, "This invitation was no longer open (accepted or already revoked).")
+        return redirect("portal:invite", patient_id=patient.pk)
+    audit_record_access(
+        user=request.user, patient=patient, action=AccessLog.Action.CHANGE, request=request, detail="invitation"
+    )
+    context = {"patient": patient, "form": form, "invitation": invitation}
+    return render(request, "portal/invitation_revoke.html", context)
 
-    token_generator = invitation_token_generator
-    template_name = "portal/invitation_accept.html"
-    post_reset_login = True
-    post_reset_login_backend = "django.contrib.auth.backends.ModelBackend"
-    success_url = reverse_lazy("portal:home")
 
-    def get_user(self, uidb64):
-        user = super().get_user(uidb64)
-        # The token alone lasts PASSWORD_RESET_TIMEOUT; the invitation's own, shorter life rules too.
-        if user is not None and services.portal_invitation_pending(user=user, now=timezone.now()) is None:
-            return None
-        return user
+@never_cache
+@require_http_methods(["GET", "POST"])
+@nurse_view
+def carer_link_revoke(request: HttpRequest, patient_id: int, link_id: int) -> HttpResponse:
+    """Confirm with a reason (GET), then revoke (POST) a carer's access to the patient's portal."""
+    patient = _staff_patient(request, patient_id)
+    link = get_object_or_404(CarerLink.objects.filter(patient=patient).select_related("carer"), pk=link_id)
+    form = RevokeCarerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if link.revoked_at is not None:
+            messages.info(request, "This carer's access was already revoked.")
+            return redirect("portal:invite", patient_id=patient.pk)
+        try:
+            services.carer_link_revoke(link=link, by=_signed_in(request), reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(
+                request, "The carer no longer sees this patient's portal; their calendar address stopped working."
+            )
+            return redirect("portal:invite", patient_id=patient.pk)
+    audit_record_access(
+        user=request.user, patient=patient, action=AccessLog.Action.CHANGE, request=request, detail="carer link"
+    )
+    return render(request, "portal/carer_revoke.html", {"patient": patient, "form": form, "link": link})
 
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        services.portal_invitation_accept(user=form.user, now=timezone.now())
-        return response
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@nurse_view
+def account_email_change(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """Change the email of the patient's own portal account (a notice goes to the old address)."""
+    patient = _staff_patient(request, patient_id)
+    if patient.user is None:
+        raise Http404("This patient has no portal account.")
+    form = AccountEmailChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.portal_account_email_change(
+                patient=patient,
+                new_email=form.cleaned_data["new_email"],
+                reason=form.cleaned_data["reason"],
+                by=_signed_in(request),
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "The account's email is changed; a notice went to the old address.")
+            return redirect("portal:invite", patient_id=patient.pk)
+    audit_record_access(
+        user=request.user, patient=patient, action=AccessLog.Action.CHANGE, request=request, detail="account email"
+    )
+    return render(request, "portal/account_email.html", {"patient": patient, "form": form, "account": patient.user})
+
+
+INVITATION_SESSION_KEY = "_portal_invitation_token"
+SET_PASSWORD_STEP = "set-password"  # noqa: S105 (a URL step, not a secret)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: choose a password, then land on the portal home, logged in.
+
+    As Django's password reset does, the token leaves the address bar at once: it moves into the
+    session and the browser is sent to `welcome/set-password/`. A link that no longer works (used,
+    revoked, replaced by a newer one, expired, or the account switched off) shows one plain page
+    with 404.
+    """
+    now = timezone.now()
+    if token == SET_PASSWORD_STEP:
+        token = request.session.get(INVITATION_SESSION_KEY, "")
+    elif request.method == "GET" and services.portal_invitation_get_by_token(token=token, now=now) is not None:
+        request.session[INVITATION_SESSION_KEY] = token
+        return redirect("portal:invitation_accept", token=SET_PASSWORD_STEP)
+    invitation = services.portal_invitation_get_by_token(token=token, now=now)
+    if invitation is None:
+        request.session.pop(INVITATION_SESSION_KEY, None)
+        return render(request, "portal/invitation_accept.html", {"validlink": False}, status=404)
+    form = SetPasswordForm(invitation.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.portal_invitation_accept(
+            invitation=invitation, password=form.cleaned_data["new_password1"], now=now
+        )
+        request.session.pop(INVITATION_SESSION_KEY, None)
+        if user is None:
+            return render(request, "portal/invitation_accept.html", {"validlink": False}, status=404)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("portal:home")
+    context = {"validlink": True, "form": form, "username": invitation.user.get_username()}
+    return render(request, "portal/invitation_accept.html", context)

@@ -143,6 +143,24 @@ def sms_outbox(settings):
 
 
 @pytest.fixture
+def celery_eager():
+    """Tasks the code under test enqueues run at once, in this process, for this test only.
+
+    For tests that follow an email end to end through a page (password reset, invitation):
+    the code enqueues after commit (`transaction.on_commit` + `.delay()`), so pair it with
+    `django_capture_on_commit_callbacks(execute=True)` in a `db` test. Celery is never eager
+    globally: other tests call the task functions directly or run a real worker.
+    """
+    from itbclinic.celery import app
+
+    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture
 def celery_worker_factory(transactional_db, tmp_path):
     """Build real Celery workers (tests/celery_worker.py): `factory(broker_url=None)` → not started.
 

@@ -19,6 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from icalendar import Calendar
 
+from portal.services import calendar_feed_create
 from refills.models import Alert, AppointmentChangeRequest
 from refills.services import implant_forecast_refresh
 from tests import factories
@@ -128,7 +129,7 @@ def log_in(page, base: str, username: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
-def test_invitation_to_home_page_shows_the_right_appointment(site, phone, upcoming_world, password):
+def test_invitation_to_home_page_shows_the_right_appointment(site, phone, upcoming_world, password, celery_eager):
     world = upcoming_world
     patient = factories.PatientFactory(
         mrn="MRN-E2E", given_name="Nadia", family_name="Newman", email="nadia@example.org"
@@ -266,3 +267,35 @@ def test_change_request_reaches_the_nurses_worklist(site, phone, upcoming_world,
     alerts = nurse.locator("#alerts").inner_text()
     assert "Patient asked for a new date" in alerts
     shot(nurse, "07-nurse-worklist-request")
+
+
+def test_nurse_revokes_a_carer_and_the_carers_feed_and_session_stop_working(site, phone, upcoming_world, password):
+    world = upcoming_world
+    patient = world.a.patient
+    _feed, token = calendar_feed_create(user=world.a.carer, patient=patient)
+    feed_url = f"{site}{reverse('portal:calendar_feed', kwargs={'token': token})}"
+    patient_url = f"{site}{reverse('portal:patient_home', kwargs={'patient_id': patient.pk})}"
+
+    # given the carer, logged in on their phone, reading Alice's portal and her calendar feed
+    carer_page = phone()
+    log_in(carer_page, site, world.a.carer.username, password)
+    carer_page.goto(patient_url)
+    assert "You are looking after" in carer_page.content()
+    assert carer_page.request.get(feed_url).status == 200
+
+    # when a nurse revokes the carer's access, with a reason, from the patient's portal-access page
+    nurse_page = phone()
+    log_in(nurse_page, site, world.nurse.username, password)
+    nurse_page.goto(f"{site}{reverse('portal:invite', kwargs={'patient_id': patient.pk})}")
+    nurse_page.get_by_role("link", name="Revoke access").click()
+    nurse_page.get_by_role("heading", name="Revoke this carer's access?").wait_for()
+    nurse_page.get_by_label("Why this carer no longer sees the portal").fill("Alice withdrew her consent by phone")
+    nurse_page.get_by_role("button", name="Revoke access").click()
+    nurse_page.get_by_text("The carer no longer sees this patient's portal").wait_for()
+    assert "Alice withdrew her consent by phone" in nurse_page.content()
+    shot(nurse_page, "10-nurse-revokes-carer")
+
+    # then the carer's session is over and the feed is gone
+    carer_page.goto(patient_url)
+    assert carer_page.url.split("?")[0].endswith(reverse("login"))
+    assert carer_page.request.get(feed_url).status == 404

@@ -132,7 +132,7 @@ def test_carer_sees_linked_patient_and_chooses_between_several(client, world):
 def test_revoked_carer_link_closes_the_page(client, world):
     from portal.services import carer_link_revoke
 
-    carer_link_revoke(link=world.a.carer_link, by=world.nurse)
+    carer_link_revoke(link=world.a.carer_link, by=world.nurse, reason="Patient withdrew consent")
     client.force_login(world.a.carer)
     assert client.get(reverse("portal:patient_home", kwargs={"patient_id": world.a.patient.pk})).status_code == 404
 

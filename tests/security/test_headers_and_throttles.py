@@ -42,7 +42,9 @@ def test_headers_on_the_calendar_feed_and_404s(client, world):
     assert feed["Cache-Control"].startswith("private") or "no-store" in feed["Cache-Control"]
 
 
-def test_password_reset_posts_are_rate_limited_per_address(client, world, settings, django_capture_on_commit_callbacks):
+def test_password_reset_posts_are_rate_limited_per_address(
+    client, world, settings, celery_eager, django_capture_on_commit_callbacks
+):
     settings.AUTH_POST_RATE_LIMITS = {**settings.AUTH_POST_RATE_LIMITS, "password_reset": "3/900"}
     url = reverse("password_reset")
     statuses = []

@@ -23,6 +23,7 @@ Run `URL_MATRIX_PROBE=1 pytest tests/security/test_url_matrix.py -k <name> -s` t
 route answers now, per role and method, before you write its expectation.
 """
 
+import datetime as dt
 import os
 import re
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from django.utils import timezone
 
 from interop.columns import COLUMNS
 from interop.models import ClinicImport
+from portal.models import PortalInvitation, hash_token
 from tests.factories import ClinicAdminFactory, UserFactory
 from tests.portal.world import FROZEN_NOW, World, make_world
 
@@ -199,6 +201,19 @@ def catalogue(model: str) -> Callable[[World], dict]:
     return build
 
 
+def b_invitation(world: World):
+    """An open invitation of patient B (the world has none: tests of invitations count them)."""
+    return PortalInvitation.objects.filter(patient=world.b.patient).first() or PortalInvitation.objects.create(
+        patient=world.b.patient,
+        user=world.b.user,
+        email=world.b.user.email or "b@example.org",
+        invited_by=world.nurse,
+        invited_at=FROZEN_NOW,
+        expires_at=FROZEN_NOW + dt.timedelta(hours=72),
+        token_hash=hash_token("matrix-invitation-of-b"),
+    )
+
+
 def b_extra(**params: str) -> Callable[[World], dict]:
     """URL kwargs from patient B's extra objects (trial step, assessment, prescription)."""
     return lambda w: {name: w.b.extra[attr].pk for name, attr in params.items()}
@@ -248,7 +263,18 @@ ROUTES: dict[str, Route] = {
     # The token is the key (a phone's calendar has no session): B's token works for anyone.
     "portal:calendar_feed": public("GET", kwargs=lambda w: {"token": w.b.feed_token}),
     "portal:invite": staff(of(patient_id="patient"), read=("nurse",), write=("nurse",)),
-    "portal:invitation_accept": public(*METHODS, kwargs=lambda w: {"uidb64": "MQ", "token": "bad-token"}),
+    # Staff-facing portal access of patient B: nurses confirm (GET) then act (POST).
+    "portal:invitation_revoke": staff(
+        lambda w: {"patient_id": w.b.patient.pk, "invitation_id": b_invitation(w).pk}, read=("nurse",), write=("nurse",)
+    ),
+    "portal:carer_link_revoke": staff(
+        lambda w: {"patient_id": w.b.patient.pk, "link_id": w.b.carer_link.pk}, read=("nurse",), write=("nurse",)
+    ),
+    "portal:account_email_change": staff(of(patient_id="patient"), read=("nurse",), write=("nurse",)),
+    # A token that opens no invitation: the same "this link no longer works" page (404) for everyone.
+    "portal:invitation_accept": Route(
+        {m: _cells(frozenset({HIDDEN})) for m in ("GET", "POST")}, kwargs=lambda w: {"token": "bad-token"}
+    ),
     # --- staff web app (itbclinic/staff_urls.py; issue 5). Who may do what: issue 3 "Who may do what" ---
     "staff:worklist": staff(),
     "staff:calendar": staff(),

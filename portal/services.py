@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from itbclinic.accounts.models import User
@@ -82,7 +82,7 @@ class InvitationOutcome:
         return self.invitation.email if self.invitation is not None else self.user.email
 
 
-def _revoke_open_invitations(*, qs, by: User | None, reason: str, now: dt.datetime) -> int:
+def _revoke_open_invitations(*, qs: QuerySet[PortalInvitation], by: User | None, reason: str, now: dt.datetime) -> int:
     revoked = 0
     for invitation in qs.filter(accepted_at__isnull=True, revoked_at__isnull=True).select_for_update():
         _invitation_revoke_row(invitation=invitation, by=by, reason=reason, now=now)
@@ -183,7 +183,7 @@ def portal_invitation_get_by_token(*, token: str, now: dt.datetime) -> PortalInv
     """The open invitation this link opens, or None (unknown, used, revoked, expired, account switched off)."""
     if not token or len(token) > 200:
         return None
-    invitation = (
+    invitation: PortalInvitation | None = (
         PortalInvitation.objects.pending(now=now).filter(token_hash=hash_token(token)).select_related("user").first()
     )
     if invitation is None or not invitation.user.is_active or _user_has_account(invitation.user):

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from itbclinic.accounts.services import password_reset_request_send, password_reset_users_for
 from itbclinic.accounts.tasks import send_password_reset_task, send_password_reset_to_user_task
+from itbclinic.celery import app
 from tests import factories
 from tests.celery_worker import wait_until
 from tests.email_backends import SLOW_SECONDS
@@ -48,7 +49,7 @@ def test_reset_answers_as_fast_with_or_without_an_account_and_the_worker_sends_i
     assert all(seconds < RESPONSE_BOUND_SECONDS for seconds in timings.values()), timings
     assert mail.outbox == []  # nothing was sent inside a request
     # and the worker sends the one email, to the account's address, without its username
-    worker.start()
+    worker.start(extra_args=("-Q", settings.CELERY_SENDS_QUEUE))
     assert wait_until(lambda: outbox_dir.exists() and any(outbox_dir.iterdir()), timeout=90), worker.log
     worker.wait_for_log("accounts.send_password_reset_task", timeout=60)
     assert wait_until(lambda: worker.log.count("send_password_reset_task") >= 4, timeout=60), worker.log
@@ -108,3 +109,18 @@ def test_a_deactivated_accounts_reset_link_opens_nothing(client, celery_eager, d
     user.save()
     response = client.get(path)
     assert response.status_code == 200 and response.context["validlink"] is False
+
+
+@pytest.mark.parametrize(
+    "task_name",
+    [
+        "accounts.send_password_reset_task",
+        "accounts.send_password_reset_to_user_task",
+        "portal.send_portal_invitation_task",
+        "portal.send_email_change_notice_task",
+    ],
+)
+def test_the_emails_after_the_response_go_to_the_sends_queue(settings, task_name):
+    route = app.amqp.router.route({}, task_name)
+    assert route["queue"].name == settings.CELERY_SENDS_QUEUE
+    assert task_name in app.tasks

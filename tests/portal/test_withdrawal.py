@@ -33,7 +33,8 @@ from tests.portal.world import World
 pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "a quiet river at dawn 17"
 
-# Every way in, by kind of key: "session" (a logged-in browser), "feed" (the calendar token),
+# Every way in, by kind of key: "session" (a logged-in browser; "session-post" for a page that
+# only takes a POST), "feed" (the calendar token),
 # "invitation" (the invitation link), "reset" (the password-reset link).
 WAYS_IN = {
     "portal:home": "session",
@@ -42,6 +43,7 @@ WAYS_IN = {
     "portal:change_request": "session",
     "portal:reminder_preferences": "session",
     "portal:calendar_settings": "session",
+    "portal:change_request_withdraw": "session-post",  # a button: POST only
     "portal:calendar_feed": "feed",
     "portal:invitation_accept": "invitation",
     "password_reset_confirm": "reset",
@@ -124,7 +126,11 @@ def _open_invitation(world: World, *, email: str, carer: bool, patient) -> tuple
 
 def _session_url(name: str, world: World) -> str:
     params = DISCOVERED[name]
-    values = {"patient_id": world.a.patient.pk, "appointment_id": world.a.appointment.pk}
+    values = {
+        "patient_id": world.a.patient.pk,
+        "appointment_id": world.a.appointment.pk,
+        "request_id": world.a.change_request.pk,
+    }
     return reverse(name, kwargs={p: values[p] for p in params})
 
 
@@ -134,6 +140,8 @@ def _try(name: str, keys: Keys, world: World, *, spend: bool):
     anonymous = Client()
     if kind == "session":
         return keys.client.get(_session_url(name, world))
+    if kind == "session-post":
+        return keys.client.post(_session_url(name, world))
     if kind == "feed":
         return anonymous.get(reverse(name, kwargs={"token": keys.feed_token}))
     if kind == "invitation":

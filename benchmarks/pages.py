@@ -14,6 +14,7 @@ Django JSON view of the same row behind the same middleware (benchmarks/bench_ur
 import argparse
 import datetime as dt
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -23,6 +24,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "benchmarks"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "itbclinic.settings")
+# Production settings (DEBUG off) want a key of their own: a throwaway one for this process.
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")
 
 # What the worklist shows, by hand: the counts of the tiles and the first page of the refill table

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import secrets
 import statistics
 import sys
 import time
@@ -23,6 +24,8 @@ from urllib.parse import urlparse
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "itbclinic.settings")
+# Production settings (DEBUG off) want a key of their own: a throwaway one for this process.
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
 # The alert digests are rendered and handed to a backend that drops them (no console flood).
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")
 
@@ -175,6 +178,26 @@ WHERE NOT i.entered_in_error AND i.explanted_on IS NULL AND p.status = 'active' 
        AND a.status = 'booked' AND NOT a.entered_in_error
        AND (a.starts_at AT TIME ZONE %(tz)s)::date > i.forecast_due_by))
 """
+# The first materialisation, written by hand: every missing row in one INSERT … SELECT each (the
+# reminders at the clinic's hour on each offset's day, no stale or catch-up decision; one alert
+# per refill candidate).
+RAW_INSERT_REMINDERS = f"""
+INSERT INTO refills_reminder (appointment_id, patient_id, appointment_starts_at, offset_days, channel, send_at,
+    status, reason_code, status_reason, attempts, send_count, recovered_count, last_error, created_at, updated_at)
+SELECT m.id, m.patient_id, m.starts_at, o.offset_days, m.reminder_channel,
+       (((m.starts_at AT TIME ZONE %(tz)s)::date - o.offset_days) + make_time(%(hour)s, 0, 0)) AT TIME ZONE %(tz)s,
+       'pending', '', '', 0, 0, 0, '', %(now)s, %(now)s
+FROM ({RAW_MISSING_REMINDERS}) m CROSS JOIN unnest(%(offsets)s::integer[]) AS o (offset_days)
+ON CONFLICT DO NOTHING
+"""
+RAW_INSERT_ALERTS = f"""
+INSERT INTO refills_alert (kind, audience, severity, patient_id, implant_id, key_date, message, raised_at,
+    resolution, risk_flags, escalation_count)
+SELECT CASE WHEN c.forecast_alarm_on <= %(today)s THEN 'refill_urgent' ELSE 'refill_unbooked' END, 'nurses',
+       'warning', c.patient_id, c.id, c.forecast_due_by, 'Refill due by ' || c.forecast_due_by, %(now)s, '', '', 0
+FROM ({RAW_REFILL_ALERT_CANDIDATES}) c (id, patient_id, forecast_due_by, forecast_alarm_on, booked_at)
+ON CONFLICT DO NOTHING
+"""
 RAW_DUE_REMINDERS = """
 SELECT id FROM refills_reminder WHERE status = 'pending' AND send_at <= %(now)s ORDER BY send_at, id LIMIT %(limit)s
 """
@@ -193,8 +216,10 @@ def raw(sql: str, params: dict):
 
     def run():
         with connection.cursor() as cursor:
+            # the scans turn PostgreSQL's JIT off in their transaction (core.db); so does the reference
+            cursor.execute("SET LOCAL jit = off")
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            return cursor.fetchall() if cursor.description else cursor.rowcount
 
     return run
 
@@ -236,31 +261,62 @@ def main() -> None:
         cursor.execute("TRUNCATE refills_reminder, refills_alert RESTART IDENTITY CASCADE")
     clinic = ClinicSettings.load()
     horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
-    params = {"now": now, "horizon": horizon, "tz": settings.TIME_ZONE, "limit": settings.REMINDER_DISPATCH_BATCH}
+    params = {
+        "now": now,
+        "today": today,
+        "horizon": horizon,
+        "tz": settings.TIME_ZONE,
+        "limit": settings.REMINDER_DISPATCH_BATCH,
+        "hour": clinic.reminder_hour,
+        "offsets": sorted(set(clinic.reminder_offsets_days)),
+    }
 
     def scan():
         return reminders_scan(now=now), alerts_scan(now=now)
 
-    def raw_scan():
-        return raw(RAW_MISSING_REMINDERS, params)(), raw(RAW_REFILL_ALERT_CANDIDATES, params)()
-
     rows = []
-    # 1. first scan: materialises every reminder (the bulk insert dominates), rolled back each time
-    t_scan_cold, q_scan_cold, (scan_result, alert_result) = timed(scan, repeat=1)
-    t_raw_scan, q_raw_scan, (missing, candidates) = timed(raw_scan, repeat=args.repeat)
-    rows.append(("scan, first (materialise all)", t_scan_cold, q_scan_cold, t_raw_scan, q_raw_scan))
+    # 1. first scan: materialises every reminder and raises every alert, rolled back each time;
+    # next to the hand-written INSERT … SELECT of the same rows (also rolled back)
+    t_rem_cold, q_rem_cold, rem_result = timed(lambda: reminders_scan(now=now), repeat=1)
+    t_raw_rem_ins, q_raw_rem_ins, rem_inserted = timed(raw(RAW_INSERT_REMINDERS, params), repeat=args.repeat)
+    rows.append(("reminder scan, first (materialise all)", t_rem_cold, q_rem_cold, t_raw_rem_ins, q_raw_rem_ins))
+    t_alert_cold, q_alert_cold, alert_result = timed(lambda: alerts_scan(now=now), repeat=1)
+    t_raw_al_ins, q_raw_al_ins, al_inserted = timed(raw(RAW_INSERT_ALERTS, params), repeat=args.repeat)
+    rows.append(("alert scan, first (raise all)", t_alert_cold, q_alert_cold, t_raw_al_ins, q_raw_al_ins))
+    rows.append(
+        (
+            "both scans, first",
+            t_rem_cold + t_alert_cold,
+            q_rem_cold + q_alert_cold,
+            t_raw_rem_ins + t_raw_al_ins,
+            q_raw_rem_ins + q_raw_al_ins,
+        )
+    )
     print(
-        f"first scan: {scan_result.planned} reminder rows planned for {len(missing)} appointments; "
-        f"{alert_result.raised} alerts raised from {len(candidates)} candidate implants"
+        f"first scan: {rem_result.planned} reminder rows planned (hand-written INSERT: {rem_inserted}); "
+        f"{alert_result.raised} alerts raised (hand-written INSERT: {al_inserted} refill alerts)"
     )
     # 2. steady state: keep the materialised rows; the seeded clinic raises tens of thousands of
     # alerts at once, which a real clinic never does: mark them emailed rather than send 500-alert
-    # digests for an hour. Then time a scan that finds nothing new.
+    # digests for an hour. Then time a scan that finds nothing new, next to the hand-written
+    # SELECT of the rows it looks for (missing reminders; refill alert candidates).
     timed(scan, repeat=1, rollback=False)
     Alert.objects.filter(emailed_at__isnull=True).update(emailed_at=now)
-    t_scan, q_scan, _ = timed(scan, repeat=args.repeat)
-    t_raw_scan2, q_raw_scan2, _ = timed(raw_scan, repeat=args.repeat)
-    rows.append(("scan, steady state", t_scan, q_scan, t_raw_scan2, q_raw_scan2))
+    t_rem, q_rem, _ = timed(lambda: reminders_scan(now=now), repeat=args.repeat)
+    t_raw_missing, q_raw_missing, _ = timed(raw(RAW_MISSING_REMINDERS, params), repeat=args.repeat)
+    rows.append(("reminder scan, steady state", t_rem, q_rem, t_raw_missing, q_raw_missing))
+    t_alert, q_alert, _ = timed(lambda: alerts_scan(now=now), repeat=args.repeat)
+    t_raw_cand, q_raw_cand, _ = timed(raw(RAW_REFILL_ALERT_CANDIDATES, params), repeat=args.repeat)
+    rows.append(("alert scan, steady state", t_alert, q_alert, t_raw_cand, q_raw_cand))
+    rows.append(
+        (
+            "both scans, steady state",
+            t_rem + t_alert,
+            q_rem + q_alert,
+            t_raw_missing + t_raw_cand,
+            q_raw_missing + q_raw_cand,
+        )
+    )
     # 3. the dispatcher: one claim of a full batch of due rows
     due = Reminder.objects.filter(status="pending", send_at__lte=now).count()
     t_dispatch, q_dispatch, claimed = timed(

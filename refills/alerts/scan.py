@@ -10,6 +10,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from core.db import jit_off_in_transaction
 from patients.models import Patient
 
 from ..clinic_time import clinic_tz
@@ -76,6 +77,7 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
     clinic = ClinicSettings.load()
     problems = RecordProblems(today=today)
     with transaction.atomic():
+        jit_off_in_transaction()
         no_show_alerts = appointments_mark_no_show(clinic=clinic, now=now)
         desired = [
             *refill_alerts(clinic=clinic, today=today, problems=problems),

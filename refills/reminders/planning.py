@@ -9,17 +9,21 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
+    Case,
     Exists,
     F,
     OuterRef,
     Q,
     QuerySet,
+    Value,
+    When,
 )
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 
+from core.db import jit_off_in_transaction
 from patients.models import Patient
 
 from ..models import Appointment, ClinicSettings, Reminder
@@ -53,30 +57,47 @@ def _appointments_to_remind(*, now: dt.datetime) -> QuerySet[Appointment]:
 
 
 def _reminders_cancel_obsolete(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
-    """Pending rows that no longer announce anything true are cancelled (four set-based updates)."""
+    """Pending rows that no longer announce anything true are cancelled: one set-based update.
+
+    The first rule that holds names the reason: the appointment cancelled (completed, missed), moved,
+    the patient unreachable on the row's channel, the offset gone from the settings.
+    """
     pending = Reminder.objects.filter(status=Reminder.Status.PENDING)
     if appointment_id is not None:
         pending = pending.filter(appointment_id=appointment_id)
+    offsets = clinic.reminder_offsets_days or []
     not_booked = ~Q(appointment__status=Appointment.Status.BOOKED) | Q(appointment__entered_in_error=True)
-    rules = [
-        (pending.filter(not_booked), "Appointment cancelled, completed or missed."),
-        (pending.exclude(appointment_starts_at=F("appointment__starts_at")), "Appointment moved to another time."),
-        (
-            pending.exclude(_patient_reachable_q("patient__") & Q(channel=F("patient__reminder_channel"))),
-            "Patient inactive, consent withdrawn, or channel or contact changed.",
+    moved = ~Q(appointment_starts_at=F("appointment__starts_at"))
+    unreachable = ~(_patient_reachable_q("patient__") & Q(channel=F("patient__reminder_channel")))
+    offset_gone = ~Q(offset_days__in=offsets) if offsets else Q(pk__isnull=False)
+    # The reason, from the row's own columns (an update may not read joined ones).
+    appointment = Appointment.objects.filter(pk=OuterRef("appointment_id"))
+    reason = Case(
+        When(
+            Exists(appointment.filter(~Q(status=Appointment.Status.BOOKED) | Q(entered_in_error=True))),
+            then=Value("Appointment cancelled, completed or missed."),
         ),
-        (pending.exclude(offset_days__in=clinic.reminder_offsets_days), "Reminder offsets changed in the settings."),
-    ]
-    cancelled = 0
-    for queryset, reason in rules:
-        cancelled += queryset.update(
-            status=Reminder.Status.CANCELLED,
-            reason_code=Reminder.ReasonCode.OBSOLETE,
-            status_reason=reason,
-            claim_token=None,
-            updated_at=now,
-        )
-    return cancelled
+        When(
+            Exists(appointment.exclude(starts_at=OuterRef("appointment_starts_at"))),
+            then=Value("Appointment moved to another time."),
+        ),
+        When(
+            ~Exists(
+                Patient.objects.filter(pk=OuterRef("patient_id"), reminder_channel=OuterRef("channel")).filter(
+                    _patient_reachable_q("")
+                )
+            ),
+            then=Value("Patient inactive, consent withdrawn, or channel or contact changed."),
+        ),
+        default=Value("Reminder offsets changed in the settings."),
+    )
+    return pending.filter(not_booked | moved | unreachable | offset_gone).update(
+        status=Reminder.Status.CANCELLED,
+        reason_code=Reminder.ReasonCode.OBSOLETE,
+        status_reason=reason,
+        claim_token=None,
+        updated_at=now,
+    )
 
 
 def _reminders_reopen(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
@@ -96,11 +117,14 @@ def _reminders_reopen(*, clinic: ClinicSettings, now: dt.datetime, appointment_i
     return rows.update(status=Reminder.Status.PENDING, reason_code="", status_reason="", updated_at=now)
 
 
-def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
-    """Create the missing rows of booked future appointments: one select, one bulk insert."""
-    offsets = sorted(set(clinic.reminder_offsets_days or []))
-    if not offsets:
-        return 0
+# (appointment id, patient id, starts at, the patient's channel) of the appointments to remind
+AppointmentRows = QuerySet[Appointment, tuple[int, int, dt.datetime, str]]
+
+
+def _appointments_missing_reminders(
+    *, offsets: list[int], now: dt.datetime, appointment_id: int | None
+) -> AppointmentRows:
+    """Booked future appointments of reachable patients that lack a row for one of `offsets`."""
     missing: Combinable | Q | None = None
     for offset in offsets:
         lacks = ~Exists(
@@ -115,12 +139,28 @@ def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointm
     appointments = _appointments_to_remind(now=now).filter(missing)
     if appointment_id is not None:
         appointments = appointments.filter(pk=appointment_id)
+    return appointments.order_by().values_list("pk", "patient_id", "starts_at", "patient__reminder_channel")
+
+
+def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
+    """Create the missing rows of booked future appointments (one INSERT … SELECT on PostgreSQL)."""
+    offsets = sorted(set(clinic.reminder_offsets_days or []))
+    if not offsets:
+        return 0
+    appointments = _appointments_missing_reminders(offsets=offsets, now=now, appointment_id=appointment_id)
+    if connection.vendor == "postgresql":
+        return _reminders_insert_select(appointments=appointments, clinic=clinic, offsets=offsets, now=now)
+    return _reminders_insert_planned(appointments=appointments, clinic=clinic, offsets=offsets, now=now)
+
+
+def _reminders_insert_planned(
+    *, appointments: AppointmentRows, clinic: ClinicSettings, offsets: list[int], now: dt.datetime
+) -> int:
+    """The rows planned in Python (`reminder_plan`), inserted with bulk_create: one select, one insert."""
     min_lead = dt.timedelta(hours=settings.REMINDER_MIN_LEAD_HOURS)
     late_grace = dt.timedelta(hours=settings.REMINDER_LATE_GRACE_HOURS)
     rows = []
-    for appointment_pk, patient_pk, starts_at, channel in appointments.values_list(
-        "pk", "patient_id", "starts_at", "patient__reminder_channel"
-    ):
+    for appointment_pk, patient_pk, starts_at, channel in appointments:
         for planned in reminder_plan(
             starts_at=starts_at,
             offsets=offsets,
@@ -148,6 +188,82 @@ def _reminders_materialise(*, clinic: ClinicSettings, now: dt.datetime, appointm
     return len(rows)
 
 
+# `reminder_plan` written in SQL: the same send times (clinic-local hour, `offset` days before the
+# appointment's clinic-local date), the same pending / catch-up / stale decision and wording.
+# tests/refills/test_reminders_sql.py holds it row for row against `_reminders_insert_planned`.
+_PLAN_INSERT_SQL = """
+WITH appt (id, patient_id, starts_at, channel) AS ({appointments}),
+plan AS (
+    SELECT appt.*, o.offset_days,
+           ((((appt.starts_at AT TIME ZONE %s)::date - o.offset_days) + make_time(%s, 0, 0)) AT TIME ZONE %s)
+               AS send_at
+    FROM appt CROSS JOIN unnest(%s::integer[]) AS o (offset_days)
+),
+timed AS (SELECT plan.*, plan.send_at > %s::timestamptz - %s::interval AS on_time FROM plan),
+decided AS (
+    SELECT timed.*,
+           on_time OR (
+               NOT bool_or(on_time) OVER per_appointment
+               AND offset_days = min(offset_days) FILTER (WHERE NOT on_time) OVER per_appointment
+               AND starts_at - %s::timestamptz >= %s::interval
+           ) AS pending
+    FROM timed
+    WINDOW per_appointment AS (PARTITION BY id)
+),
+inserted AS (
+    INSERT INTO refills_reminder (
+        appointment_id, patient_id, appointment_starts_at, offset_days, channel, send_at, status,
+        reason_code, status_reason, attempts, send_count, recovered_count, last_error, created_at, updated_at
+    )
+    SELECT id, patient_id, starts_at, offset_days, channel, send_at,
+           CASE WHEN pending THEN %s ELSE %s END,
+           CASE WHEN pending THEN '' ELSE %s END,
+           CASE WHEN pending THEN '' ELSE
+               'Not sent: booked after its time (' || to_char(send_at AT TIME ZONE %s, 'DD Mon HH24:MI')
+               || '); a closer reminder covers it.'
+           END,
+           0, 0, 0, '', %s, %s
+    FROM decided
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM decided
+"""
+
+
+def _reminders_insert_select(
+    *, appointments: AppointmentRows, clinic: ClinicSettings, offsets: list[int], now: dt.datetime
+) -> int:
+    """The rows planned and inserted by the database in one statement (PostgreSQL only).
+
+    Same rows as `_reminders_insert_planned`; returns, like it, the number of rows planned
+    (those that existed already are left as they are).
+    """
+    select_sql, select_params = appointments.query.sql_with_params()
+    tz = settings.TIME_ZONE
+    created = timezone.now()
+    params = [
+        *select_params,
+        tz,
+        clinic.reminder_hour,
+        tz,
+        offsets,
+        now,
+        dt.timedelta(hours=settings.REMINDER_LATE_GRACE_HOURS),
+        now,
+        dt.timedelta(hours=settings.REMINDER_MIN_LEAD_HOURS),
+        Reminder.Status.PENDING,
+        Reminder.Status.CANCELLED,
+        Reminder.ReasonCode.STALE,
+        tz,
+        created,
+        created,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_PLAN_INSERT_SQL.format(appointments=select_sql), params)
+        (planned,) = cursor.fetchone()
+    return int(planned)
+
+
 @dataclass(frozen=True, slots=True)
 class ReminderScanResult:
     cancelled: int
@@ -158,6 +274,7 @@ class ReminderScanResult:
 @transaction.atomic
 def reminders_scan(*, now: dt.datetime) -> ReminderScanResult:
     """Make the reminder rows agree with the schedule: cancel obsolete, reopen, materialise."""
+    jit_off_in_transaction()
     clinic = ClinicSettings.load()
     return ReminderScanResult(
         cancelled=_reminders_cancel_obsolete(clinic=clinic, now=now, appointment_id=None),

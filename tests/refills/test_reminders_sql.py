@@ -91,7 +91,9 @@ def test_insert_select_writes_the_rows_the_python_plan_writes(nurse):
         booked_by=nurse,
     )
     factories.AppointmentFactory(starts_at=local(2025, 3, 19, 10), booked_by=nurse)
-    factories.AppointmentFactory(starts_at=local(2025, 4, 24, 11), booked_by=nurse, status="cancelled", cancel_reason="Patient unwell")
+    factories.AppointmentFactory(
+        starts_at=local(2025, 4, 24, 11), booked_by=nurse, status="cancelled", cancel_reason="Patient unwell"
+    )
     # one appointment already has its 14-day row: the others are added, that one is left alone
     first = factories.AppointmentFactory(starts_at=local(2025, 5, 8, 10), booked_by=nurse)
     kept = Reminder.objects.create(

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "axes",
     "django_htmx",
     "phonenumber_field",
+    "core",  # the used form tokens (core/idempotency.py) and the {% form_token %} tag
     "itbclinic.accounts",
     "patients",
     "pumps",

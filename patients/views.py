@@ -16,6 +16,7 @@ from audit.models import AccessLog
 from audit.services import audit_record_access
 from core.formatting import format_dose, plain_decimal
 from core.forms import add_service_errors
+from core.idempotency import idempotent_form
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 
@@ -44,6 +45,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 
 @staff_required("patients.add_patient")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def patient_create(request: HttpRequest) -> HttpResponse:
     form = PatientForm(form_data(request))
     if request.method == "POST" and form.is_valid():
@@ -59,6 +61,7 @@ def patient_create(request: HttpRequest) -> HttpResponse:
 
 @staff_required("patients.add_screeningtrial")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def trial_start(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     form = TrialStartForm(form_data(request), initial={"started_on": timezone.localdate()})
@@ -155,6 +158,7 @@ def trial_detail(request: HttpRequest, trial_id: int) -> HttpResponse:
 
 @staff_required("patients.add_trialstep")
 @require_POST
+@idempotent_form
 def trial_step_add(request: HttpRequest, trial_id: int) -> HttpResponse:
     trial = _trial_get(request, trial_id)
     form = TrialStepForm(request.POST)
@@ -171,6 +175,7 @@ def trial_step_add(request: HttpRequest, trial_id: int) -> HttpResponse:
 
 @staff_required("patients.add_trialassessment")
 @require_POST
+@idempotent_form
 def trial_assessment_add(request: HttpRequest, trial_id: int) -> HttpResponse:
     trial = _trial_get(request, trial_id)
     form = TrialAssessmentForm(request.POST, trial=trial)
@@ -198,6 +203,7 @@ def trial_assessment_add(request: HttpRequest, trial_id: int) -> HttpResponse:
 
 @staff_required("patients.change_screeningtrial")
 @require_POST
+@idempotent_form
 def trial_verdict(request: HttpRequest, trial_id: int) -> HttpResponse:
     trial = _trial_get(request, trial_id)
     form = TrialVerdictForm(request.POST)

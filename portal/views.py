@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.models import AccessLog
 from audit.services import audit_record_access
+from core.idempotency import idempotent_form
 from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
@@ -133,6 +134,7 @@ def appointment_ics(request: HttpRequest, patient_id: int, appointment_id: int) 
 @never_cache
 @require_http_methods(["GET", "POST"])
 @portal_view
+@idempotent_form
 def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -> HttpResponse:
     patient = _patient_or_404(request, patient_id)
     appointment = selectors.portal_appointment_get(patient=patient, appointment_id=appointment_id)
@@ -214,6 +216,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 @never_cache
 @require_http_methods(["GET", "POST"])
 @portal_view
+@idempotent_form
 def reminder_preferences(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = _patient_or_404(request, patient_id)
     initial = {
@@ -241,6 +244,7 @@ def reminder_preferences(request: HttpRequest, patient_id: int) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 @portal_view
+@idempotent_form
 def calendar_settings(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = _patient_or_404(request, patient_id)
     new_url = None
@@ -313,6 +317,7 @@ def _staff_patient(request: HttpRequest, patient_id: int) -> Patient:
 @never_cache
 @require_http_methods(["GET", "POST"])
 @nurse_view
+@idempotent_form
 def invite(request: HttpRequest, patient_id: int) -> HttpResponse:
     """Staff-facing: the patient's portal access. Invite the patient or a carer, see and revoke what is open."""
     patient = _staff_patient(request, patient_id)

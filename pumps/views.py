@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from core.forms import add_service_errors
+from core.idempotency import idempotent_form
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 from patients.selectors import patient_list_visible_to
@@ -27,6 +28,7 @@ def _implant_get(request: HttpRequest, implant_id: int) -> Implant:
 
 @staff_required("pumps.change_implant")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def implant_eri(request: HttpRequest, implant_id: int) -> HttpResponse:
     implant = _implant_get(request, implant_id)
     form = ImplantEriForm(form_data(request), initial={"eri_on": timezone.localdate()})

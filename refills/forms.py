@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from core.forms import DateInput, DateTimeLocalInput
 from itbclinic.accounts.roles import Role
+from pumps.forms import ImplantRegisterForm
 from pumps.models import DosePrescription, Drug
 
 from .models import Appointment, RefillVisit, ReservoirEmptying
@@ -274,3 +275,37 @@ class WorklistFilterForm(forms.Form):
         ],
     )
     unbooked = forms.BooleanField(label="Nothing booked only", required=False)
+
+
+CORRECTION_REASON_HELP = "Kept with the record marked entered in error, e.g. “Volume typed as 2 mL: 20 mL were added”."
+
+
+def correction_reason_field() -> forms.CharField:
+    return forms.CharField(
+        label="What was wrong",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        help_text=CORRECTION_REASON_HELP,
+    )
+
+
+class RefillVisitCorrectForm(RefillVisitForm):
+    correction_reason = correction_reason_field()
+
+
+class DoseCorrectForm(DoseChangeForm):
+    correction_reason = correction_reason_field()
+
+
+class ImplantEriCorrectForm(forms.Form):
+    eri_on = forms.DateField(
+        label="Correct ERI date",
+        widget=DateInput(),
+        required=False,
+        help_text="Leave it empty if the pump never reported an ERI.",
+    )
+    correction_reason = correction_reason_field()
+
+
+class ImplantCorrectForm(ImplantRegisterForm):
+    correction_reason = correction_reason_field()

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from core.formatting import plain_decimal
 from core.forms import add_service_errors
+from core.idempotency import idempotent_form
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 from patients.models import ScreeningTrial
@@ -61,6 +62,7 @@ def _registered_message(request: HttpRequest, implant: Implant, verb: str) -> No
 
 @staff_required("pumps.add_implant")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def implant_register(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     active = implant_get_active(patient=patient)
@@ -85,6 +87,7 @@ def implant_register(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @staff_required("pumps.change_implant", "pumps.add_doseprescription")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def implant_fill(request: HttpRequest, implant_id: int) -> HttpResponse:
     """Record the theatre fill of a pump registered without it: the urgent "fill not recorded" ends."""
     implant = _implant_get(request, implant_id)
@@ -117,6 +120,7 @@ def implant_fill(request: HttpRequest, implant_id: int) -> HttpResponse:
 
 @staff_required("pumps.add_implant", "pumps.change_implant")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def implant_replace(request: HttpRequest, implant_id: int) -> HttpResponse:
     old = _implant_get(request, implant_id)
     today = timezone.localdate()
@@ -149,6 +153,7 @@ def implant_replace(request: HttpRequest, implant_id: int) -> HttpResponse:
 
 @staff_required("pumps.change_implant")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def implant_explant(request: HttpRequest, implant_id: int) -> HttpResponse:
     implant = _implant_get(request, implant_id)
     form = ImplantExplantForm(form_data(request), initial={"explanted_on": timezone.localdate()})
@@ -171,6 +176,7 @@ def implant_explant(request: HttpRequest, implant_id: int) -> HttpResponse:
 
 @staff_required("refills.add_reservoiremptying")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def reservoir_empty(request: HttpRequest, implant_id: int) -> HttpResponse:
     implant = _implant_get(request, implant_id)
     form = ReservoirEmptyForm(

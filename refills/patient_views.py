@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from audit.models import AccessLog
 from audit.services import audit_record_access
 from core.forms import add_service_errors
+from core.idempotency import idempotent_form
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 from patients.forms import PatientContactForm, PatientStatusForm
@@ -39,6 +40,7 @@ def _audit_change(request: HttpRequest, patient: Patient, detail: str) -> None:
 
 @staff_required("patients.change_contact_patient")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def patient_contact_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     form = PatientContactForm(form_data(request), instance=Patient.objects.get(pk=patient.pk))
@@ -61,6 +63,7 @@ def patient_contact_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @staff_required("patients.change_status_patient")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def patient_status_edit(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     form = PatientStatusForm(form_data(request), initial={"status": patient.status})

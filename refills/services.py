@@ -170,12 +170,15 @@ def refill_visit_record(
     titration_confirmed: bool = False,
     notes: str = "",
     appointment: Appointment | None = None,
+    complete_booking: bool = True,
     now: dt.datetime | None = None,
 ) -> RefillVisit:
     """Record a refill: discrepancy against the history, the new forecast, dose history, appointment.
 
     A nurse refills at the prescribed dose; a change of dose, concentration or mode at the refill
     names the clinician who prescribed it (docs/domain.md "Entries that cannot be true").
+    `complete_booking=False` (a correction re-entering an earlier refill) leaves the next booked
+    refill booked: that booking is for the refill after this one.
     """
     now = timezone.localtime(now or timezone.now())
     implant = _lock_implant(implant)
@@ -354,6 +357,8 @@ def refill_visit_record(
     implant_forecast_refresh(implant=implant, clinic=clinic)
     booked = appointment or (
         Appointment.objects.booked_refills().select_for_update().filter(implant=implant).order_by("starts_at").first()
+        if complete_booking
+        else None
     )
     if booked is not None and booked.status == Appointment.Status.BOOKED:
         booked.status = Appointment.Status.COMPLETED

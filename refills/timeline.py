@@ -26,6 +26,15 @@ class TimelineEvent:
     title: str
     detail: str = ""
     flag: str = ""
+    # The row behind the event (the implant's for an ERI), for the "Correct this" link.
+    record_id: int | None = None
+    correctable: bool = False
+    # Set when the record was entered in error: it stays on the timeline, struck through.
+    error_reason: str = ""
+
+
+def _error_reason(record) -> str:
+    return (record.entered_in_error_reason or "no reason given") if record.entered_in_error else ""
 
 
 def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[TimelineEvent]:
@@ -50,7 +59,11 @@ def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[Timeline
                 flag="ok" if trial.verdict == ScreeningTrial.Verdict.POSITIVE else "",
             )
         )
-    for implant in Implant.objects.valid().filter(patient=patient).select_related("pump_model"):
+    active_implants: set[int] = set()
+    for implant in Implant.objects.filter(patient=patient).select_related("pump_model"):
+        active = not implant.entered_in_error and implant.explanted_on is None
+        if active:
+            active_implants.add(implant.pk)
         events.append(
             TimelineEvent(
                 on=implant.implanted_on,
@@ -59,11 +72,24 @@ def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[Timeline
                 title=f"Pump implanted: {format_pump(implant.pump_model)}",
                 detail=f"Serial {implant.serial_number}, catheter tip {implant.catheter_tip_level}, "
                 f"{implant.surgeon} at {implant.hospital}",
+                record_id=implant.pk,
+                correctable=active,
+                error_reason=_error_reason(implant),
             )
         )
+        if implant.entered_in_error:
+            continue
         if implant.eri_reported_on:
             events.append(
-                TimelineEvent(on=implant.eri_reported_on, at=None, kind="eri", title="ERI reported", flag="warn")
+                TimelineEvent(
+                    on=implant.eri_reported_on,
+                    at=None,
+                    kind="eri",
+                    title="ERI reported",
+                    flag="warn",
+                    record_id=implant.pk,
+                    correctable=active,
+                )
             )
         if implant.explanted_on:
             events.append(
@@ -75,7 +101,7 @@ def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[Timeline
                     detail=implant.explant_reason,
                 )
             )
-    for visit in RefillVisit.objects.valid().filter(implant__patient=patient).select_related("drug"):
+    for visit in RefillVisit.objects.filter(implant__patient=patient).select_related("drug"):
         detail = (
             f"{format_volume(visit.volume_added_ml)} of {format_concentration(visit.concentration_mcg_per_ml)}, "
             f"{format_dose(visit.daily_dose_after_mcg)}; residual {format_volume(visit.actual_residual_ml)}"
@@ -90,11 +116,14 @@ def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[Timeline
                 kind="refill",
                 title="Refill" + (": residual discrepancy" if visit.discrepancy_flagged else ""),
                 detail=detail,
-                flag="danger" if visit.discrepancy_flagged else "",
+                flag="danger" if visit.discrepancy_flagged and not visit.entered_in_error else "",
+                record_id=visit.pk,
+                correctable=not visit.entered_in_error and visit.implant_id in active_implants,
+                error_reason=_error_reason(visit),
             )
         )
-    prescriptions = (
-        DosePrescription.objects.valid().filter(implant__patient=patient).exclude(reason="Set at refill visit")
+    prescriptions = DosePrescription.objects.filter(implant__patient=patient, implant__entered_in_error=False).exclude(
+        reason="Set at refill visit"
     )
     for dose in prescriptions:
         events.append(
@@ -104,6 +133,9 @@ def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[Timeline
                 kind="dose",
                 title=f"Dose {format_dose(dose.daily_dose_mcg)} ({dose.get_dosing_mode_display().lower()})",
                 detail=dose.reason,
+                record_id=dose.pk,
+                correctable=not dose.entered_in_error and dose.implant_id in active_implants,
+                error_reason=_error_reason(dose),
             )
         )
     # A completed refill appointment is the refill itself (shown above, on the day it happened).

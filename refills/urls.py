@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import implant_views, patient_views, programme_views, views
+from . import correction_views, implant_views, patient_views, programme_views, views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -23,6 +23,10 @@ urlpatterns = [
     path("change-requests/<int:request_id>/decline/", views.change_request_decline, name="change_request_decline"),
     path("visits/<int:visit_id>/", views.refill_visit_done, name="refill_visit_done"),
     path("implants/<int:implant_id>/dose/", views.dose_change, name="dose_change"),
+    path("visits/<int:visit_id>/correct/", correction_views.refill_visit_correct, name="refill_visit_correct"),
+    path("doses/<int:prescription_id>/correct/", correction_views.dose_correct, name="dose_correct"),
+    path("implants/<int:implant_id>/correct/", correction_views.implant_correct, name="implant_correct"),
+    path("implants/<int:implant_id>/eri/correct/", correction_views.implant_eri_correct, name="implant_eri_correct"),
     path("patients/<int:patient_id>/implant/new/", implant_views.implant_register, name="implant_register"),
     path("implants/<int:implant_id>/fill/", implant_views.implant_fill, name="implant_fill"),
     path("implants/<int:implant_id>/replace/", implant_views.implant_replace, name="implant_replace"),

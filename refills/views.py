@@ -23,6 +23,7 @@ from audit.services import audit_record_access
 from core.formatting import plain_decimal
 from core.forms import add_service_errors
 from core.permissions import holds_permissions
+from core.idempotency import idempotent_form
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 from patients.models import ScreeningTrial
@@ -382,6 +383,7 @@ def _after_booking_redirect(request: HttpRequest, patient) -> HttpResponse:
 
 @staff_required("refills.add_appointment")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     today = timezone.localdate()
@@ -461,6 +463,7 @@ def _move_context(request: HttpRequest, appointment: Appointment) -> dict:
 
 @staff_required("refills.change_appointment")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_get(request, appointment_id)
     context = _move_context(request, appointment)
@@ -535,6 +538,7 @@ def change_request_decline(request: HttpRequest, request_id: int) -> HttpRespons
 
 @staff_required("refills.change_appointment")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_get(request, appointment_id)
     form = AppointmentCancelForm(form_data(request))
@@ -555,6 +559,7 @@ def appointment_cancel(request: HttpRequest, appointment_id: int) -> HttpRespons
 
 @staff_required("refills.change_appointment")
 @require_POST
+@idempotent_form
 def appointment_no_show(request: HttpRequest, appointment_id: int) -> HttpResponse:
     appointment = _appointment_get(request, appointment_id)
     try:
@@ -649,6 +654,7 @@ def _refill_initial(implant: Implant) -> dict:
 
 @staff_required("refills.add_refillvisit")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def refill_visit_record(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = staff_patient_get(request, patient_id)
     implant = _active_implant_or_404(patient)
@@ -749,6 +755,7 @@ def wallet_card(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @staff_required("pumps.add_doseprescription", "pumps.view_implant")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
     visible = patient_list_visible_to(user=request.user)
     implant = get_object_or_404(

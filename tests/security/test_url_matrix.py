@@ -314,6 +314,11 @@ ROUTES: dict[str, Route] = {
     "staff:implant_replace": staff(read=("clinician",), write=("clinician",)),
     "staff:implant_fill": staff(read=("clinician",), write=("clinician",)),
     "staff:reservoir_empty": staff(read=("nurse", "clinician"), write=("nurse", "clinician")),
+    # Corrections (issue 11): the role that records it corrects it.
+    "staff:refill_visit_correct": staff(of(visit_id="refill"), read=("nurse",), write=("nurse",)),
+    "staff:dose_correct": staff(b_extra(prescription_id="prescription"), read=("clinician",), write=("clinician",)),
+    "staff:implant_correct": staff(of(implant_id="implant"), read=("clinician",), write=("clinician",)),
+    "staff:implant_eri_correct": staff(of(implant_id="implant"), read=("clinician",), write=("clinician",)),
     "staff:alert_resolve": staff(read=None, write=STAFF_READERS),
     "staff:alert_acknowledge": staff(read=None, write=STAFF_READERS),
     # The programme pages (issue 14): clinic-wide figures for every staff role; patient lists inside

@@ -4,6 +4,8 @@ The clinical rules live in the services; a service's ValidationError comes back 
 through `add_service_errors`, so the nurse sees the message next to the field it names.
 """
 
+from collections.abc import Mapping
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -22,7 +24,9 @@ class DateTimeLocalInput(forms.DateTimeInput):
         super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
 
 
-def add_service_errors(form: forms.BaseForm, exc: ValidationError, *, field_map: dict[str, str | None] | None = None):
+def add_service_errors(
+    form: forms.BaseForm, exc: ValidationError, *, field_map: Mapping[str, str | None] | None = None
+):
     """Put a service's ValidationError onto the form: known fields by name, the rest on top."""
     field_map = field_map or {}
     if not hasattr(exc, "error_dict"):

@@ -5,6 +5,8 @@ in one transaction (refills/corrections.py).
 Who: the role that records it. Nurses correct refills; clinicians correct doses, ERIs and pumps.
 """
 
+from typing import cast
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -18,6 +20,7 @@ from core.formatting import plain_decimal
 from core.forms import add_service_errors
 from core.idempotency import idempotent_form
 from core.web import form_data
+from itbclinic.accounts.models import User
 from itbclinic.accounts.permissions import staff_required
 from patients.selectors import patient_list_visible_to
 from pumps.models import DosePrescription, Implant
@@ -26,7 +29,16 @@ from . import corrections
 from .forms import DoseCorrectForm, ImplantCorrectForm, ImplantEriCorrectForm, RefillVisitCorrectForm
 from .models import RefillVisit
 
-CORRECTION_FIELDS = {"implant": None, "appointment": None, "prescribed_by": None, "recorded_by": None}
+CORRECTION_FIELDS: dict[str, str | None] = {
+    "implant": None,
+    "appointment": None,
+    "prescribed_by": None,
+    "recorded_by": None,
+}
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)  # staff_required: never anonymous here
 
 
 def _audit(request: HttpRequest, patient, detail: str) -> None:
@@ -85,7 +97,7 @@ def refill_visit_correct(request: HttpRequest, visit_id: int) -> HttpResponse:
         data = dict(form.cleaned_data)
         reason = data.pop("correction_reason")
         try:
-            corrections.refill_visit_correct(visit=visit, by=request.user, correction_reason=reason, **data)
+            corrections.refill_visit_correct(visit=visit, by=_user(request), correction_reason=reason, **data)
         except ValidationError as exc:
             add_service_errors(form, exc, field_map=CORRECTION_FIELDS)
         else:
@@ -127,7 +139,7 @@ def dose_correct(request: HttpRequest, prescription_id: int) -> HttpResponse:
         reason = data.pop("correction_reason")
         try:
             corrections.dose_prescription_correct(
-                prescription=prescription, by=request.user, correction_reason=reason, **data
+                prescription=prescription, by=_user(request), correction_reason=reason, **data
             )
         except ValidationError as exc:
             add_service_errors(form, exc, field_map=CORRECTION_FIELDS)
@@ -157,7 +169,7 @@ def implant_eri_correct(request: HttpRequest, implant_id: int) -> HttpResponse:
             corrections.implant_eri_correct(
                 implant=implant,
                 eri_on=form.cleaned_data["eri_on"],
-                by=request.user,
+                by=_user(request),
                 correction_reason=form.cleaned_data["correction_reason"],
             )
         except ValidationError as exc:
@@ -198,7 +210,9 @@ def implant_correct(request: HttpRequest, implant_id: int) -> HttpResponse:
         data = dict(form.cleaned_data)
         reason = data.pop("correction_reason")
         try:
-            corrected = corrections.implant_correct(implant=implant, by=request.user, correction_reason=reason, **data)
+            corrected = corrections.implant_correct(
+                implant=implant, by=_user(request), correction_reason=reason, **data
+            )
         except ValidationError as exc:
             add_service_errors(form, exc, field_map=CORRECTION_FIELDS)
         else:

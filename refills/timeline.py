@@ -7,6 +7,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from core.formatting import format_concentration, format_dose, format_pump, format_volume
+from core.records import ClinicalRecord
 from patients.models import Patient, ScreeningTrial
 from pumps.models import DosePrescription, Implant
 
@@ -33,7 +34,7 @@ class TimelineEvent:
     error_reason: str = ""
 
 
-def _error_reason(record) -> str:
+def _error_reason(record: ClinicalRecord) -> str:
     return (record.entered_in_error_reason or "no reason given") if record.entered_in_error else ""
 
 

@@ -75,7 +75,7 @@ def idempotent_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         token = form_token_of(request)
         if token is None or not request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        earlier = FormSubmission.objects.filter(token=token).first()
+        earlier = _submission_of(token)
         if earlier is not None:
             return _already_sent(request, earlier) if earlier.user_id == request.user.pk else _refused()
         try:
@@ -84,11 +84,15 @@ def idempotent_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
                 if isinstance(response, HttpResponseRedirect):
                     _claim(request=request, token=token, result_url=response["Location"])
         except _Lost:
-            winner = FormSubmission.objects.filter(token=token).first()
+            winner = _submission_of(token)
             return _already_sent(request, winner) if winner is not None else _refused()
         return response
 
     return wrapped
+
+
+def _submission_of(token: uuid.UUID) -> FormSubmission | None:
+    return FormSubmission.objects.filter(token=token).first()
 
 
 def _claim(*, request: HttpRequest, token: uuid.UUID, result_url: str) -> None:

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.contrib.messages.storage.fallback import FallbackStorage
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from core import idempotency
 from core.idempotency import ALREADY_SENT
 from core.models import FormSubmission
 from patients.models import Patient, ScreeningTrial, TrialAssessment, TrialStep
@@ -402,3 +405,30 @@ def test_a_bad_token_is_ignored_not_a_server_error(nurse_client, refilled):
     response = nurse_client.post(url, {**_refill_data(), "form_token": "not-a-token\x00"})
     assert response.status_code == 302
     assert not FormSubmission.objects.exists()
+
+
+def test_two_posts_racing_with_one_token_record_once(rf, nurse, monkeypatch):
+    # The race the unique index settles: both POSTs found the token unused; the other one
+    # committed first. This one's work is rolled back and it is sent to the winner's result.
+    token = uuid.uuid4()
+    FormSubmission.objects.create(token=token, user=nurse, view_name="other", result_url="/staff/winner/")
+    real, calls = idempotency._submission_of, []
+
+    def lookup(t):  # the first lookup ran before the other POST committed
+        calls.append(t)
+        return None if len(calls) == 1 else real(t)
+
+    monkeypatch.setattr(idempotency, "_submission_of", lookup)
+
+    def view(request):
+        factories.PatientFactory(mrn="MRN-RACE")
+        return HttpResponseRedirect("/staff/mine/")
+
+    request = rf.post("/staff/patients/new/", {"form_token": str(token)})
+    request.user = nurse
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    response = idempotency.idempotent_form(view)(request)
+    assert response.status_code == 302 and response["Location"] == "/staff/winner/"
+    assert len(calls) == 2  # the lost insert, then the winner's result
+    assert not Patient.objects.filter(mrn="MRN-RACE").exists()

@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from core.idempotency import idempotent_form
 from core.web import form_data
 from itbclinic.accounts.models import User
 from itbclinic.accounts.permissions import staff_required
@@ -31,6 +32,7 @@ def _admin(request: HttpRequest) -> User:
 
 @require_http_methods(["GET", "POST"])
 @staff_required(PERMISSION)
+@idempotent_form
 def clinic_import_upload(request: HttpRequest) -> HttpResponse:
     form = ClinicImportUploadForm(form_data(request), request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -85,6 +87,7 @@ def _display_row(row: dict) -> dict:
 
 @require_http_methods(["GET", "POST"])
 @staff_required(PERMISSION)
+@idempotent_form
 def clinic_import_detail(request: HttpRequest, import_id: int) -> HttpResponse:
     checked = get_object_or_404(ClinicImport.objects.defer("content"), pk=import_id)
     if request.method == "POST":

@@ -1,12 +1,15 @@
 """The clinic admin's import pages and the `import_clinic` command, as a person meets them."""
 
 import io
+import re
+import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from openpyxl import load_workbook
 
+from core.idempotency import ALREADY_SENT
 from interop.columns import COLUMNS
 from interop.models import ClinicImport
 from patients.models import Patient
@@ -32,10 +35,11 @@ def _sheet(*rows) -> bytes:
     return messy.Sample(rows=[messy.HEADERS, *rows]).xlsx()
 
 
-def _upload(client, content: bytes, name: str = "schedule.xlsx"):
+def _upload(client, content: bytes, name: str = "schedule.xlsx", token: str = ""):
     upload = io.BytesIO(content)
     upload.name = name
-    return client.post(reverse("staff:clinic_import_upload"), {"file": upload})
+    data = {"file": upload, **({"form_token": token} if token else {})}
+    return client.post(reverse("staff:clinic_import_upload"), data)
 
 
 def test_only_the_clinic_admin_imports(client, nurse, clinician):
@@ -132,3 +136,20 @@ def test_the_command_dry_runs_and_imports(frozen, clinic_admin, tmp_path):
         call_command("import_clinic", str(bad), "--user", clinic_admin.username, stdout=io.StringIO())
     with pytest.raises(CommandError, match="No active user"):
         call_command("import_clinic", str(path), "--user", "nobody", stdout=io.StringIO())
+
+
+def test_a_sheet_sent_twice_is_checked_once_and_confirmed_once(admin_client):
+    # Safe to click twice (issue 11): the upload and the confirmation carry a one-time token.
+    page = admin_client.get(reverse("staff:clinic_import_upload")).content.decode()
+    token = re.search(r'name="form_token" value="([0-9a-f-]{36})"', page).group(1)
+    content = _sheet(messy.good_row(1))
+    first = _upload(admin_client, content, token=token)
+    again = _upload(admin_client, content, token=token)
+    assert first.status_code == 302 and again["Location"] == first["Location"]
+    assert ClinicImport.objects.count() == 1
+    confirm = {"form_token": str(uuid.uuid4())}
+    url = first["Location"]
+    assert admin_client.post(url, confirm).status_code == 302
+    twice = admin_client.post(url, confirm, follow=True)
+    assert ALREADY_SENT in twice.content.decode()
+    assert Patient.objects.count() == 1 and Implant.objects.count() == 1

@@ -88,11 +88,15 @@ def test_main_pages_have_no_serious_accessibility_violations(new_context, live_s
         "refill visit": reverse("staff:refill_visit_record", args=[grace.patient_id]),
         "visit recorded": reverse("staff:refill_visit_done", args=[visit.pk]),
         "wallet card": reverse("staff:wallet_card", args=[grace.patient_id]),
+        "contact details": reverse("staff:patient_contact_edit", args=[grace.patient_id]),
+        "refill correction": reverse("staff:refill_visit_correct", args=[visit.pk]),
     }
     clinician_pages = {
         "trial": reverse("staff:trial_detail", args=[trial.pk]),
         "implant": reverse("staff:implant_register", args=[grace.patient_id]),
         "dose change": reverse("staff:dose_change", args=[grace.pk]),
+        "status": reverse("staff:patient_status_edit", args=[grace.patient_id]),
+        "pump correction": reverse("staff:implant_correct", args=[grace.pk]),
     }
     found = {}
     login(page, live_server, nurse)

@@ -11,8 +11,8 @@ core/templatetags/idempotency.py) and its view is wrapped in `@idempotent_form`:
   transaction, so the record and the used token are committed together. Two POSTs racing with
   one token: the unique index lets one insert win; the other's work is rolled back and it is sent
   to the winner's result;
-- a refused submission (a form error, any answer but a redirect) leaves the token unused, so the
-  corrected form can be sent again.
+- a refused submission (a form error, any answer but a redirect, or a redirect with an error
+  message) leaves the token unused, so the corrected form can be sent again.
 
 A POST without a token (an old page, a script) is served as before. The button's
 `data-disable-on-submit` (itbclinic.js) is only a courtesy: the server is what holds.
@@ -78,10 +78,13 @@ def idempotent_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         earlier = _submission_of(token)
         if earlier is not None:
             return _already_sent(request, earlier) if earlier.user_id == request.user.pk else _refused()
+        errors_before = _error_messages(request)
         try:
             with transaction.atomic():
                 response = view(request, *args, **kwargs)
-                if isinstance(response, HttpResponseRedirect):
+                # A button that redirects with an error message ("cannot be marked attended")
+                # recorded nothing: its token stays unused, so it can be tried again.
+                if isinstance(response, HttpResponseRedirect) and _error_messages(request) == errors_before:
                     _claim(request=request, token=token, result_url=response["Location"])
         except _Lost:
             winner = _submission_of(token)
@@ -89,6 +92,12 @@ def idempotent_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
         return response
 
     return wrapped
+
+
+def _error_messages(request: HttpRequest) -> int:
+    """Error messages queued in this request (read without consuming them)."""
+    queued = getattr(getattr(request, "_messages", None), "_queued_messages", [])
+    return sum(1 for message in queued if message.level >= messages.ERROR)
 
 
 def _submission_of(token: uuid.UUID) -> FormSubmission | None:

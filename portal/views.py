@@ -190,6 +190,7 @@ def change_request(request: HttpRequest, patient_id: int, appointment_id: int) -
 @never_cache
 @require_POST
 @portal_view
+@idempotent_form
 def change_request_withdraw(request: HttpRequest, patient_id: int, request_id: int) -> HttpResponse:
     """The patient (or carer) no longer needs another date; they may ask again afterwards."""
     patient = _patient_or_404(request, patient_id)

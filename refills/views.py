@@ -22,8 +22,8 @@ from audit.models import AccessLog
 from audit.services import audit_record_access
 from core.formatting import plain_decimal
 from core.forms import add_service_errors
-from core.permissions import holds_permissions
 from core.idempotency import idempotent_form
+from core.permissions import holds_permissions
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
 from patients.models import ScreeningTrial
@@ -138,6 +138,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 @staff_required("refills.change_alert")
 @require_POST
+@idempotent_form
 def alert_resolve(request: HttpRequest, alert_id: int) -> HttpResponse:
     alert = get_object_or_404(Alert.objects.filter(patient__in=patient_list_visible_to(user=request.user)), pk=alert_id)
     note = request.POST.get("note", "").strip()[:200]
@@ -153,6 +154,7 @@ def alert_resolve(request: HttpRequest, alert_id: int) -> HttpResponse:
 
 @staff_required("refills.change_alert")
 @require_POST
+@idempotent_form
 def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     """Someone has it in hand: an acknowledged urgent alert stops re-escalating (it stays open)."""
     alert = get_object_or_404(Alert.objects.filter(patient__in=patient_list_visible_to(user=request.user)), pk=alert_id)
@@ -505,6 +507,7 @@ def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
 
 @staff_required("refills.change_appointment")
 @require_POST
+@idempotent_form
 def change_request_decline(request: HttpRequest, request_id: int) -> HttpResponse:
     """The clinic cannot give the date asked for: the request closes with a reason the patient reads."""
     visible = patient_list_visible_to(user=request.user)
@@ -574,6 +577,7 @@ def appointment_no_show(request: HttpRequest, appointment_id: int) -> HttpRespon
 
 @staff_required("refills.change_appointment")
 @require_POST
+@idempotent_form
 def appointment_attended(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """A review, trial or replacement took place (a refill completes with its visit record)."""
     appointment = _appointment_get(request, appointment_id)

@@ -24,7 +24,7 @@ from core.models import FormSubmission
 from patients.models import Patient, ScreeningTrial, TrialAssessment, TrialStep
 from pumps.models import DosePrescription, Implant
 from pumps.services import implant_record_eri
-from refills.models import Appointment, RefillVisit, ReservoirEmptying
+from refills.models import Appointment, AppointmentChangeRequest, RefillVisit, ReservoirEmptying
 from refills.services import dose_change_record
 from tests import factories
 from tests.helpers import implant_register_filled
@@ -195,6 +195,33 @@ def appointment_no_show(w) -> Form:
     return Form("nurse", url, {}, _history(Appointment, appointment.pk), page=reverse("staff:worklist"))
 
 
+def change_request_decline(w) -> Form:
+    appointment = _booked(w)
+    request = AppointmentChangeRequest.objects.create(
+        appointment=appointment, requested_by=w.nurse, preferred_dates="2025-03-31", message="Later please"
+    )
+    return Form(
+        "nurse",
+        reverse("staff:change_request_decline", args=[request.pk]),
+        {"reason": "No nurse that week"},
+        _history(AppointmentChangeRequest, request.pk),
+        page=reverse("staff:appointment_move", args=[appointment.pk]),
+    )
+
+
+def appointment_attended(w) -> Form:
+    review = factories.AppointmentFactory(
+        implant=w.implant, kind=Appointment.Kind.REVIEW, starts_at=at(2025, 3, 19), booked_by=w.nurse
+    )
+    return Form(
+        "nurse",
+        reverse("staff:appointment_attended", args=[review.pk]),
+        {"next": "patient"},
+        _history(Appointment, review.pk),
+        page=reverse("staff:patient_detail", args=[w.implant.patient_id]),
+    )
+
+
 def refill_visit_record(w) -> Form:
     url = reverse("staff:refill_visit_record", args=[w.implant.patient_id])
     return Form("nurse", url, _refill_data(), RefillVisit.objects.count)
@@ -304,6 +331,8 @@ CREATING_FORMS = [
     appointment_move,
     appointment_cancel,
     appointment_no_show,
+    change_request_decline,
+    appointment_attended,
     refill_visit_record,
     dose_change,
     implant_register,
@@ -432,3 +461,14 @@ def test_two_posts_racing_with_one_token_record_once(rf, nurse, monkeypatch):
     assert response.status_code == 302 and response["Location"] == "/staff/winner/"
     assert len(calls) == 2  # the lost insert, then the winner's result
     assert not Patient.objects.filter(mrn="MRN-RACE").exists()
+
+
+def test_a_button_that_answers_with_an_error_leaves_its_token_unused(nurse_client, refilled, nurse):
+    # "Did not attend" on an appointment still to come: an error message, nothing recorded
+    appointment = factories.AppointmentFactory(implant=refilled, starts_at=at(2025, 3, 27), booked_by=nurse)
+    token = str(uuid.uuid4())
+    response = nurse_client.post(reverse("staff:appointment_no_show", args=[appointment.pk]), {"form_token": token})
+    assert response.status_code == 302
+    assert not FormSubmission.objects.filter(token=token).exists()
+    appointment.refresh_from_db()
+    assert appointment.status == Appointment.Status.BOOKED

@@ -7,5 +7,6 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the deploy check of the login limits)
-        from . import signals  # noqa: F401  (ends a deactivated account's feeds and invitations)
+        # Registered on import: the deploy check of the login limits; the signal that ends a
+        # deactivated account's calendar feeds and invitations.
+        from . import checks, signals  # noqa: F401

@@ -52,8 +52,6 @@ def filesystem_transport_options(data_dir: Path) -> dict:
         # The exchange table, shared with the worker (kombu's default is ./control of the cwd).
         "control_folder": str(data_dir / "control"),
         "store_processed": False,
-        # Else kombu keeps its broadcast exchange in ./control of the working directory.
-        "control_folder": str(data_dir / "control"),
     }
 
 

@@ -1,4 +1,4 @@
-"""The programme pages (issue 14): the quality dashboard and its CSV downloads.
+"""The programme pages (issue 14): the quality dashboard, the recall search and their CSV downloads.
 
 Views validate the period, call the selectors of `refills.quality` and render; the numbers behind
 every chart are shown as a table and can be downloaded. Lists that name patients are shown to the
@@ -23,9 +23,11 @@ from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
 from patients.selectors import patient_list_visible_to
 
-from . import quality
-from .programme_forms import QualityPeriodForm, default_period
+from . import quality, recall
+from .clinic_time import clinic_tz
+from .programme_forms import QualityPeriodForm, RecallSearchForm, default_period
 from .quality_charts import Bar, bar_chart_svg
+from .recall import RecallCriteria
 
 # The timeliness chart's short labels and colours, in the order of `quality.TIMELINESS`.
 TIMELINESS_BARS = {
@@ -38,6 +40,15 @@ TIMELINESS_BARS = {
 # Per-patient tables: only the roles that read patients' records see or download them.
 PATIENT_TABLES = frozenset({"review", "battery"})
 CSV_TABLES = ("monthly", "timeliness", "no_shows", "reminders", "unbooked", "discrepancy", "review", "battery")
+
+
+def _form_errors_400(form) -> HttpResponse:
+    """A download's bad input: 400 naming each field and its error (the page shows the form instead)."""
+    return HttpResponse(
+        "; ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()),
+        status=400,
+        content_type="text/plain; charset=utf-8",
+    )
 
 
 def _sees_patients(request: HttpRequest) -> bool:
@@ -170,11 +181,7 @@ def quality_csv(request: HttpRequest, table: str) -> HttpResponse:
     today = timezone.localdate()
     form, period = _period(request, today)
     if period is None:
-        return HttpResponse(
-            "; ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()),
-            status=400,
-            content_type="text/plain; charset=utf-8",
-        )
+        return _form_errors_400(form)
     header, rows, patient_ids = _table(period, table, request, today)
     if patient_ids:
         audit_record_accesses(
@@ -185,3 +192,85 @@ def quality_csv(request: HttpRequest, table: str) -> HttpResponse:
             detail=f"quality {table} CSV",
         )
     return csv_response(filename=f"quality-{table}-{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.csv", header=header, rows=rows)
+
+
+# ---------------------------------------------------------------------------
+# Recall and field-safety search
+# ---------------------------------------------------------------------------
+
+
+def _recall_criteria(form: RecallSearchForm) -> RecallCriteria:
+    data = form.cleaned_data
+    return RecallCriteria(
+        pump_model=data.get("pump_model"),
+        serial_from=data.get("serial_from", ""),
+        serial_to=data.get("serial_to", ""),
+        catheter_model=data.get("catheter_model", ""),
+        implanted_from=data.get("implanted_from"),
+        implanted_to=data.get("implanted_to"),
+        drug=data.get("drug"),
+        drug_lot=data.get("drug_lot", ""),
+        status=data.get("status", ""),
+    )
+
+
+@staff_required("refills.view_appointment", "pumps.view_implant")
+@require_GET
+def recall_search(request: HttpRequest) -> HttpResponse:
+    form = RecallSearchForm(request.GET or None)
+    context: dict[str, object] = {"form": form}
+    if form.is_bound and form.is_valid():
+        found = recall.recall_search(
+            criteria=_recall_criteria(form), visible=patient_list_visible_to(user=request.user), now=timezone.now()
+        )
+        results = list(found[: recall.PAGE_CAP])
+        total = len(results) if len(results) < recall.PAGE_CAP else found.count()
+        context.update(results=results, total=total, query=request.GET.urlencode(), cap=recall.PAGE_CAP)
+        audit_record_accesses(
+            user=request.user,
+            patients=[implant.patient for implant in results],
+            action=AccessLog.Action.VIEW,
+            request=request,
+            detail="recall search",
+        )
+    return render(request, "refills/programme/recall_search.html", context)
+
+
+@staff_required("refills.view_appointment", "pumps.view_implant")
+@require_GET
+def recall_csv(request: HttpRequest) -> HttpResponse:
+    form = RecallSearchForm(request.GET)
+    if not form.is_valid():
+        return _form_errors_400(form)
+    found = list(
+        recall.recall_search(
+            criteria=_recall_criteria(form), visible=patient_list_visible_to(user=request.user), now=timezone.now()
+        )
+    )
+    audit_record_accesses(
+        user=request.user,
+        patients=[implant.patient for implant in found],
+        action=AccessLog.Action.EXPORT,
+        request=request,
+        detail="recall search CSV",
+    )
+    tz = clinic_tz()
+    header = (
+        "mrn", "patient", "pump_model", "serial", "catheter_model", "implanted_on", "explanted_on",
+        "next_appointment", "next_appointment_kind",
+    )  # fmt: skip
+    rows = [
+        (
+            implant.patient.mrn,
+            implant.patient.full_name,
+            str(implant.pump_model),
+            implant.serial_number,
+            implant.catheter_model,
+            implant.implanted_on,
+            implant.explanted_on or "",
+            f"{implant.next_appointment_at.astimezone(tz):%Y-%m-%d %H:%M}" if implant.next_appointment_at else "",
+            implant.next_appointment_kind or "",
+        )
+        for implant in found
+    ]
+    return csv_response(filename=f"recall-{timezone.localdate():%Y%m%d}.csv", header=header, rows=rows)

@@ -33,5 +33,7 @@ urlpatterns = [
     path("implants/<int:implant_id>/explant/", implant_views.implant_explant, name="implant_explant"),
     path("implants/<int:implant_id>/empty/", implant_views.reservoir_empty, name="reservoir_empty"),
     path("quality/", programme_views.quality_dashboard, name="quality_dashboard"),
+    path("recall/", programme_views.recall_search, name="recall_search"),
+    path("recall/export.csv", programme_views.recall_csv, name="recall_csv"),
     path("quality/<slug:table>.csv", programme_views.quality_csv, name="quality_csv"),
 ]

@@ -325,6 +325,8 @@ ROUTES: dict[str, Route] = {
     # them for nurses and clinicians only (tests/refills/test_quality.py).
     "staff:quality_dashboard": staff(read=("nurse", "clinician", "clinic_admin")),
     "staff:quality_csv": staff(lambda w: {"table": "monthly"}, read=("nurse", "clinician", "clinic_admin")),
+    "staff:recall_search": staff(),
+    "staff:recall_csv": staff(),
     "staff:clinic_import_upload": staff(read=("clinic_admin",), write=("clinic_admin",)),
     "staff:clinic_import_template": staff(lambda w: {"kind": "csv"}, read=("clinic_admin",)),
     "staff:clinic_import_detail": staff(_clinic_import, read=("clinic_admin",), write=("clinic_admin",)),

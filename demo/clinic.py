@@ -47,6 +47,7 @@ from pumps.rules import dose_needs_confirmation, is_child
 from refills.forecasting import Dose, Fill, pump_forecast, reservoir_volume_on
 from refills.models import Appointment, ClinicSettings, ClosedDay, RefillVisit
 from refills.no_shows import appointment_mark_no_show
+from refills.public_holidays import public_holidays
 from refills.selectors import (
     max_interval_days_get,
     refill_window_get,
@@ -285,7 +286,15 @@ class _ClinicBuilder:
         self.now = self.at(today, dt.time(7, 30))
         self.used_slots: dict[dt.date, set[dt.time]] = {}
         self.max_intervals: dict[tuple[int, int], int | None] = {}
-        self.closed_days = set(ClosedDay.objects.values_list("date", flat=True))
+        # The clinic's own closed days and its country's public holidays (as booking refuses them).
+        self.closed_days = set(ClosedDay.objects.values_list("date", flat=True)) | set(
+            public_holidays(
+                start=dt.date(today.year - 15, 1, 1),
+                end=dt.date(today.year + 3, 12, 31),
+                country=self.clinic.holiday_country,
+                subdivision=self.clinic.holiday_subdivision,
+            )
+        )
         self.pump_models = {(m.name, str(int(m.reservoir_ml))): m for m in PumpModel.objects.all()}
         self.drugs = {
             int(d.concentration_mcg_per_ml): d

@@ -1,4 +1,4 @@
-"""Plain words for the portal: what a pump's alarm sounds like, what to bring.
+"""Plain words for the portal: what a pump's alarm sounds like, what to bring, where to be.
 
 Display text, not clinical rules: the dates themselves come from the refill visit and the
 pump catalogue (refills/, pumps/). Wording follows docs/domain.md "Why a missed refill is an emergency".
@@ -62,3 +62,27 @@ WHAT_TO_BRING = {
 
 def what_to_bring(*, appointment: Appointment) -> list[str]:
     return WHAT_TO_BRING.get(appointment.kind, WHAT_TO_BRING[Appointment.Kind.REVIEW])
+
+
+HOME_VISIT = "A nurse will visit you at home."
+
+# At home nothing is brought: the nurse needs these to hand.
+HAVE_READY_AT_HOME = [
+    "Your pump card (the wallet card from the clinic)",
+    "A list of the medicines you take now",
+    "Somewhere quiet to lie down, with your tummy, where the pump is, easy to reach",
+]
+
+
+def what_to_have_ready(*, appointment: Appointment) -> list[str]:
+    """For a home visit: what to have ready for the nurse (never "please bring")."""
+    return HAVE_READY_AT_HOME if appointment.is_home_visit else what_to_bring(appointment=appointment)
+
+
+def appointment_where(*, appointment: Appointment, clinic_address: str, include_home_address: bool = True) -> str:
+    """Where the appointment is, for the patient: the room and the clinic's address, or, for a
+    home visit, the patient's own address (no clinic address added to it)."""
+    if appointment.is_home_visit:
+        lines = appointment.patient.address_lines if include_home_address else []
+        return ", ".join(lines) if lines else "Your home"
+    return f"{appointment.place}, {clinic_address}"

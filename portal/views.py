@@ -26,7 +26,7 @@ from refills.selectors import change_request_due_by
 from refills.services import appointment_change_request_create, appointment_change_request_withdraw
 
 from . import selectors, services
-from .content import alarm_description, what_to_bring
+from .content import HOME_VISIT, alarm_description, appointment_where, what_to_have_ready
 from .forms import (
     AccountEmailChangeForm,
     ChangeRequestForm,
@@ -102,7 +102,13 @@ def patient_home(request: HttpRequest, patient_id: int) -> HttpResponse:
         "s": summary,
         "today": timezone.localdate(),
         "alarm_lines": alarm_description(pump_model=summary.implant.pump_model if summary.implant else None),
-        "bring": what_to_bring(appointment=summary.next_appointment) if summary.next_appointment else [],
+        "bring": what_to_have_ready(appointment=summary.next_appointment) if summary.next_appointment else [],
+        "where": (
+            appointment_where(appointment=summary.next_appointment, clinic_address=summary.clinic.address)
+            if summary.next_appointment
+            else ""
+        ),
+        "home_visit_text": HOME_VISIT,
     }
     return render(request, "portal/home.html", context)
 
@@ -283,7 +289,9 @@ def calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     now = timezone.now()
     clinic = selectors.ClinicSettings.load()
     appointments = selectors.portal_appointment_list_upcoming(patient=feed.patient, now=now)
-    body = appointments_calendar(appointments=appointments, clinic=clinic, now=now, name=f"{clinic.name} appointments")
+    body = appointments_calendar(
+        appointments=appointments, clinic=clinic, now=now, name=f"{clinic.name} appointments", home_address=False
+    )
     services.calendar_feed_mark_used(feed=feed, now=now)
     audit_record_access(
         user=feed.user,

@@ -94,7 +94,17 @@ class ClinicSettingsAdmin(SimpleHistoryAdmin):
         ("Clinic", {"fields": ("name", "phone", "address", "nursing_email", "default_place")}),
         (
             "Scheduling",
-            {"fields": ("safety_margin_days", "refill_window_days", "refills_per_day", "closed_weekdays")},
+            {
+                "fields": (
+                    "safety_margin_days",
+                    "refill_window_days",
+                    "refills_per_day",
+                    "home_visits_per_day",
+                    "closed_weekdays",
+                    "holiday_country",
+                    "holiday_subdivision",
+                )
+            },
         ),
         ("Reminders", {"fields": ("reminder_offsets_days", "reminder_hour")}),
         (

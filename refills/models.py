@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -12,6 +13,8 @@ from core.records import ClinicalRecord, ClinicalRecordQuerySet
 from core.validators import validate_no_control_characters
 from patients.models import Patient
 from pumps.models import DosePrescription, Drug, Implant
+
+from .public_holidays import holiday_setting_errors
 
 
 def default_reminder_offsets() -> list[int]:
@@ -63,7 +66,28 @@ class ClinicSettings(models.Model):
         validators=[MaxValueValidator(180)],
         help_text="The yearly review is proposed this many days before it falls due (a year after the last).",
     )
+    # A nurse travels to a home visit: those are counted against their own capacity, not the
+    # clinic's refill slots (docs/domain.md "Where refills happen").
+    home_visits_per_day = models.PositiveSmallIntegerField(
+        default=3, help_text="Home visits (of any kind) a day; they do not take a clinic refill slot."
+    )
     closed_weekdays = models.JSONField(default=default_closed_weekdays, blank=True)
+    # Public holidays (refills/public_holidays.py): closed as well as the weekly days and each
+    # ClosedDay. The country is the clinic's own data, so it lives here rather than in settings.py.
+    holiday_country = models.CharField(
+        "country for public holidays",
+        max_length=3,
+        blank=True,
+        default="GB",
+        help_text="Two-letter country code, e.g. GB, IE, FR. Leave empty for no public holidays.",
+    )
+    holiday_subdivision = models.CharField(
+        "region for public holidays",
+        max_length=10,
+        blank=True,
+        default="ENG",
+        help_text="The region's code if its holidays differ, e.g. ENG, SCT, WLS or NIR in GB.",
+    )
     default_place = models.CharField(
         max_length=200, default="ITB clinic room 2", validators=[validate_no_control_characters]
     )
@@ -96,6 +120,14 @@ class ClinicSettings(models.Model):
     def save(self, *args, **kwargs):
         self.pk = 1
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        self.holiday_country = self.holiday_country.strip().upper()
+        self.holiday_subdivision = self.holiday_subdivision.strip().upper()
+        errors = holiday_setting_errors(country=self.holiday_country, subdivision=self.holiday_subdivision)
+        if errors:
+            raise ValidationError(errors)
 
     @classmethod
     def load(cls) -> "ClinicSettings":
@@ -208,6 +240,10 @@ class AppointmentQuerySet(ClinicalRecordQuerySet):
         """Valid refill appointments still booked: the one definition of "a refill is booked"."""
         return self.filter(kind=Appointment.Kind.REFILL, status=Appointment.Status.BOOKED, entered_in_error=False)
 
+    def booked_home_visits(self) -> "AppointmentQuerySet":
+        """Valid home visits (of any kind) still booked: what a day's home-visit capacity counts."""
+        return self.filter(location=Appointment.Location.HOME, status=Appointment.Status.BOOKED, entered_in_error=False)
+
 
 class Appointment(ClinicalRecord):
     class Kind(models.TextChoices):
@@ -215,6 +251,10 @@ class Appointment(ClinicalRecord):
         REPLACEMENT = "replacement", "Replacement surgery"
         TRIAL = "trial", "Screening trial"
         REVIEW = "review", "Review"
+
+    class Location(models.TextChoices):
+        CLINIC = "clinic", "At the clinic"
+        HOME = "home", "Home visit"
 
     class Status(models.TextChoices):
         BOOKED = "booked", "Booked"
@@ -227,6 +267,8 @@ class Appointment(ClinicalRecord):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     starts_at = models.DateTimeField(db_index=True)
     duration_minutes = models.PositiveSmallIntegerField(default=30)
+    # At the clinic (in `place`, a room) or at the patient's home (the patient's address).
+    location = models.CharField(max_length=8, choices=Location.choices, default=Location.CLINIC)
     place = models.CharField(max_length=200, validators=[validate_no_control_characters])
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOOKED, db_index=True)
     cancel_reason = models.TextField(blank=True)
@@ -262,6 +304,10 @@ class Appointment(ClinicalRecord):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.starts_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    @property
+    def is_home_visit(self) -> bool:
+        return self.location == self.Location.HOME
 
 
 class AppointmentChangeRequest(models.Model):

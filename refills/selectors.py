@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DateField, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, DateField, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
@@ -34,6 +34,7 @@ from .models import (
     RefillVisit,
     ReservoirEmptying,
 )
+from .public_holidays import public_holidays
 
 logger = logging.getLogger(__name__)
 
@@ -214,15 +215,21 @@ def refill_window_get(*, implant: Implant, clinic: ClinicSettings | None = None)
 
 
 def clinic_closed_days(*, start: dt.date, end: dt.date, clinic: ClinicSettings) -> dict[dt.date, str]:
-    """The days from `start` to `end` (inclusive) the clinic is closed, with the reason if one was
-    given: its weekly closed days and each `ClosedDay` (one query). The one closed-day rule."""
+    """The days from `start` to `end` (inclusive) the clinic is closed, with the reason if one is
+    known: its weekly closed days, the public holidays of its country and region (named, e.g.
+    "Christmas Day"), and each `ClosedDay` (one query; its own reason wins when given).
+    The one closed-day rule."""
     weekly = set(clinic.closed_weekdays or [])
     closed = {
         start + dt.timedelta(days=i): ""
         for i in range((end - start).days + 1)
         if (start + dt.timedelta(days=i)).weekday() in weekly
     }
-    closed.update(ClosedDay.objects.filter(date__range=(start, end)).values_list("date", "reason"))
+    closed.update(
+        public_holidays(start=start, end=end, country=clinic.holiday_country, subdivision=clinic.holiday_subdivision)
+    )
+    for day, reason in ClosedDay.objects.filter(date__range=(start, end)).values_list("date", "reason"):
+        closed[day] = reason or closed.get(day, "")
     return closed
 
 
@@ -230,20 +237,41 @@ def clinic_day_is_closed(*, day: dt.date, clinic: ClinicSettings) -> bool:
     return day in clinic_closed_days(start=day, end=day, clinic=clinic)
 
 
-def refill_bookings_per_day(*, start: dt.date, end: dt.date, exclude_id: int | None = None) -> dict[dt.date, int]:
-    """Booked refills per clinic-local day between two dates (inclusive)."""
-    tz = clinic_tz()
-    qs = Appointment.objects.booked_refills().filter(
-        starts_at__gte=clinic_day_start(start), starts_at__lt=clinic_day_start(end + dt.timedelta(days=1))
-    )
+def _per_day(qs: QuerySet[Appointment], *, start: dt.date, end: dt.date, exclude_id: int | None) -> dict[dt.date, int]:
+    qs = qs.filter(starts_at__gte=clinic_day_start(start), starts_at__lt=clinic_day_start(end + dt.timedelta(days=1)))
     if exclude_id is not None:
         qs = qs.exclude(pk=exclude_id)
-    rows = qs.annotate(day=TruncDate("starts_at", tzinfo=tz)).values("day").annotate(n=Count("id"))
+    rows = qs.annotate(day=TruncDate("starts_at", tzinfo=clinic_tz())).values("day").annotate(n=Count("id"))
     return {row["day"]: row["n"] for row in rows}
 
 
-def refill_slot_proposals(*, implant: Implant, today: dt.date, count: int = 5) -> list[dt.date]:
-    """Open clinic days inside the safe window, the latest first (as late as safe, before due-by).
+def refill_bookings_per_day(*, start: dt.date, end: dt.date, exclude_id: int | None = None) -> dict[dt.date, int]:
+    """Booked refills at the clinic per clinic-local day between two dates (inclusive): what the
+    day's refill slots count (a home visit has its own capacity)."""
+    qs = Appointment.objects.booked_refills().filter(location=Appointment.Location.CLINIC)
+    return _per_day(qs, start=start, end=end, exclude_id=exclude_id)
+
+
+def home_visit_bookings_per_day(*, start: dt.date, end: dt.date, exclude_id: int | None = None) -> dict[dt.date, int]:
+    """Booked home visits (any kind) per clinic-local day between two dates (inclusive)."""
+    return _per_day(Appointment.objects.booked_home_visits(), start=start, end=end, exclude_id=exclude_id)
+
+
+def day_capacity_get(
+    *, location: str, start: dt.date, end: dt.date, clinic: ClinicSettings, exclude_id: int | None = None
+) -> tuple[int, dict[dt.date, int]]:
+    """A location's capacity a day, and what is booked against it per day: clinic refill slots,
+    or home visits."""
+    if location == Appointment.Location.HOME:
+        return clinic.home_visits_per_day, home_visit_bookings_per_day(start=start, end=end, exclude_id=exclude_id)
+    return clinic.refills_per_day, refill_bookings_per_day(start=start, end=end, exclude_id=exclude_id)
+
+
+def refill_slot_proposals(
+    *, implant: Implant, today: dt.date, count: int = 5, location: str = Appointment.Location.CLINIC
+) -> list[dt.date]:
+    """Open days inside the safe window with room left (clinic refill slots, or home visits), the
+    latest first (as late as safe, before due-by). Closed days and public holidays are skipped.
 
     If the window has already closed (overdue), the earliest open days from today are proposed.
     """
@@ -259,11 +287,11 @@ def refill_slot_proposals(*, implant: Implant, today: dt.date, count: int = 5) -
         start, end = max(window.opens_on, today), window.due_by
         latest_first = True
     closed = clinic_closed_days(start=start, end=end, clinic=clinic)
-    booked = refill_bookings_per_day(start=start, end=end)
+    capacity, booked = day_capacity_get(location=location, start=start, end=end, clinic=clinic)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     if latest_first:
         days.reverse()
-    open_days = [d for d in days if d not in closed and booked.get(d, 0) < clinic.refills_per_day]
+    open_days = [d for d in days if d not in closed and booked.get(d, 0) < capacity]
     return open_days[:count]
 
 
@@ -287,6 +315,45 @@ def appointment_list(
     if patient is not None:
         qs = qs.filter(patient=patient)
     return qs.order_by("starts_at", "id")
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarEntry:
+    """One appointment on the week calendar, on the day it happens.
+
+    A refill done before its booked date (the visit completes the booking) is shown on the day it
+    was done, at the visit's time, with the date it had been booked for: the future day it was
+    booked shows nothing, so its slot reads as free — which it is.
+    """
+
+    appointment: Appointment
+    at: dt.datetime
+    done_early: bool
+
+    @property
+    def day(self) -> dt.date:
+        return timezone.localdate(self.at)
+
+
+def appointment_list_for_calendar(*, start: dt.date, end: dt.date) -> list[CalendarEntry]:
+    """The valid, not cancelled appointments from `start` to `end` (clinic-local days, inclusive),
+    each on the day it happened or will happen, in time order (one query)."""
+    lo, hi = clinic_day_start(start), clinic_day_start(end + dt.timedelta(days=1))
+    qs = (
+        Appointment.objects.valid()
+        .exclude(status=Appointment.Status.CANCELLED)
+        .filter(Q(starts_at__gte=lo, starts_at__lt=hi) | Q(visit__performed_at__gte=lo, visit__performed_at__lt=hi))
+        .select_related("patient", "visit")
+    )
+    entries = []
+    for appointment in qs:
+        visit = appointment.visit
+        at = visit.performed_at if visit is not None else appointment.starts_at
+        if lo <= at < hi:
+            done_early = visit is not None and timezone.localdate(at) < timezone.localdate(appointment.starts_at)
+            entries.append(CalendarEntry(appointment=appointment, at=at, done_early=done_early))
+    entries.sort(key=lambda entry: (entry.at, entry.appointment.pk))
+    return entries
 
 
 def appointment_get_next(*, patient: Patient, now: dt.datetime) -> Appointment | None:
@@ -367,13 +434,17 @@ def patient_list_annual_review_due(
 
 
 __all__ = [
+    "CalendarEntry",
     "RefillWindow",
     "appointment_get_next",
     "appointment_list",
+    "appointment_list_for_calendar",
     "booked_refills_of",
     "change_request_due_by",
     "clinic_closed_days",
     "clinic_day_is_closed",
+    "day_capacity_get",
+    "home_visit_bookings_per_day",
     "implant_get_expected_residual",
     "implant_get_forecast",
     "max_interval_days_get",

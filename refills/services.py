@@ -46,15 +46,18 @@ from .notices import appointment_notice_create
 from .reminders.planning import reminders_materialise_for_appointment
 from .selectors import (
     change_request_due_by,
-    clinic_day_is_closed,
+    clinic_closed_days,
+    day_capacity_get,
     implant_forecast_compute,
-    refill_bookings_per_day,
     refill_dose_for,
     refill_visit_get_latest,
     refill_visit_preview,
     refill_window_get,
 )
 from .validation import dose_bounds_errors, dosing_total, titration_confirmation_errors
+
+# The `place` of a home visit: where it is, is the patient's address.
+HOME_VISIT_PLACE = "Home visit"
 
 
 class BookingConflict(ConflictError):
@@ -740,15 +743,16 @@ def implant_replace(
 
 
 def _open_refill_day_before(
-    *, after: dt.date, until: dt.date, clinic: ClinicSettings, exclude_id: int | None
+    *, after: dt.date, until: dt.date, clinic: ClinicSettings, exclude_id: int | None, location: str
 ) -> dt.date | None:
-    """The first day from `after` to `until` that is open and not full, if any."""
+    """The first day from `after` to `until` that is open and not full (for that location), if any."""
     if until < after:
         return None
-    booked = refill_bookings_per_day(start=after, end=until, exclude_id=exclude_id)
+    capacity, booked = day_capacity_get(location=location, start=after, end=until, clinic=clinic, exclude_id=exclude_id)
+    closed = clinic_closed_days(start=after, end=until, clinic=clinic)
     for offset in range((until - after).days + 1):
         day = after + dt.timedelta(days=offset)
-        if not clinic_day_is_closed(day=day, clinic=clinic) and booked.get(day, 0) < clinic.refills_per_day:
+        if day not in closed and booked.get(day, 0) < capacity:
             return day
     return None
 
@@ -763,23 +767,33 @@ def _validate_slot(
     now: dt.datetime,
     exclude_id: int | None = None,
     override_reason: str = "",
+    location: str = Appointment.Location.CLINIC,
 ) -> None:
     if timezone.is_naive(starts_at):
         raise ValidationError({"starts_at": "Give the time with its time zone."})
     if starts_at < now:
         raise ValidationError({"starts_at": "This time has already passed."})
-    if kind != Appointment.Kind.REFILL:
+    home = location == Appointment.Location.HOME
+    # A refill takes a clinic slot; a home visit of any kind takes one of the day's home visits
+    # (a nurse travels), and neither happens on a day the clinic is closed.
+    if kind != Appointment.Kind.REFILL and not home:
         return
     clinic = ClinicSettings.load()
     day = timezone.localdate(starts_at)
-    closed = clinic_day_is_closed(day=day, clinic=clinic)
-    full = refill_bookings_per_day(start=day, end=day, exclude_id=exclude_id).get(day, 0) >= clinic.refills_per_day
+    closed_days = clinic_closed_days(start=day, end=day, clinic=clinic)
+    closed = day in closed_days
+    capacity, booked = day_capacity_get(location=location, start=day, end=day, clinic=clinic, exclude_id=exclude_id)
+    full = booked.get(day, 0) >= capacity
     if closed or full:
-        why = (
-            f"The clinic is closed on {day:%A %d %B %Y}"
-            if closed
-            else f"{day:%A %d %B} is full ({clinic.refills_per_day} refills)"
-        )
+        if closed and closed_days[day]:
+            # A public holiday or a ClosedDay with its reason: "Christmas Day — the clinic is closed …".
+            why = f"{closed_days[day]} — the clinic is closed on {day:%A %d %B %Y}"
+        elif closed:
+            why = f"The clinic is closed on {day:%A %d %B %Y}"
+        elif home:
+            why = f"{day:%A %d %B} is full for home visits ({capacity} a day)"
+        else:
+            why = f"{day:%A %d %B} is full ({capacity} refills)"
         if not override_reason.strip():
             raise ValidationError(
                 {
@@ -788,14 +802,15 @@ def _validate_slot(
                 }
             )
         if not _is_clinician(booked_by):
-            raise ValidationError({"override_reason": "Only a clinician may book a refill on a closed or full day."})
-        alarm_on = implant.forecast_alarm_on if implant else None
+            raise ValidationError({"override_reason": "Only a clinician may book on a closed or full day."})
+        alarm_on = implant.forecast_alarm_on if implant and kind == Appointment.Kind.REFILL else None
         if alarm_on is not None:
             open_day = _open_refill_day_before(
                 after=timezone.localdate(now),
                 until=min(alarm_on, day - dt.timedelta(days=1)),
                 clinic=clinic,
                 exclude_id=exclude_id,
+                location=location,
             )
             if open_day is not None:
                 raise ValidationError(
@@ -806,6 +821,8 @@ def _validate_slot(
                 )
         # The override is recorded on the appointment (Appointment.override_reason); the window
         # rule below is waived too: the urgent booking exists because the window cannot be kept.
+        return
+    if kind != Appointment.Kind.REFILL:
         return
     window = refill_window_get(implant=implant, clinic=clinic) if implant is not None else None
     if implant is None or window is None or window.opens_on <= day <= window.due_by:
@@ -834,13 +851,19 @@ def appointment_book(
     booked_by: User,
     implant: Implant | None = None,
     place: str = "",
+    location: str = Appointment.Location.CLINIC,
     duration_minutes: int = 30,
     outside_window_reason: str = "",
     override_reason: str = "",
     notes: str = "",
     now: dt.datetime | None = None,
 ) -> Appointment:
+    """Book an appointment at the clinic (in `place`) or a home visit (at the patient's address,
+    counted against the day's home visits instead of the clinic's refill slots)."""
     now = now or timezone.now()
+    if location not in Appointment.Location.values:
+        raise ValidationError({"location": "Choose the clinic or a home visit."})
+    home = location == Appointment.Location.HOME
     if kind in (Appointment.Kind.REFILL, Appointment.Kind.REPLACEMENT) and implant is None:
         implant = implant_get_active(patient=patient)
         if implant is None:
@@ -853,6 +876,13 @@ def appointment_book(
             raise ValidationError({"implant": "This pump is explanted."})
     if patient.status != Patient.Status.ACTIVE or patient.entered_in_error:
         raise ValidationError({"patient": "Appointments are booked for active patients only."})
+    if home and not patient.address_lines:
+        raise ValidationError(
+            {
+                "location": f"{patient.full_name} has no address on record: add the address to the patient's "
+                "details before booking a home visit."
+            }
+        )
     if kind == Appointment.Kind.REFILL:
         existing = Appointment.objects.booked_refills().filter(implant=implant).first()
         if existing is not None:
@@ -868,6 +898,7 @@ def appointment_book(
         outside_window_reason=outside_window_reason,
         now=now,
         override_reason=override_reason,
+        location=location,
     )
     appointment = Appointment(
         patient=patient,
@@ -875,7 +906,9 @@ def appointment_book(
         kind=kind,
         starts_at=starts_at,
         duration_minutes=duration_minutes,
-        place=place or ClinicSettings.load().default_place,
+        location=location,
+        # A home visit is at the patient's address as it stands (read where it is shown).
+        place=HOME_VISIT_PLACE if home else (place or ClinicSettings.load().default_place),
         outside_window_reason=outside_window_reason.strip(),
         override_reason=override_reason.strip(),
         booked_by=booked_by,
@@ -917,10 +950,11 @@ def appointment_move(
         now=now,
         exclude_id=appointment.pk,
         override_reason=override_reason,
+        location=appointment.location,
     )
     previous_at, previous_place = appointment.starts_at, appointment.place
     appointment.starts_at = starts_at
-    if place:
+    if place and not appointment.is_home_visit:
         appointment.place = place
         appointment.clean_fields(exclude=[f.name for f in Appointment._meta.fields if f.name != "place"])
     if outside_window_reason.strip():

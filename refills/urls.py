@@ -7,6 +7,7 @@ from . import correction_views, implant_views, patient_views, programme_views, v
 urlpatterns = [
     path("", views.worklist, name="worklist"),
     path("calendar/", views.calendar, name="calendar"),
+    path("calendar/book/", views.calendar_book, name="calendar_book"),
     path("alerts/<int:alert_id>/resolve/", views.alert_resolve, name="alert_resolve"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert_acknowledge"),
     path("patients/<int:patient_id>/", views.patient_detail, name="patient_detail"),

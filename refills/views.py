@@ -26,7 +26,7 @@ from core.idempotency import idempotent_form
 from core.permissions import holds_permissions
 from core.web import form_data
 from itbclinic.accounts.permissions import staff_required
-from patients.models import ScreeningTrial
+from patients.models import Patient, ScreeningTrial
 from patients.selectors import patient_list_visible_to
 from patients.views import staff_patient_get
 from pumps.models import Implant
@@ -41,12 +41,12 @@ from . import selectors, services
 from .alerts import services as alert_services
 from .alerts.reads import alert_list_open
 from .charts import ReservoirProjection, ReservoirRefill, battery_bar_svg, reservoir_chart_svg
-from .clinic_time import clinic_day_start
 from .forecasting import PROBLEM_LABELS
 from .forms import (
     AppointmentBookForm,
     AppointmentCancelForm,
     AppointmentMoveForm,
+    CalendarBookForm,
     ChangeRequestDeclineForm,
     DoseChangeForm,
     RefillVisitForm,
@@ -174,33 +174,34 @@ def calendar(request: HttpRequest) -> HttpResponse:
     monday = anchor - dt.timedelta(days=anchor.weekday())
     days = [monday + dt.timedelta(days=i) for i in range(7)]
     clinic = ClinicSettings.load()
-    appointments = (
-        selectors.appointment_list(start=clinic_day_start(monday), end=clinic_day_start(monday + dt.timedelta(days=7)))
-        .exclude(status=Appointment.Status.CANCELLED)
-        .select_related("patient")
-    )
     by_day = defaultdict(list)
-    for appointment in appointments:
-        by_day[timezone.localdate(appointment.starts_at)].append(appointment)
+    for entry in selectors.appointment_list_for_calendar(start=days[0], end=days[-1]):
+        by_day[entry.day].append(entry)
     closed = selectors.clinic_closed_days(start=days[0], end=days[-1], clinic=clinic)
     booked = selectors.refill_bookings_per_day(start=days[0], end=days[-1])
+    home_visits = selectors.home_visit_bookings_per_day(start=days[0], end=days[-1])
+    weekly_closed = set(clinic.closed_weekdays or [])
     columns = [
         {
             "day": day,
-            "appointments": by_day.get(day, []),
+            "entries": by_day.get(day, []),
             "closed": day in closed,
             "closed_reason": closed.get(day, ""),
             "refills": booked.get(day, 0),
+            "home_visits": home_visits.get(day, 0),
             "is_today": day == today,
+            "bookable": day >= today and day not in closed,
         }
         for day in days
     ]
-    # Weekends with nothing on them are hidden so a tablet shows five wide columns.
-    columns = [c for c in columns if not (c["day"].weekday() >= 5 and c["closed"] and not c["appointments"])]
+    # The clinic's weekly closed days with nothing on them are left out (a tablet shows five wide
+    # columns); a holiday or one-off closed day stays, shown closed with its name.
+    columns = [c for c in columns if not (c["day"].weekday() in weekly_closed and c["closed"] and not c["entries"])]
     context = {
         "columns": columns,
         "monday": monday,
-        "sunday": days[-1],
+        "first_day": columns[0]["day"] if columns else monday,
+        "last_day": columns[-1]["day"] if columns else days[-1],
         "previous_week": monday - dt.timedelta(days=7),
         "next_week": monday + dt.timedelta(days=7),
         "this_week": today - dt.timedelta(days=today.weekday()),
@@ -208,6 +209,65 @@ def calendar(request: HttpRequest) -> HttpResponse:
         "now": timezone.now(),
     }
     return render(request, "refills/calendar.html", context)
+
+
+# Booking from the calendar: the patient is chosen on the form.
+CALENDAR_BOOKING_FIELDS = {**BOOKING_FIELDS, "patient": "patient", "implant": "patient"}
+
+
+@staff_required("refills.add_appointment")
+@require_http_methods(["GET", "POST"])
+def calendar_book(request: HttpRequest) -> HttpResponse:
+    """Book an appointment on a day of the week calendar, for a patient chosen here: the same
+    booking service (capacity, closed days, holidays, the safe window) as the patient page's."""
+    today = timezone.localdate()
+    try:
+        day = dt.date.fromisoformat(request.GET.get("day", ""))
+    except ValueError:
+        day = today
+    clinic = ClinicSettings.load()
+    patients = (
+        patient_list_visible_to(user=request.user)
+        .filter(status=Patient.Status.ACTIVE)
+        .order_by("family_name", "given_name", "pk")
+    )
+    form = CalendarBookForm(form_data(request), patients=patients, initial={"day": day, "place": clinic.default_place})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        day = data["day"]  # kept: a refused day's error takes it out of cleaned_data
+        try:
+            appointment = services.appointment_book(
+                patient=data["patient"],
+                kind=data["kind"],
+                starts_at=form.starts_at(),
+                booked_by=request.user,
+                place=data["place"],
+                location=data["location"],
+                outside_window_reason=data["outside_window_reason"],
+                override_reason=data["override_reason"],
+                notes=data["notes"],
+            )
+        except services.BookingConflict as exc:
+            form.add_error(None, str(exc))
+        except ValidationError as exc:
+            add_service_errors(form, exc, field_map=CALENDAR_BOOKING_FIELDS)
+        else:
+            when = timezone.localtime(appointment.starts_at)
+            messages.success(
+                request,
+                f"{appointment.get_kind_display()} booked for {appointment.patient.full_name} on "
+                f"{when:%A %d %B %Y at %H:%M}.",
+            )
+            return redirect(f"{reverse('staff:calendar')}?week={when.date():%Y-%m-%d}")
+    closed = selectors.clinic_closed_days(start=day, end=day, clinic=clinic)
+    context = {
+        "form": form,
+        "day": day,
+        "closed": day in closed,
+        "closed_reason": closed.get(day, ""),
+        "week": day - dt.timedelta(days=day.weekday()),
+    }
+    return render(request, "refills/calendar_book.html", context, status=400 if form.errors else 200)
 
 
 # ---------------------------------------------------------------------------
@@ -419,6 +479,7 @@ def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
                 booked_by=request.user,
                 implant=implant if data["kind"] in (Appointment.Kind.REFILL, Appointment.Kind.REPLACEMENT) else None,
                 place=data["place"],
+                location=data["location"],
                 outside_window_reason=data["outside_window_reason"],
                 override_reason=data["override_reason"],
                 notes=data["notes"],

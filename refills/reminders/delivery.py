@@ -80,11 +80,14 @@ def reminder_message_context(*, reminder: Reminder, clinic: ClinicSettings) -> d
 
     An email or a text can be read by someone else (a shared inbox, a lock screen, a wrong
     number), so it addresses the patient generically: no name, no date of birth, none of the
-    patient's own words, no clinical detail (docs/never-silent.md).
+    patient's own words, no clinical detail (docs/never-silent.md). A home visit says a nurse
+    comes to the patient's home (never the clinic's address, never what to bring, and not the
+    home address either: that stays in the portal).
     """
     return {
         "starts_at": timezone.localtime(reminder.appointment.starts_at, clinic_tz()),
         "place": reminder.appointment.place,
+        "home_visit": reminder.appointment.is_home_visit,
         "clinic": clinic,
         "site_url": settings.SITE_URL,
     }

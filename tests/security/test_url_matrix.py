@@ -278,6 +278,8 @@ ROUTES: dict[str, Route] = {
     # --- staff web app (itbclinic/staff_urls.py; issue 5). Who may do what: issue 3 "Who may do what" ---
     "staff:worklist": staff(),
     "staff:calendar": staff(),
+    # Booking from a day of the calendar (the patient chosen on the form): whoever may book.
+    "staff:calendar_book": staff(write=STAFF_READERS),
     "staff:patient_list": staff(read=("nurse", "clinician", "clinic_admin")),
     "staff:patient_create": staff(write=STAFF_READERS),
     "staff:patient_detail": staff(),

@@ -90,8 +90,8 @@ def test_closed_days_and_full_days_are_refused_with_the_reason(nurse_client, nur
     ClosedDay.objects.create(date=dt.date(2025, 3, 27), reason="Bank holiday")
     response = nurse_client.post(book_url(refilled), {"kind": "refill", "day": "2025-03-27", "time": "10:00"})
     assert response.context["form"].errors["day"] == [
-        "The clinic is closed on Thursday 27 March 2025. A clinician may book it as urgent, with a reason, "
-        "when the alarm date leaves no open day."
+        "Bank holiday — the clinic is closed on Thursday 27 March 2025. A clinician may book it as urgent, "
+        "with a reason, when the alarm date leaves no open day."
     ]
     clinic = ClinicSettings.load()
     clinic.refills_per_day = 0

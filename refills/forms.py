@@ -167,7 +167,9 @@ class CalendarBookForm(AppointmentBookForm):
 
     def __init__(self, *args, patients: QuerySet[Patient], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["patient"].queryset = patients
+        field = self.fields["patient"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = patients
 
 
 class AppointmentCancelForm(forms.Form):

@@ -256,7 +256,7 @@ def calendar_book(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request,
                 f"{appointment.get_kind_display()} booked for {appointment.patient.full_name} on "
-                f"{when:%A %d %B %Y at %H:%M}.",
+                f"{when:%A} {when.day} {when:%B %Y at %H:%M}.",
             )
             return redirect(f"{reverse('staff:calendar')}?week={when.date():%Y-%m-%d}")
     closed = selectors.clinic_closed_days(start=day, end=day, clinic=clinic)

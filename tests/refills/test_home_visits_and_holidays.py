@@ -221,6 +221,8 @@ def test_a_home_visit_reminder_says_a_nurse_visits_at_home_and_never_what_to_bri
     assert "Elm Road" not in body  # nothing about the patient in a message someone else may read
     assert "Neurology outpatients" not in body and "Place:" not in body  # no clinic address
     assert "bring" not in body.lower()
+    for clinical in ("baclofen", "refill", "pump", "mcg", "dose", "alarm"):  # as every reminder: no clinical detail
+        assert clinical not in body.lower() and clinical not in texts["sms"].lower()
     assert texts["sms"] == (
         "ITB Clinic: reminder: a nurse will visit you at home on Thu 27 Mar at 10:00. "
         "To change it call +44 20 7946 0000."

@@ -16,8 +16,8 @@ from patients.models import AshworthScore, Patient, ScreeningTrial
 from patients.selectors import trial_get_summary
 from pumps.models import DosePrescription, Implant
 from pumps.selectors import dose_get_in_force, implant_get_active, implant_get_replacement_plan
-from refills.models import Appointment, RefillVisit
-from refills.selectors import appointment_get_next, patient_list_due_for_refill
+from refills.models import Appointment, ClinicSettings, RefillVisit
+from refills.selectors import appointment_get_next, clinic_closed_days, patient_list_due_for_refill
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -274,10 +274,12 @@ def test_the_calendar_looks_like_a_working_clinic(seeded):
 
     days = [_local_day(a.starts_at) for a in Appointment.objects.all()]
     assert all(day.weekday() < 5 for day in days), "no appointment at the weekend"
+    holidays = clinic_closed_days(start=min(days), end=max(days), clinic=ClinicSettings.load())
+    assert not [day for day in days if day in holidays], "no appointment on a public holiday"
     assert all(_local_day(a.starts_at) > today for a in booked)
     per_day = Counter(_local_day(a.starts_at) for a in booked)
     next_three_weeks = [today + dt.timedelta(days=i) for i in range(1, 22)]
-    weekdays = [d for d in next_three_weeks if d.weekday() < 5]
+    weekdays = [d for d in next_three_weeks if d.weekday() < 5 and d not in holidays]
     assert all(per_day[d] >= 2 for d in weekdays[:10]), {d: per_day[d] for d in weekdays}
     assert {a.kind for a in booked} == {"refill", "review", "trial", "replacement"}
     assert not booked.filter(starts_at__time__lt=dt.time(8, 0)).exists()

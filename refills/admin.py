@@ -13,6 +13,7 @@ from .models import (
     Alert,
     Appointment,
     AppointmentChangeRequest,
+    AppointmentNotice,
     ClinicSettings,
     ClosedDay,
     DeliveryAttempt,
@@ -244,6 +245,17 @@ class DeliveryAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "started_at"
     list_select_related = ("reminder",)
     raw_id_fields = ("reminder",)
+
+
+@admin.register(AppointmentNotice)
+class AppointmentNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What each patient was told of a moved or cancelled appointment, as sent (written by the services)."""
+
+    list_display = ("created_at", "kind", "channel", "status", "attempts", "sent_at", "appointment")
+    list_filter = ("kind", "status", "channel")
+    date_hierarchy = "created_at"
+    list_select_related = ("appointment",)
+    raw_id_fields = ("appointment", "patient")
 
 
 @admin.register(Reminder)

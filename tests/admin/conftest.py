@@ -13,6 +13,7 @@ from refills.models import (
     Alert,
     Appointment,
     AppointmentChangeRequest,
+    AppointmentNotice,
     ClinicSettings,
     ClosedDay,
     DeliveryAttempt,
@@ -74,6 +75,13 @@ def _delivery_attempt() -> DeliveryAttempt:
     )
 
 
+def _appointment_notice() -> AppointmentNotice:
+    appointment = factories.AppointmentFactory()
+    return AppointmentNotice.objects.create(
+        appointment=appointment, patient=appointment.patient, kind="moved", channel="email", body="Hello,"
+    )
+
+
 def _alert() -> Alert:
     implant = factories.ImplantFactory()
     return Alert.objects.create(
@@ -118,6 +126,7 @@ MAKERS = {
     AppointmentChangeRequest: _change_request,
     Reminder: _reminder,
     DeliveryAttempt: _delivery_attempt,
+    AppointmentNotice: _appointment_notice,
     Alert: _alert,
     ClinicSettings: ClinicSettings.load,
     ClosedDay: _closed_day,

@@ -13,6 +13,7 @@ from refills.models import (
     Alert,
     Appointment,
     AppointmentChangeRequest,
+    AppointmentNotice,
     ClinicSettings,
     ClosedDay,
     DeliveryAttempt,
@@ -44,6 +45,7 @@ CLINIC_ADMIN_ACCESS = {
     AppointmentChangeRequest: None,
     Reminder: "view",
     DeliveryAttempt: "view",
+    AppointmentNotice: None,
     Alert: "view",
     ClinicSettings: "view",  # and change, but never add: the row exists
     ClosedDay: "edit",

@@ -137,7 +137,12 @@ def bench(n: int, *, repeat: int) -> list[tuple]:
         SimpleRateThrottle.THROTTLE_RATES = {"anon": None, "user": None}
         worklist = measure(client, "/staff/", repeat=repeat)
         rows.append(("worklist /staff/", *worklist, raw_time(RAW_WORKLIST, params, repeat=repeat), "hand-written SQL"))
-        for url in ("/staff/calendar/", "/staff/patients/"):
+        for url in (
+            "/staff/calendar/",
+            "/staff/patients/",
+            "/staff/quality/",
+            "/staff/recall/?serial_from=0&serial_to=z",
+        ):
             rows.append((url, *measure(client, url, repeat=repeat), None, ""))
         for url in ("/api/patients/", "/api/implants/", "/api/appointments/", "/api/due-for-refill/", "/api/alerts/"):
             rows.append((url, *measure(client, url, repeat=repeat), None, ""))

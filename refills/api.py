@@ -59,7 +59,7 @@ from pumps.models import DosePrescription, Drug, Implant
 from .alerts.reads import alert_list_open
 from .calculations import residual_discrepancy
 from .filters import AppointmentFilter, DosePrescriptionFilter, RefillVisitFilter
-from .models import Alert, Appointment, ClinicSettings, RefillVisit, ReservoirEmptying
+from .models import SAFETY_CHECK_ITEMS, Alert, Appointment, ClinicSettings, RefillVisit, ReservoirEmptying
 from .no_shows import appointment_mark_no_show
 from .selectors import (
     implant_get_expected_residual,
@@ -97,6 +97,10 @@ def drug_field(**kwargs) -> ScopedPrimaryKeyRelatedField:
 def mcg(**kwargs) -> serializers.DecimalField:
     """A dose in mcg: above zero, to 0.01 mcg."""
     return StrictDecimalField(max_digits=8, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
+
+
+# The safety checklist as the API reads and writes it: each item and its reason.
+SAFETY_CHECK_FIELDS = [field for name in SAFETY_CHECK_ITEMS for field in (name, f"{name}_reason")]
 
 
 def ml(*, max_digits: int = 5, decimal_places: int = 2, minimum: str = "0", **kwargs) -> serializers.DecimalField:
@@ -230,6 +234,8 @@ class RefillVisitSerializer(RefillVisitOwnSerializer):
             "discrepancy_flagged",
             "drug",
             "drug_lot",
+            "drug_lot_expires_on",
+            "kit_lot",
             "daily_dose_before_mcg",
             "dosing_mode",
             "schedule",
@@ -242,12 +248,26 @@ class RefillVisitSerializer(RefillVisitOwnSerializer):
             "battery_event_on",
             "post_fill_check",
             "post_fill_discrepancy_ml",
+            "post_fill_check_reason",
+            *SAFETY_CHECK_FIELDS,
             "after_empty_date",
             "notes",
             "created_at",
         ]
         fields = [*RefillVisitOwnSerializer.Meta.fields, *staff_only_fields]
         read_only_fields = fields
+
+
+SAFETY_CHECK_ANSWERS = [RefillVisit.SafetyCheck.DONE, RefillVisit.SafetyCheck.NOT_DONE]
+
+
+def check_answer(name: str) -> StrictChoiceField:
+    """A checklist item: required, done or not done (a skipped one needs `<item>_reason`)."""
+    return StrictChoiceField(choices=SAFETY_CHECK_ANSWERS, help_text=f"{SAFETY_CHECK_ITEMS[name]}: done or not done.")
+
+
+def check_reason(name: str) -> serializers.CharField:
+    return text(max_length=2000, help_text=f"Required when {SAFETY_CHECK_ITEMS[name].lower()} was not done.")
 
 
 class RefillVisitRecordSerializer(serializers.Serializer):
@@ -257,6 +277,18 @@ class RefillVisitRecordSerializer(serializers.Serializer):
     volume_added_ml = ml(minimum="0.01")
     drug = drug_field()
     drug_lot = StrictCharField(max_length=64)
+    drug_lot_expires_on = ClinicalDateField(help_text="The lot's expiry date: refused when before the refill's date.")
+    kit_lot = StrictCharField(max_length=64, help_text="The refill kit's lot number.")
+    check_pump_site = check_answer("check_pump_site")
+    check_pump_site_reason = check_reason("check_pump_site")
+    check_needle_placement = check_answer("check_needle_placement")
+    check_needle_placement_reason = check_reason("check_needle_placement")
+    check_aspiration = check_answer("check_aspiration")
+    check_aspiration_reason = check_reason("check_aspiration")
+    check_alarm_settings = check_answer("check_alarm_settings")
+    check_alarm_settings_reason = check_reason("check_alarm_settings")
+    check_symptom_screen = check_answer("check_symptom_screen")
+    check_symptom_screen_reason = check_reason("check_symptom_screen")
     daily_dose_after_mcg = mcg(
         required=False,
         allow_null=True,
@@ -291,6 +323,7 @@ class RefillVisitRecordSerializer(serializers.Serializer):
     post_fill_discrepancy_ml = StrictDecimalField(
         max_digits=5, decimal_places=2, required=False, allow_null=True, default=None
     )
+    post_fill_check_reason = text(max_length=2000, help_text="Needed when the post-fill check was not done.")
     titration_confirmed = StrictBooleanField(required=False, default=False)
     notes = text()
     appointment = ScopedPrimaryKeyRelatedField(

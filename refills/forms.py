@@ -18,7 +18,7 @@ from patients.models import Patient
 from pumps.forms import ImplantRegisterForm
 from pumps.models import DosePrescription, Drug
 
-from .models import Appointment, RefillVisit, ReservoirEmptying
+from .models import SAFETY_CHECK_ITEMS, Appointment, RefillVisit, ReservoirEmptying
 
 User = get_user_model()
 
@@ -196,6 +196,12 @@ class RefillVisitForm(ScheduleFormMixin, forms.Form):
         empty_label="Choose the drug",
     )
     drug_lot = forms.CharField(label="Drug lot number", max_length=64)
+    drug_lot_expires_on = forms.DateField(
+        label="Drug lot expiry date",
+        widget=DateInput(),
+        help_text="A label with a month only expires on its last day.",
+    )
+    kit_lot = forms.CharField(label="Refill kit lot number", max_length=64)
     daily_dose_after_mcg = forms.DecimalField(
         label="Daily dose (mcg/day)",
         max_digits=8,
@@ -243,6 +249,9 @@ class RefillVisitForm(ScheduleFormMixin, forms.Form):
     post_fill_discrepancy_ml = forms.DecimalField(
         label="Post-fill discrepancy (mL)", max_digits=5, decimal_places=2, required=False
     )
+    post_fill_check_reason = forms.CharField(
+        label="Why the post-fill check was not done", required=False, max_length=2000
+    )
     bridge_bolus_mcg = forms.DecimalField(
         label="Bridge or priming bolus (mcg)", max_digits=8, decimal_places=2, required=False
     )
@@ -250,8 +259,23 @@ class RefillVisitForm(ScheduleFormMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # The safety checklist: each item done or not done (no default: the nurse answers each),
+        # a skipped item with its reason (the rule is the service's: `safety_checklist_errors`).
+        for name, label in SAFETY_CHECK_ITEMS.items():
+            self.fields[name] = forms.ChoiceField(
+                label=label,
+                choices=[(RefillVisit.SafetyCheck.DONE, "Done"), (RefillVisit.SafetyCheck.NOT_DONE, "Not done")],
+                widget=forms.RadioSelect,
+            )
+            self.fields[f"{name}_reason"] = forms.CharField(
+                label=f"Reason: {label.lower()} not done", required=False, max_length=2000
+            )
         self.fields["prescriber"].queryset = clinician_queryset()
         self.fields["prescriber"].label_from_instance = lambda user: user.get_full_name() or user.get_username()
+
+    def safety_checklist(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
+        """The checklist's items with their reason fields, in order, for the template."""
+        return [(self[name], self[f"{name}_reason"]) for name in SAFETY_CHECK_ITEMS]
 
 
 class DoseChangeForm(ScheduleFormMixin, forms.Form):

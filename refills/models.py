@@ -146,6 +146,17 @@ class ClosedDay(models.Model):
         return f"{self.date} {self.reason}".strip()
 
 
+# The safety checklist's items besides the post-fill check (which has its own outcomes), in the
+# order the visit goes: the field names and what each item asks.
+SAFETY_CHECK_ITEMS = {
+    "check_pump_site": "Pump site checked",
+    "check_needle_placement": "Needle placement confirmed",
+    "check_aspiration": "Aspiration before fill",
+    "check_alarm_settings": "Alarm settings confirmed",
+    "check_symptom_screen": "Symptom screen for withdrawal and overdose",
+}
+
+
 class RefillVisit(ClinicalRecord):
     """One refill of the pump (docs/domain.md "The refill visit")."""
 
@@ -171,6 +182,9 @@ class RefillVisit(ClinicalRecord):
     volume_added_ml = models.DecimalField(max_digits=5, decimal_places=2)
     drug = models.ForeignKey(Drug, on_delete=models.PROTECT, related_name="+")
     drug_lot = models.CharField(max_length=64)
+    # Null on visits recorded before the expiry was asked for: shown as "not recorded".
+    drug_lot_expires_on = models.DateField(null=True, blank=True)
+    kit_lot = models.CharField(max_length=64, blank=True)
     concentration_mcg_per_ml = models.DecimalField(max_digits=7, decimal_places=1)
     daily_dose_before_mcg = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     daily_dose_after_mcg = models.DecimalField(max_digits=8, decimal_places=2)
@@ -196,6 +210,25 @@ class RefillVisit(ClinicalRecord):
     # or a failed check, is a pocket-fill risk [S28][S29].
     post_fill_check = models.CharField(max_length=8, choices=PostFillCheck.choices, default=PostFillCheck.NOT_DONE)
     post_fill_discrepancy_ml = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    post_fill_check_reason = models.TextField(blank=True)
+
+    class SafetyCheck(models.TextChoices):
+        DONE = "done", "Done"
+        NOT_DONE = "not_done", "Not done"
+        NOT_RECORDED = "", "Not recorded"
+
+    # The safety checklist of the visit (docs/domain.md "The refill visit records"): each item
+    # done or not done, a skipped item with its reason. Blank on visits recorded before it existed.
+    check_pump_site = models.CharField(max_length=8, choices=SafetyCheck.choices, blank=True, default="")
+    check_pump_site_reason = models.TextField(blank=True)
+    check_needle_placement = models.CharField(max_length=8, choices=SafetyCheck.choices, blank=True, default="")
+    check_needle_placement_reason = models.TextField(blank=True)
+    check_aspiration = models.CharField(max_length=8, choices=SafetyCheck.choices, blank=True, default="")
+    check_aspiration_reason = models.TextField(blank=True)
+    check_alarm_settings = models.CharField(max_length=8, choices=SafetyCheck.choices, blank=True, default="")
+    check_alarm_settings_reason = models.TextField(blank=True)
+    check_symptom_screen = models.CharField(max_length=8, choices=SafetyCheck.choices, blank=True, default="")
+    check_symptom_screen_reason = models.TextField(blank=True)
     patient_bolus_mcg = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     patient_boluses_per_day = models.PositiveSmallIntegerField(null=True, blank=True)
     # Done after the reservoir's empty date: the patient may already have been in withdrawal.
@@ -224,6 +257,13 @@ class RefillVisit(ClinicalRecord):
             models.CheckConstraint(condition=Q(alarm_threshold_ml__gte=0), name="refillvisit_threshold_not_negative"),
             models.CheckConstraint(condition=Q(alarm_on__lte=F("empty_on")), name="refillvisit_alarm_before_empty"),
             models.CheckConstraint(condition=Q(due_by__lte=F("alarm_on")), name="refillvisit_due_before_alarm"),
+            *(
+                models.CheckConstraint(
+                    condition=~Q(**{item: "not_done"}) | ~Q(**{f"{item}_reason": ""}),
+                    name=f"refillvisit_{item}_skipped_has_reason",
+                )
+                for item in SAFETY_CHECK_ITEMS
+            ),
         ]
 
     def __str__(self) -> str:

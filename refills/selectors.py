@@ -70,6 +70,17 @@ def refill_visit_get_latest(*, implant: Implant) -> RefillVisit | None:
     return RefillVisit.objects.valid().filter(implant=implant).order_by("-performed_at", "-id").first()
 
 
+def refill_visit_prescription_before(*, visit: RefillVisit) -> DosePrescription | None:
+    """The prescription in force just before the refill (a change at the refill takes effect at
+    its own time): the "before" of the refill record."""
+    return (
+        DosePrescription.objects.valid()
+        .filter(implant_id=visit.implant_id, effective_at__lt=visit.performed_at)
+        .order_by("-effective_at", "-id")
+        .first()
+    )
+
+
 def refill_visit_list(*, implant: Implant | None = None, patient: Patient | None = None) -> QuerySet[RefillVisit]:
     qs = RefillVisit.objects.valid().select_related("implant__pump_model", "drug", "performed_by")
     if implant is not None:

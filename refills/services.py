@@ -33,6 +33,7 @@ from pumps.services import (
 from .alerts.services import alert_raise_change_request, alerts_resolve_change_request
 from .forecasting import PumpForecast
 from .models import (
+    SAFETY_CHECK_ITEMS,
     Alert,
     Appointment,
     AppointmentChangeRequest,
@@ -175,6 +176,19 @@ def refill_visit_record(
     appointment: Appointment | None = None,
     complete_booking: bool = True,
     now: dt.datetime | None = None,
+    drug_lot_expires_on: dt.date | None = None,
+    kit_lot: str = "",
+    post_fill_check_reason: str = "",
+    check_pump_site: str = "",
+    check_pump_site_reason: str = "",
+    check_needle_placement: str = "",
+    check_needle_placement_reason: str = "",
+    check_aspiration: str = "",
+    check_aspiration_reason: str = "",
+    check_alarm_settings: str = "",
+    check_alarm_settings_reason: str = "",
+    check_symptom_screen: str = "",
+    check_symptom_screen_reason: str = "",
 ) -> RefillVisit:
     """Record a refill: discrepancy against the history, the new forecast, dose history, appointment.
 
@@ -218,6 +232,23 @@ def refill_visit_record(
         )
     if not drug_lot.strip():
         errors["drug_lot"] = "Record the drug's lot number."
+    if drug_lot_expires_on is not None and drug_lot_expires_on < refilled_on:
+        errors["drug_lot_expires_on"] = (
+            f"Lot {drug_lot.strip()} expired on {drug_lot_expires_on:%d %b %Y}, before the refill on "
+            f"{refilled_on:%d %b %Y}: never fill the pump with expired drug."
+        )
+    checks = {
+        "check_pump_site": (check_pump_site, check_pump_site_reason),
+        "check_needle_placement": (check_needle_placement, check_needle_placement_reason),
+        "check_aspiration": (check_aspiration, check_aspiration_reason),
+        "check_alarm_settings": (check_alarm_settings, check_alarm_settings_reason),
+        "check_symptom_screen": (check_symptom_screen, check_symptom_screen_reason),
+    }
+    errors.update(
+        safety_checklist_errors(
+            checks=checks, post_fill_check=post_fill_check, post_fill_check_reason=post_fill_check_reason
+        )
+    )
     threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
     if volume_added_ml and volume_added_ml > 0:
         errors.update(
@@ -340,6 +371,11 @@ def refill_visit_record(
         battery_event_on=battery_event_on,
         post_fill_check=post_fill_check,
         post_fill_discrepancy_ml=post_fill_discrepancy_ml,
+        post_fill_check_reason=_skip_reason(post_fill_check, post_fill_check_reason),
+        drug_lot_expires_on=drug_lot_expires_on,
+        kit_lot=kit_lot.strip(),
+        **{name: value for name, (value, _reason) in checks.items()},
+        **{f"{name}_reason": _skip_reason(value, reason) for name, (value, reason) in checks.items()},
         after_empty_date=preview.after_empty_date,
         notes=notes,
     )
@@ -372,6 +408,36 @@ def refill_visit_record(
         # The date the pump logged it, not the visit's (docs/domain.md "Events that must escalate").
         implant_record_eri(implant=implant, eri_on=battery_event_on or refilled_on, by=performed_by, now=now)
     return visit
+
+
+def safety_checklist_errors(
+    *, checks: dict[str, tuple[str, str]], post_fill_check: str, post_fill_check_reason: str
+) -> dict[str, str]:
+    """The refill's safety checklist: every item done or not done, a skipped item with its reason.
+
+    `checks` maps each item of SAFETY_CHECK_ITEMS to (outcome, reason). A checklist is recorded
+    whole or not at all (visits recorded before it existed, and callers that predate it, record
+    none: shown as "not recorded"); once recorded, a post-fill check not done needs its reason too.
+    """
+    errors: dict[str, str] = {}
+    valid = {RefillVisit.SafetyCheck.DONE, RefillVisit.SafetyCheck.NOT_DONE}
+    recorded = any(value for value, _reason in checks.values())
+    for name, (value, reason) in checks.items():
+        label = SAFETY_CHECK_ITEMS[name]
+        if value and value not in valid:
+            errors[name] = f"{label}: answer done or not done."
+        elif recorded and not value:
+            errors[name] = f"{label}: record whether it was done."
+        elif value == RefillVisit.SafetyCheck.NOT_DONE and not reason.strip():
+            errors[f"{name}_reason"] = f"{label} was not done: give the reason."
+    if recorded and post_fill_check == RefillVisit.PostFillCheck.NOT_DONE and not post_fill_check_reason.strip():
+        errors["post_fill_check_reason"] = "The post-fill check was not done: give the reason."
+    return errors
+
+
+def _skip_reason(outcome: str, reason: str) -> str:
+    """A reason is kept only for an item not done (a done item needs none)."""
+    return reason.strip() if outcome in (RefillVisit.SafetyCheck.NOT_DONE, RefillVisit.PostFillCheck.NOT_DONE) else ""
 
 
 def _fill_in_force_concentration(*, implant: Implant, at: dt.datetime) -> Decimal | None:

@@ -23,6 +23,7 @@ urlpatterns = [
     path("appointments/<int:appointment_id>/attended/", views.appointment_attended, name="appointment_attended"),
     path("change-requests/<int:request_id>/decline/", views.change_request_decline, name="change_request_decline"),
     path("visits/<int:visit_id>/", views.refill_visit_done, name="refill_visit_done"),
+    path("visits/<int:visit_id>/record/", views.refill_visit_print, name="refill_visit_print"),
     path("implants/<int:implant_id>/dose/", views.dose_change, name="dose_change"),
     path("visits/<int:visit_id>/correct/", correction_views.refill_visit_correct, name="refill_visit_correct"),
     path("doses/<int:prescription_id>/correct/", correction_views.dose_correct, name="dose_correct"),

@@ -53,7 +53,15 @@ from .forms import (
     WorklistFilterForm,
     first_slot_after,
 )
-from .models import Alert, Appointment, AppointmentChangeRequest, ClinicSettings, RefillVisit, Reminder
+from .models import (
+    SAFETY_CHECK_ITEMS,
+    Alert,
+    Appointment,
+    AppointmentChangeRequest,
+    ClinicSettings,
+    RefillVisit,
+    Reminder,
+)
 from .no_shows import appointment_mark_no_show
 from .notices import patient_notice_channel
 from .reminders.reads import reminder_list
@@ -763,7 +771,7 @@ def _visit_get(request: HttpRequest, visit_id: int) -> RefillVisit:
     visible = patient_list_visible_to(user=request.user)
     return get_object_or_404(
         RefillVisit.objects.valid()
-        .select_related("implant__patient", "implant__pump_model", "drug", "performed_by")
+        .select_related("implant__patient", "implant__pump_model", "drug", "performed_by", "prescriber")
         .filter(implant__patient__in=visible),
         pk=visit_id,
     )
@@ -789,6 +797,32 @@ def refill_visit_done(request: HttpRequest, visit_id: int) -> HttpResponse:
         user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request, detail="refill visit"
     )
     return render(request, "refills/refill_visit_done.html", context)
+
+
+@staff_required("refills.view_refillvisit")
+@require_GET
+def refill_visit_print(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The refill record for the notes, in the shape of the clinician programmer's printout."""
+    visit = _visit_get(request, visit_id)
+    patient = visit.implant.patient
+    checklist = [
+        (label, getattr(visit, name), getattr(visit, f"get_{name}_display")(), getattr(visit, f"{name}_reason"))
+        for name, label in SAFETY_CHECK_ITEMS.items()
+    ]
+    context = {
+        "visit": visit,
+        "implant": visit.implant,
+        "patient": patient,
+        "before": selectors.refill_visit_prescription_before(visit=visit),
+        "checklist": checklist,
+        "checklist_recorded": any(outcome for _label, outcome, _shown, _reason in checklist),
+        "clinic": ClinicSettings.load(),
+        "printed_at": timezone.localtime(),
+    }
+    audit_record_access(
+        user=request.user, patient=patient, action=AccessLog.Action.VIEW, request=request, detail="refill record"
+    )
+    return render(request, "refills/refill_visit_print.html", context)
 
 
 @staff_required("patients.view_patient", "refills.view_refillvisit")

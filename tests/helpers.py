@@ -10,6 +10,18 @@ from tests import factories
 
 _serials = itertools.count(1)
 
+# A refill's safety checklist with every item done, and the lots (the drug lot's expiry, the kit):
+# what the refill form and the API ask of every visit.
+SAFETY_CHECKLIST_ALL_DONE = {
+    "check_pump_site": "done",
+    "check_needle_placement": "done",
+    "check_aspiration": "done",
+    "check_alarm_settings": "done",
+    "check_symptom_screen": "done",
+    "post_fill_check": "passed",
+}
+REFILL_LOTS = {"drug_lot_expires_on": "2027-06-30", "kit_lot": "KIT-55"}
+
 
 def implant_register_filled(
     *,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from drf_spectacular.generators import SchemaGenerator
 
+from tests.helpers import REFILL_LOTS, SAFETY_CHECKLIST_ALL_DONE
+
 NURSE, CLINICIAN, ADMIN, PATIENT = "nurse", "clinician", "clinic_admin", "patient"
 STAFF_READERS = frozenset({NURSE, CLINICIAN})
 CATALOGUE_READERS = frozenset({NURSE, CLINICIAN, ADMIN})
@@ -91,6 +93,8 @@ def _visit(w, s):
         "drug": w.drug.pk,
         "drug_lot": "LOT-9",
         "daily_dose_after_mcg": "400",
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
     }
 
 

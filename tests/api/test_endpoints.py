@@ -13,6 +13,7 @@ from pumps.models import DosePrescription, Implant
 from refills.models import Appointment, RefillVisit
 from tests import factories
 from tests.api.conftest import JsonClient
+from tests.helpers import REFILL_LOTS, SAFETY_CHECKLIST_ALL_DONE
 
 pytestmark = pytest.mark.django_db
 
@@ -254,6 +255,8 @@ def test_nurse_records_a_refill_visit(world, client_for):
         "drug": world.drug.pk,
         "drug_lot": " LOT-77 ",
         "daily_dose_after_mcg": "400",
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
     }
 
     response = client_for("nurse").call("POST", "/api/refill-visits/", body)
@@ -278,6 +281,8 @@ def test_refill_visit_overfill_names_volume_added(world, client_for):
         "drug": world.drug.pk,
         "drug_lot": "L",
         "daily_dose_after_mcg": "400",
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
     }
 
     response = client_for("nurse").call("POST", "/api/refill-visits/", body)
@@ -303,6 +308,8 @@ def test_refill_visit_flex_schedule_is_stored_as_exact_strings(world, client_for
         # confirms the +30 % (beyond the clinic's +20 % limit)
         "prescriber": world.clinician.pk,
         "titration_confirmed": True,
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
     }
 
     response = client_for("nurse").call("POST", "/api/refill-visits/", body)
@@ -324,6 +331,8 @@ def test_marking_a_refill_visit_in_error_restores_the_previous_forecast(world, c
         "drug": world.drug.pk,
         "drug_lot": "L",
         "daily_dose_after_mcg": "400",
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
     }
     visit_id = nurse.call("POST", "/api/refill-visits/", body).json()["id"]
 

@@ -303,6 +303,7 @@ ROUTES: dict[str, Route] = {
     "staff:refill_visit_record": staff(read=("nurse",), write=("nurse",)),
     "staff:refill_forecast": staff(read=None, write=("nurse",)),
     "staff:refill_visit_done": staff(),
+    "staff:refill_visit_print": staff(),
     # Clinicians record trials, implants, explants and dose prescriptions.
     "staff:dose_change": staff(read=("clinician",), write=("clinician",)),
     "staff:trial_start": staff(read=("clinician",), write=("clinician",)),
@@ -704,6 +705,7 @@ AUDITED_GETS: dict[str, tuple[str, ...]] = {
     "staff:wallet_card": STAFF_READERS,
     "staff:trial_detail": STAFF_READERS,
     "staff:refill_visit_done": STAFF_READERS,
+    "staff:refill_visit_print": STAFF_READERS,
     "api:patient-detail": ("nurse", "clinician", "owner"),
     "api:implant-detail": ("nurse", "clinician", "owner"),
     "api:refill-visit-detail": ("nurse", "clinician", "owner"),

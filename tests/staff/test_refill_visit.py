@@ -7,6 +7,7 @@ from django.urls import reverse
 from refills.models import Appointment, ClinicSettings, RefillVisit
 from refills.services import appointment_book
 from tests import factories
+from tests.helpers import REFILL_LOTS, SAFETY_CHECKLIST_ALL_DONE
 
 from .conftest import at
 
@@ -27,6 +28,8 @@ def form_data(**overrides) -> dict:
         "post_fill_check": "passed",
         "bridge_bolus_mcg": "",
         "notes": "",
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
     }
     data.update(overrides)
     return data

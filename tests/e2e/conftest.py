@@ -104,6 +104,21 @@ def login(page, live_server, user, password=factories.TEST_PASSWORD):
     page.wait_for_load_state()
 
 
+def fill_refill_checks(page, *, expires_on: dt.date | None = None, kit_lot: str = "KIT-E2E") -> None:
+    """On the refill form: the drug lot's expiry, the kit's lot, and every checklist item done."""
+    page.get_by_label("Drug lot expiry date").fill((expires_on or dt.date(2099, 12, 31)).isoformat())
+    page.get_by_label("Refill kit lot number").fill(kit_lot)
+    checklist = page.locator("#safety-checklist")
+    for legend in (
+        "Pump site checked",
+        "Needle placement confirmed",
+        "Aspiration before fill",
+        "Alarm settings confirmed",
+        "Symptom screen for withdrawal and overdose",
+    ):
+        checklist.locator("fieldset.check-item", has_text=legend).get_by_label("Done", exact=True).check()
+
+
 def day_label(day: dt.date) -> str:
     """Django's "j M Y" (how the pages print a date)."""
     return f"{day.day} {day:%b %Y}"

@@ -21,7 +21,7 @@ from refills.selectors import refill_slot_proposals
 from refills.services import appointment_book, implant_register_with_fill
 from tests import factories
 
-from .conftest import ARTIFACTS, day_label, login, pump_refilled_days_ago
+from .conftest import ARTIFACTS, day_label, fill_refill_checks, login, pump_refilled_days_ago
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -248,6 +248,7 @@ def test_refused_entries_show_the_field_and_save_nothing(ui, live_server, nurse,
     expect(ui.get_by_label("Daily dose (mcg/day)")).to_have_value("400")
     ui.get_by_label("Actual residual aspirated (mL)").fill("4")
     ui.get_by_label("Drug lot number").fill("LOT-NS-9")
+    fill_refill_checks(ui)
     now_value = ui.get_by_label("Refilled at").input_value()
     save = ui.get_by_role("button", name="Save the refill")
 

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from refills.models import Appointment, RefillVisit
 
-from .conftest import day_label, login, pump_refilled_days_ago
+from .conftest import day_label, fill_refill_checks, login, pump_refilled_days_ago
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -59,6 +59,7 @@ def test_nurse_books_in_the_safe_window_records_a_discrepancy_and_sees_the_new_a
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("Residual discrepancy: -3.50 mL against the forecast")
     ui.get_by_label("Drug lot number").fill("LOT-2025-77")
+    fill_refill_checks(ui)
     # the forecast follows the typing: 20 mL at 0.2 mL/day, alarm at 2 mL after 90 days…
     expect(ui.get_by_test_id("alarm-on")).to_contain_text("(90 days)")
     # …at 500 mcg/day (0.25 mL/day) after 72 days, and back

@@ -6,9 +6,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        # Also joins the two 0006 branches into one leaf.
-        ("refills", "0006_plain_text_place"),
-        ("refills", "0007_appointment_notices_and_change_request_outcomes"),
+        ("refills", "0008_plain_text_place"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [

@@ -18,6 +18,7 @@ urlpatterns = [
         views.change_request_withdraw,
         name="change_request_withdraw",
     ),
+    path("p/<int:patient_id>/passport/", views.passport, name="passport"),
     path("p/<int:patient_id>/reminders/", views.reminder_preferences, name="reminder_preferences"),
     path("p/<int:patient_id>/calendar/", views.calendar_settings, name="calendar_settings"),
     path("calendar/<str:token>.ics", views.calendar_feed, name="calendar_feed"),

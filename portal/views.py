@@ -21,7 +21,9 @@ from core.idempotency import idempotent_form
 from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
-from refills.models import AppointmentChangeRequest
+from pumps.selectors import implant_get_active
+from refills.models import Appointment, AppointmentChangeRequest
+from refills.passport import PASSPORT_EXPORT, passport_get, passport_reprint_due
 from refills.selectors import change_request_due_by
 from refills.services import appointment_change_request_create, appointment_change_request_withdraw
 
@@ -109,8 +111,36 @@ def patient_home(request: HttpRequest, patient_id: int) -> HttpResponse:
             else ""
         ),
         "home_visit_text": HOME_VISIT,
+        "passport_reprint_since": (
+            passport_reprint_due(patient=patient, implant=summary.implant, now=timezone.now())
+            if summary.implant
+            else None
+        ),
     }
     return render(request, "portal/home.html", context)
+
+
+@never_cache
+@require_GET
+@portal_view
+def passport(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The emergency pump passport on the phone, to show or print; its QR code holds the same text."""
+    patient = _patient_or_404(request, patient_id)
+    implant = implant_get_active(patient=patient)
+    if implant is None:
+        raise Http404("No pump recorded.")
+    now = timezone.now()
+    booked = Appointment.objects.booked_refills().filter(implant=implant).order_by("starts_at").first()
+    context = {
+        **_common(request, patient),
+        "passport": passport_get(patient=patient, implant=implant, now=now, booked_refill=booked),
+        "printed_on": timezone.localdate(),
+    }
+    # The page is the printable passport: opening it ends the reprint prompt (passport_reprint_due).
+    audit_record_access(
+        user=request.user, patient=patient, action=AccessLog.Action.EXPORT, request=request, detail=PASSPORT_EXPORT
+    )
+    return render(request, "portal/passport.html", context)
 
 
 @never_cache

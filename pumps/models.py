@@ -38,6 +38,11 @@ class PumpModel(models.Model):
         max_digits=4, decimal_places=1, default=1, help_text="Post-fill discrepancy that may mean a pocket fill [S28]."
     )
     mri_note = models.TextField(blank=True)
+    # The manufacturer's patient/clinician helpline for this model, shown on the emergency pump
+    # passport. Left blank until the clinic confirms it from the pump's own patient card.
+    helpline_phone = models.CharField(
+        max_length=40, blank=True, help_text="Manufacturer's helpline (from the pump's patient card)."
+    )
     # Constant-flow pumps: the restrictor's flow, labelled per pump; this is the default an
     # implant starts from (docs/domain.md "What feeds the forecast") [S25].
     default_flow_ml_per_day = models.DecimalField(

@@ -92,7 +92,7 @@ class ClinicSettingsAdmin(SimpleHistoryAdmin):
         "closed_weekdays",
     )
     fieldsets = (
-        ("Clinic", {"fields": ("name", "phone", "address", "nursing_email", "default_place")}),
+        ("Clinic", {"fields": ("name", "phone", "emergency_phone", "address", "nursing_email", "default_place")}),
         (
             "Scheduling",
             {

@@ -93,6 +93,11 @@ class ClinicSettings(models.Model):
     )
     # Escalation: urgent alerts also go by SMS to the on-call phone, and again (to both lists)
     # when nobody acknowledges them in time (docs/domain.md "Events that must escalate").
+    # On the emergency pump passport: the number a patient or an emergency department rings at
+    # any hour. Not the on-call phone below (that one receives the urgent alerts' texts).
+    emergency_phone = models.CharField(
+        "24-hour number", max_length=32, blank=True, help_text="On the pump passport: the clinic's 24-hour number."
+    )
     on_call_phone = models.CharField(
         max_length=32, blank=True, help_text="Urgent alerts are texted here (international format)."
     )

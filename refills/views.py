@@ -64,6 +64,7 @@ from .models import (
 )
 from .no_shows import appointment_mark_no_show
 from .notices import patient_notice_channel
+from .passport import PASSPORT_EXPORT, passport_get, passport_reprint_due
 from .reminders.reads import reminder_list
 from .timeline import patient_get_timeline
 from .urgency import RefillUrgency, refill_urgency_classify
@@ -400,6 +401,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "urgency": _refill_urgency(implant=implant, today=today),
                 "reservoir_svg": mark_safe(_reservoir_chart_or_note(implant=implant, today=today)),  # noqa: S308
                 "battery": _battery(implant=implant, today=today),
+                "passport_reprint_since": passport_reprint_due(patient=patient, implant=implant, now=now),
             }
         )
     _audit_view(request, patient)
@@ -828,21 +830,19 @@ def refill_visit_print(request: HttpRequest, visit_id: int) -> HttpResponse:
 @staff_required("patients.view_patient", "refills.view_refillvisit")
 @require_GET
 def wallet_card(request: HttpRequest, patient_id: int) -> HttpResponse:
+    """The emergency pump passport (the wallet card), to print; its QR code holds the same text."""
     patient = staff_patient_get(request, patient_id)
     implant = _active_implant_or_404(patient)
     now = timezone.now()
     context = {
         "patient": patient,
         "implant": implant,
-        "dose": dose_get_in_force(implant=implant, at=now),
-        "planned_dose": dose_get_planned(implant=implant, now=now),
-        "last_visit": selectors.refill_visit_get_latest(implant=implant),
-        "booked_refill": _booked_refill(implant),
-        "clinic": ClinicSettings.load(),
+        "passport": passport_get(patient=patient, implant=implant, now=now, booked_refill=_booked_refill(implant)),
         "printed_on": timezone.localdate(),
     }
+    # Opening the printable passport is its print: it ends the reprint prompt (passport_reprint_due).
     audit_record_access(
-        user=request.user, patient=patient, action=AccessLog.Action.EXPORT, request=request, detail="wallet card"
+        user=request.user, patient=patient, action=AccessLog.Action.EXPORT, request=request, detail=PASSPORT_EXPORT
     )
     return render(request, "refills/wallet_card.html", context)
 

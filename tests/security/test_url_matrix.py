@@ -259,6 +259,7 @@ ROUTES: dict[str, Route] = {
     "portal:change_request": portal(of(patient_id="patient", appointment_id="appointment"), methods=("GET", "POST")),
     "portal:change_request_withdraw": portal(of(patient_id="patient", request_id="change_request"), methods=("POST",)),
     "portal:reminder_preferences": portal(of(patient_id="patient"), methods=("GET", "POST")),
+    "portal:passport": portal(of(patient_id="patient")),
     "portal:calendar_settings": portal(of(patient_id="patient"), methods=("GET", "POST")),
     # The token is the key (a phone's calendar has no session): B's token works for anyone.
     "portal:calendar_feed": public("GET", kwargs=lambda w: {"token": w.b.feed_token}),
@@ -699,6 +700,7 @@ AUDITED_GETS: dict[str, tuple[str, ...]] = {
     "portal:appointment_ics": ("owner",),
     "portal:change_request": ("owner",),
     "portal:reminder_preferences": ("owner",),
+    "portal:passport": ("owner",),
     "portal:calendar_feed": ("anonymous",),  # read with B's token: logged as B's feed owner
     "portal:invite": ("nurse",),
     "staff:patient_detail": STAFF_READERS,

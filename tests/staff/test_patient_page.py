@@ -59,7 +59,7 @@ def test_each_view_of_a_record_is_in_the_access_log(nurse_client, nurse, refille
 def test_printing_the_wallet_card_is_logged_as_an_export(nurse_client, nurse, refilled):
     nurse_client.get(reverse("staff:wallet_card", args=[refilled.patient_id]))
     entry = AccessLog.objects.get(patient=refilled.patient)
-    assert (entry.user, entry.action, entry.detail) == (nurse, "export", "wallet card")
+    assert (entry.user, entry.action, entry.detail) == (nurse, "export", "pump passport")
 
 
 def test_a_flagged_discrepancy_is_visible_on_the_page_and_in_the_timeline(nurse_client, nurse, refilled, frozen):

@@ -170,8 +170,8 @@ def test_the_wallet_card_has_everything_a_patient_needs(nurse_client, nurse, ref
     assert "Medtronic SynchroMed II 20 mL, serial " + refilled.serial_number in html
     assert "Baclofen intrathecal (Lioresal), 2000 mcg/mL" in html
     assert "400 mcg/day" in html
-    assert "<strong>6 Apr 2025</strong>" in html  # alarm date
-    assert "Mon 31 Mar 2025, 14:00" in html  # next refill
+    assert "<dt>Pump alarm date</dt><dd>6 Apr 2025</dd>" in html
+    assert "<dt>Next refill</dt><dd>booked Mon 31 Mar 2025, 14:00; due by 1 Apr 2025</dd>" in html
     assert "+44 20 7946 0999" in html
     assert "data-print" in html
 

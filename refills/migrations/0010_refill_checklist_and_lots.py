@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("refills", "0008_plain_text_place"),
+        ("refills", "0009_home_visits_and_public_holidays"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

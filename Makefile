@@ -57,8 +57,8 @@ lint: $(DEV_STAMP) ## ruff check + format check, import contract, mypy, template
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
-	$(VENV)/bin/djlint --lint itbclinic patients pumps refills portal audit demo
-	$(VENV)/bin/bandit -q -r core itbclinic patients pumps refills audit portal demo -x '*/migrations/*' --severity-level high
+	$(VENV)/bin/djlint --lint itbclinic patients pumps refills portal audit interop demo
+	$(VENV)/bin/bandit -q -r core itbclinic patients pumps refills audit portal interop demo -x '*/migrations/*' --severity-level high
 	$(PY) .ci/pip_audit.py
 
 format: $(DEV_STAMP) ## Format the code with ruff

@@ -31,12 +31,16 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 
 # The local demo runs with DEBUG on (plain HTTP, static files from runserver); seed_demo needs it.
 run seed: export DJANGO_DEBUG ?= true
+# Links in emails, portal invitations and calendar feeds point at the port the demo listens on
+# (settings.SITE_URL), unless SITE_URL is given.
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 
 run: $(STAMP) ## Run the whole app (web, worker, beat) on SQLite + filesystem broker, with demo data
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo ""
 	@echo "  ITB Clinic: http://127.0.0.1:$(PORT)/   (Ctrl-C stops the web server, the worker and beat)"
+	@echo "  Links in emails, invitations and calendar feeds: $(SITE_URL)"
 	@echo ""
 	$(VENV)/bin/honcho start --port $(PORT)
 

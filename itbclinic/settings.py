@@ -222,7 +222,11 @@ CONTENT_SECURITY_POLICY = {
 # ---------------------------------------------------------------------------
 # Time: the clinic's zone everywhere (STYLE.md "Time")
 # ---------------------------------------------------------------------------
-LANGUAGE_CODE = "en-gb"
+# The clinic's language and region: <html lang>, the browser's date inputs (day/month/year in
+# en-gb), and the national format phone numbers are read and shown in.
+LANGUAGE_CODE = env.str("CLINIC_LANGUAGE_CODE", default="en-gb")
+CLINIC_REGION = env.str("CLINIC_REGION", default="GB")
+PHONENUMBER_DEFAULT_REGION = CLINIC_REGION
 TIME_ZONE = env.str("CLINIC_TIME_ZONE", default="Europe/London")
 USE_I18N = True
 USE_TZ = True

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 
-from core.formatting import format_dose
+from core.formatting import format_day, format_dose
 from core.forms import DateInput, DateTimeLocalInput
 
 from .models import AshworthScore, Patient, ScreeningTrial, TrialStep
@@ -63,7 +63,8 @@ class TrialStepForm(forms.Form):
     infusion_rate_mcg_per_day = forms.DecimalField(
         label="Infusion rate (mcg/day, catheter only)", max_digits=8, decimal_places=2, required=False
     )
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    # Its own id: the trial page shows this form beside the assessment form (one id per page).
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "id": "id_step_notes"}), required=False)
 
 
 HOURS_CHOICES = [(h, f"{h} h" if h != "0" else "Baseline (0 h)") for h in ("0", "1", "2", "4", "6", "8")]
@@ -83,13 +84,13 @@ class TrialAssessmentForm(forms.Form):
         label="Penn spasm frequency (0–4)", choices=PENN_CHOICES, coerce=int, required=False, empty_value=None
     )
     adverse_effects = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "id": "id_assessment_notes"}), required=False)
 
     def __init__(self, *args, trial: ScreeningTrial, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["step"].queryset = trial.steps.filter(entered_in_error=False)
         self.fields["step"].label_from_instance = (
-            lambda s: f"{format_dose(s.dose_mcg, per=None)} at {timezone.localtime(s.given_at):%d %b %H:%M}"
+            lambda s: f"{format_dose(s.dose_mcg, per=None)} at {format_day(timezone.localtime(s.given_at), 'j M H:i')}"
         )
         for value, label in AshworthScore.MuscleGroup.choices:
             self.fields[f"mas_{value}"] = forms.ChoiceField(label=label, choices=MAS_CHOICES, required=False)

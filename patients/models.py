@@ -87,7 +87,9 @@ class Patient(ClinicalRecord):
     risk_communication_difficulty = models.BooleanField("communication difficulty", default=False)
     risk_previous_withdrawal = models.BooleanField("previous withdrawal", default=False)
     email = models.EmailField(blank=True)
-    phone = PhoneNumberField(blank=True, help_text="International format, e.g. +447700900123")
+    phone = PhoneNumberField(
+        blank=True, help_text="As dialled in the clinic's country (e.g. 0121 234 5678), or + and the country code."
+    )
     # A postal address in free lines, so it fits any country's format; a home visit goes here.
     address_line1 = models.CharField(
         "address line 1", max_length=200, blank=True, validators=[validate_no_control_characters]
@@ -185,10 +187,12 @@ class ScreeningTrial(ClinicalRecord):
             models.CheckConstraint(
                 condition=Q(effective_bolus_mcg__isnull=True) | Q(effective_bolus_mcg__gt=0),
                 name="screeningtrial_effective_bolus_positive",
+                violation_error_message="The effective bolus must be more than 0 mcg.",
             ),
             models.CheckConstraint(
                 condition=Q(effect_hours__isnull=True) | Q(effect_hours__gt=0),
                 name="screeningtrial_effect_hours_positive",
+                violation_error_message="The hours of effect must be more than 0.",
             ),
         ]
 
@@ -217,11 +221,20 @@ class TrialStep(ClinicalRecord):
     class Meta:
         ordering = ["given_at", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(dose_mcg__gt=0), name="trialstep_dose_positive"),
-            models.CheckConstraint(condition=Q(volume_ml__gt=0), name="trialstep_volume_positive"),
+            models.CheckConstraint(
+                condition=Q(dose_mcg__gt=0),
+                name="trialstep_dose_positive",
+                violation_error_message="The dose must be more than 0 mcg.",
+            ),
+            models.CheckConstraint(
+                condition=Q(volume_ml__gt=0),
+                name="trialstep_volume_positive",
+                violation_error_message="The volume must be more than 0 mL.",
+            ),
             models.CheckConstraint(
                 condition=Q(infusion_rate_mcg_per_day__isnull=True) | Q(infusion_rate_mcg_per_day__gt=0),
                 name="trialstep_rate_positive",
+                violation_error_message="The infusion rate must be more than 0 mcg/day.",
             ),
         ]
 
@@ -249,8 +262,16 @@ class TrialAssessment(ClinicalRecord):
     class Meta:
         ordering = ["assessed_at", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(penn_score__lte=4), name="trialassessment_penn_range"),
-            models.CheckConstraint(condition=Q(hours_after__gte=0), name="trialassessment_hours_not_negative"),
+            models.CheckConstraint(
+                condition=Q(penn_score__lte=4),
+                name="trialassessment_penn_range",
+                violation_error_message="The Penn spasm score goes from 0 to 4.",
+            ),
+            models.CheckConstraint(
+                condition=Q(hours_after__gte=0),
+                name="trialassessment_hours_not_negative",
+                violation_error_message="The hours after the dose cannot be negative.",
+            ),
         ]
 
     @property
@@ -294,9 +315,15 @@ class AshworthScore(models.Model):
     class Meta:
         ordering = ["muscle_group"]
         constraints = [
-            models.UniqueConstraint(fields=["assessment", "muscle_group"], name="ashworthscore_one_per_muscle"),
+            models.UniqueConstraint(
+                fields=["assessment", "muscle_group"],
+                name="ashworthscore_one_per_muscle",
+                violation_error_message="This muscle group already has a score in this assessment.",
+            ),
             models.CheckConstraint(
-                condition=Q(score__in=["0", "1", "1+", "2", "3", "4"]), name="ashworthscore_score_valid"
+                condition=Q(score__in=["0", "1", "1+", "2", "3", "4"]),
+                name="ashworthscore_score_valid",
+                violation_error_message="The Ashworth score is one of 0, 1, 1+, 2, 3 or 4.",
             ),
         ]
 

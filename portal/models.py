@@ -51,12 +51,15 @@ class PortalInvitation(models.Model):
         ordering = ["-invited_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(expires_at__gt=models.F("invited_at")), name="portalinvitation_expires_after_invite"
+                condition=Q(expires_at__gt=models.F("invited_at")),
+                name="portalinvitation_expires_after_invite",
+                violation_error_message="An invitation must expire after it is sent.",
             ),
             models.UniqueConstraint(
                 fields=["patient", "carer"],
                 condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
                 name="portalinvitation_one_open_per_patient_and_role",
+                violation_error_message="An invitation is already open for this person: revoke it to send a new one.",
             ),
         ]
 
@@ -84,9 +87,16 @@ class CarerLink(models.Model):
         ordering = ["patient", "carer"]
         constraints = [
             models.UniqueConstraint(
-                fields=["carer", "patient"], condition=Q(revoked_at__isnull=True), name="carerlink_one_active"
+                fields=["carer", "patient"],
+                condition=Q(revoked_at__isnull=True),
+                name="carerlink_one_active",
+                violation_error_message="This carer is already linked to this patient.",
             ),
-            models.CheckConstraint(condition=~Q(consent_note=""), name="carerlink_consent_recorded"),
+            models.CheckConstraint(
+                condition=~Q(consent_note=""),
+                name="carerlink_consent_recorded",
+                violation_error_message="Record the patient's consent for this carer.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -111,7 +121,10 @@ class CalendarFeed(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "patient"], condition=Q(revoked_at__isnull=True), name="calendarfeed_one_active"
+                fields=["user", "patient"],
+                condition=Q(revoked_at__isnull=True),
+                name="calendarfeed_one_active",
+                violation_error_message="This calendar link already exists: revoke it to make a new one.",
             ),
         ]
 

@@ -5,6 +5,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.template.defaultfilters import pluralize
 from simple_history.models import HistoricalRecords
 
 from core.formatting import format_drug, format_pump
@@ -31,11 +32,12 @@ class PumpModel(models.Model):
     battery_hard_stop_years = models.PositiveSmallIntegerField(null=True, blank=True)
     replacement_plan_months_before = models.PositiveSmallIntegerField(default=6)
     eri_grace_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Tolerances: aspiration discrepancy [S27], post-fill (pocket fill) discrepancy [S28].
     residual_tolerance_ml = models.DecimalField(
-        max_digits=4, decimal_places=1, default=2, help_text="Aspiration discrepancy above this is flagged [S27]."
+        max_digits=4, decimal_places=1, default=2, help_text="Aspiration discrepancy above this is flagged."
     )
     pocket_fill_tolerance_ml = models.DecimalField(
-        max_digits=4, decimal_places=1, default=1, help_text="Post-fill discrepancy that may mean a pocket fill [S28]."
+        max_digits=4, decimal_places=1, default=1, help_text="Post-fill discrepancy that may mean a pocket fill."
     )
     mri_note = models.TextField(blank=True)
     # The manufacturer's patient/clinician helpline for this model, shown on the emergency pump
@@ -54,8 +56,8 @@ class PumpModel(models.Model):
     max_flow_ml_per_day = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("24.000"))
     alarm_min_ml = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("0.0"))
     alarm_max_ml = models.DecimalField(max_digits=4, decimal_places=1, default=Decimal("10.0"))
-    patient_boluses = models.BooleanField(
-        default=False, help_text="Patient-activated boluses possible (Prometra PTC) [S21]."
+    patient_boluses = models.BooleanField(  # [S21]
+        default=False, help_text="Patient-activated boluses possible (Prometra PTC)."
     )
     is_active = models.BooleanField(default=True)
 
@@ -64,29 +66,42 @@ class PumpModel(models.Model):
     class Meta:
         ordering = ["manufacturer", "name", "reservoir_ml"]
         constraints = [
-            models.UniqueConstraint(fields=["manufacturer", "name", "reservoir_ml"], name="pumpmodel_unique"),
-            models.CheckConstraint(condition=Q(reservoir_ml__gt=0), name="pumpmodel_reservoir_positive"),
+            models.UniqueConstraint(
+                fields=["manufacturer", "name", "reservoir_ml"],
+                name="pumpmodel_unique",
+                violation_error_message="This pump model is already in the catalogue.",
+            ),
+            models.CheckConstraint(
+                condition=Q(reservoir_ml__gt=0),
+                name="pumpmodel_reservoir_positive",
+                violation_error_message="The reservoir must be more than 0 mL.",
+            ),
             models.CheckConstraint(
                 condition=Q(alarm_threshold_ml__gte=0) & Q(alarm_threshold_ml__lt=F("reservoir_ml")),
                 name="pumpmodel_alarm_below_reservoir",
+                violation_error_message="The alarm volume must be 0 mL or more and less than the reservoir.",
             ),
             models.CheckConstraint(
                 condition=Q(battery_hard_stop_years__isnull=True)
                 | Q(battery_earliest_end_years__isnull=True)
                 | Q(battery_earliest_end_years__lte=F("battery_hard_stop_years")),
                 name="pumpmodel_battery_window_ordered",
+                violation_error_message="The earliest battery end cannot be after the latest (hard stop).",
             ),
             models.CheckConstraint(
                 condition=Q(min_flow_ml_per_day__gt=0) & Q(min_flow_ml_per_day__lt=F("max_flow_ml_per_day")),
                 name="pumpmodel_flow_range_ordered",
+                violation_error_message="The lowest daily volume must be more than 0 and less than the highest.",
             ),
             models.CheckConstraint(
                 condition=Q(alarm_min_ml__gte=0) & Q(alarm_min_ml__lte=F("alarm_max_ml")),
                 name="pumpmodel_alarm_range_ordered",
+                violation_error_message="The lowest alarm volume must be 0 mL or more and no more than the highest.",
             ),
             models.CheckConstraint(
                 condition=Q(default_flow_ml_per_day__isnull=True) | Q(default_flow_ml_per_day__gt=0),
                 name="pumpmodel_default_flow_positive",
+                violation_error_message="The default flow must be more than 0 mL/day.",
             ),
         ]
 
@@ -128,11 +143,20 @@ class Drug(models.Model):
     class Meta:
         ordering = ["name", "concentration_mcg_per_ml"]
         constraints = [
-            models.UniqueConstraint(fields=["name", "concentration_mcg_per_ml"], name="drug_unique"),
-            models.CheckConstraint(condition=Q(concentration_mcg_per_ml__gt=0), name="drug_concentration_positive"),
+            models.UniqueConstraint(
+                fields=["name", "concentration_mcg_per_ml"],
+                name="drug_unique",
+                violation_error_message="This drug at this concentration is already in the catalogue.",
+            ),
+            models.CheckConstraint(
+                condition=Q(concentration_mcg_per_ml__gt=0),
+                name="drug_concentration_positive",
+                violation_error_message="The concentration must be more than 0 mcg/mL.",
+            ),
             models.CheckConstraint(
                 condition=Q(min_daily_dose_mcg__gt=0) & Q(min_daily_dose_mcg__lt=F("max_daily_dose_mcg")),
                 name="drug_dose_bounds_ordered",
+                violation_error_message="The lowest daily dose must be more than 0 and less than the highest.",
             ),
         ]
 
@@ -151,12 +175,20 @@ class DrugPumpInterval(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["drug", "pump_model"], name="drugpumpinterval_unique"),
-            models.CheckConstraint(condition=Q(max_interval_days__gt=0), name="drugpumpinterval_positive"),
+            models.UniqueConstraint(
+                fields=["drug", "pump_model"],
+                name="drugpumpinterval_unique",
+                violation_error_message="This drug already has a refill interval for this pump model.",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_interval_days__gt=0),
+                name="drugpumpinterval_positive",
+                violation_error_message="The refill interval must be at least 1 day.",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.drug} in {self.pump_model}: {self.max_interval_days} days"
+        return f"{self.drug} in {self.pump_model}: {self.max_interval_days} day{pluralize(self.max_interval_days)}"
 
 
 class Implant(ClinicalRecord):
@@ -200,25 +232,33 @@ class Implant(ClinicalRecord):
                 fields=["manufacturer", "serial_number"],
                 condition=Q(entered_in_error=False),
                 name="implant_serial_unique_per_manufacturer",
+                violation_error_message="A pump with this serial number from this manufacturer is already recorded.",
             ),
             models.UniqueConstraint(
                 fields=["patient"],
                 condition=Q(explanted_on__isnull=True, entered_in_error=False),
                 name="implant_one_active_per_patient",
+                violation_error_message="This patient already has a pump in place: record its explant first.",
             ),
             models.CheckConstraint(
                 condition=Q(explanted_on__isnull=True) | Q(explanted_on__gte=F("implanted_on")),
                 name="implant_explant_after_implant",
+                violation_error_message="The explant date cannot be before the implant date.",
             ),
             models.CheckConstraint(
                 condition=Q(eri_reported_on__isnull=True) | Q(eri_reported_on__gte=F("implanted_on")),
                 name="implant_eri_after_implant",
+                violation_error_message="The ERI date cannot be before the implant date.",
             ),
             models.CheckConstraint(
-                condition=Q(fill_volume_ml__isnull=True) | Q(fill_volume_ml__gt=0), name="implant_fill_positive"
+                condition=Q(fill_volume_ml__isnull=True) | Q(fill_volume_ml__gt=0),
+                name="implant_fill_positive",
+                violation_error_message="The fill volume must be more than 0 mL.",
             ),
             models.CheckConstraint(
-                condition=Q(flow_ml_per_day__isnull=True) | Q(flow_ml_per_day__gt=0), name="implant_flow_positive"
+                condition=Q(flow_ml_per_day__isnull=True) | Q(flow_ml_per_day__gt=0),
+                name="implant_flow_positive",
+                violation_error_message="The flow must be more than 0 mL/day.",
             ),
         ]
 
@@ -264,13 +304,20 @@ class DosePrescription(ClinicalRecord):
         ordering = ["-effective_at", "-id"]
         get_latest_by = "effective_at"
         constraints = [
-            models.CheckConstraint(condition=Q(daily_dose_mcg__gt=0), name="doseprescription_dose_positive"),
             models.CheckConstraint(
-                condition=Q(concentration_mcg_per_ml__gt=0), name="doseprescription_concentration_positive"
+                condition=Q(daily_dose_mcg__gt=0),
+                name="doseprescription_dose_positive",
+                violation_error_message="The daily dose must be more than 0 mcg.",
+            ),
+            models.CheckConstraint(
+                condition=Q(concentration_mcg_per_ml__gt=0),
+                name="doseprescription_concentration_positive",
+                violation_error_message="The concentration must be more than 0 mcg/mL.",
             ),
             models.CheckConstraint(
                 condition=Q(patient_bolus_mcg__isnull=True) | Q(patient_bolus_mcg__gt=0),
                 name="doseprescription_patient_bolus_positive",
+                violation_error_message="The patient bolus must be more than 0 mcg.",
             ),
         ]
 

@@ -21,6 +21,8 @@ from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from itertools import pairwise
 
+from core.formatting import format_count
+
 Errors = dict[str, str]
 
 EARLIEST_DAY = date(1900, 1, 1)
@@ -81,7 +83,9 @@ def event_time_errors(
         _require_aware(at, "at")
         local_at = at.astimezone(now.tzinfo)
         if _utc(at) > latest:
-            allowance = f", allowing {skew_minutes} minutes for clock differences" if skew_minutes else ""
+            allowance = (
+                f", allowing {format_count(skew_minutes, 'minute')} for clock differences" if skew_minutes else ""
+            )
             return {
                 field: f"{what} is dated {_time_text(local_at)}, in the future "
                 f"(it is now {_time_text(now)}{allowance})."
@@ -119,7 +123,7 @@ def planned_time_errors(
         local_at = at.astimezone(now.tzinfo)
         if _utc(at) > _utc(now) + timedelta(days=max_ahead_days):
             return {
-                field: f"{what} is dated {_time_text(local_at)}, more than {max_ahead_days} days ahead "
+                field: f"{what} is dated {_time_text(local_at)}, more than {format_count(max_ahead_days, 'day')} ahead "
                 f"(it is now {_time_text(now)})."
             }
         day = local_at.date()
@@ -128,7 +132,7 @@ def planned_time_errors(
         limit = now.date() + timedelta(days=max_ahead_days)
         if day > limit:
             return {
-                field: f"{what} is dated {day.isoformat()}, more than {max_ahead_days} days ahead "
+                field: f"{what} is dated {day.isoformat()}, more than {format_count(max_ahead_days, 'day')} ahead "
                 f"(the latest is {limit.isoformat()})."
             }
     return _past_limits_errors(

@@ -58,23 +58,102 @@ admin.site.register(DosePrescription, type("DosePrescriptionAdmin", (CareRecordA
 PATIENT_SEARCH = ("patient__mrn", "patient__given_name", "patient__family_name")
 
 
+WEEKDAYS = [
+    (0, "Monday"),
+    (1, "Tuesday"),
+    (2, "Wednesday"),
+    (3, "Thursday"),
+    (4, "Friday"),
+    (5, "Saturday"),
+    (6, "Sunday"),
+]
+DOSE_ORIGINS = {"spinal": "Spinal", "cerebral": "Cerebral", "other": "Other", "child": "Child"}
+
+
+class WholeNumbersField(forms.Field):
+    """Whole numbers typed as "14, 2" (stored as the list [14, 2], largest first, each once)."""
+
+    def __init__(self, *, low: int, high: int, **kwargs):
+        self.low, self.high = low, high
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value) -> list[int]:
+        text = str(value or "").strip()
+        parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+        if not all(p.isdigit() for p in parts):
+            raise forms.ValidationError("Give whole numbers of days separated by commas, e.g. 14, 2.")
+        numbers = sorted({int(p) for p in parts}, reverse=True)
+        if any(n < self.low or n > self.high for n in numbers):
+            raise forms.ValidationError(f"Each number must be between {self.low} and {self.high}.")
+        return numbers
+
+
+class DoseRangesField(forms.Field):
+    """The usual daily doses, one line per origin: "Spinal: 300 to 800" (stored by origin as [low, high])."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "cols": 30})
+
+    def prepare_value(self, value):
+        if isinstance(value, dict):
+            return "\n".join(
+                f"{label}: {value[key][0]} to {value[key][1]}" for key, label in DOSE_ORIGINS.items() if key in value
+            )
+        return value
+
+    def to_python(self, value) -> dict[str, list[int]]:
+        ranges: dict[str, list[int]] = {}
+        by_label = {label.lower(): key for key, label in DOSE_ORIGINS.items()}
+        for line in str(value or "").splitlines():
+            if not line.strip():
+                continue
+            origin, _, numbers = line.partition(":")
+            low, sep, high = numbers.replace("–", " to ").replace("-", " to ").partition(" to ")
+            key = by_label.get(origin.strip().lower())
+            if key is None or not sep or not low.strip().isdigit() or not high.strip().isdigit():
+                raise forms.ValidationError(
+                    f"Write each line as “Spinal: 300 to 800” ({', '.join(DOSE_ORIGINS.values())}); "
+                    f"this one reads “{line.strip()}”."
+                )
+            if int(low) >= int(high):
+                raise forms.ValidationError(f"{DOSE_ORIGINS[key]}: the lower dose must be below the higher.")
+            ranges[key] = [int(low), int(high)]
+        missing = [label for key, label in DOSE_ORIGINS.items() if key not in ranges]
+        if missing:
+            raise forms.ValidationError(f"Give a range for each origin: {', '.join(missing)} missing.")
+        return ranges
+
+
 class ClinicSettingsForm(forms.ModelForm):
+    """The list settings as a clinic admin reads them: weekdays ticked, "14, 2", "Spinal: 300 to 800"."""
+
     # No Meta: the admin builds the form from ClinicSettingsAdmin's fieldsets.
-
-    def _int_list(self, name: str, *, low: int, high: int) -> list[int]:
-        value = self.cleaned_data.get(name)
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise forms.ValidationError("Give a list of whole numbers, e.g. [14, 2].")
-        if any(v < low or v > high for v in value):
-            raise forms.ValidationError(f"Each number must be between {low} and {high}.")
-        return sorted(set(value), reverse=name == "reminder_offsets_days")
-
-    def clean_reminder_offsets_days(self) -> list[int]:
-        return self._int_list("reminder_offsets_days", low=0, high=365)
+    reminder_offsets_days = WholeNumbersField(
+        low=0,
+        high=365,
+        label="Reminder days",
+        help_text="Days before an appointment that patients are reminded, separated by commas, e.g. 14, 2.",
+    )
+    # Monday is 0, Sunday 6 (Python's weekday()).
+    closed_weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Closed weekdays",
+        help_text="Days of the week the clinic never books refills.",
+    )
+    usual_dose_ranges = DoseRangesField(
+        label="Usual daily doses (mcg/day)",
+        help_text="One line per origin of the spasticity, and for children; a dose outside asks to confirm.",
+    )
 
     def clean_closed_weekdays(self) -> list[int]:
-        # Monday is 0, Sunday 6 (Python's weekday()).
-        return self._int_list("closed_weekdays", low=0, high=6)
+        return sorted(set(self.cleaned_data["closed_weekdays"]))
 
 
 @admin.register(ClinicSettings)
@@ -88,8 +167,8 @@ class ClinicSettingsAdmin(SimpleHistoryAdmin):
         "safety_margin_days",
         "refill_window_days",
         "refills_per_day",
-        "reminder_offsets_days",
-        "closed_weekdays",
+        "reminder_days",
+        "closed_days",
     )
     fieldsets = (
         ("Clinic", {"fields": ("name", "phone", "emergency_phone", "address", "nursing_email", "default_place")}),
@@ -121,6 +200,15 @@ class ClinicSettingsAdmin(SimpleHistoryAdmin):
             },
         ),
     )
+
+    @admin.display(description="reminder days")
+    def reminder_days(self, obj: ClinicSettings) -> str:
+        return ", ".join(str(d) for d in obj.reminder_offsets_days)
+
+    @admin.display(description="closed weekdays")
+    def closed_days(self, obj: ClinicSettings) -> str:
+        names = dict(WEEKDAYS)
+        return ", ".join(names[d] for d in sorted(obj.closed_weekdays) if d in names) or "none"
 
     def get_fieldsets(self, request, obj=None):
         # A setting added later still shows up, under "Other", until it is given its place.

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from core.formatting import plain_decimal
+from core.formatting import format_day, plain_decimal
 from core.forms import add_service_errors
 from core.idempotency import idempotent_form
 from core.web import form_data
@@ -52,8 +52,8 @@ def _registered_message(request: HttpRequest, implant: Implant, verb: str) -> No
     if implant.forecast_due_by:
         messages.success(
             request,
-            f"Pump {implant.serial_number} {verb}. Refill due by {implant.forecast_due_by:%d %b %Y} "
-            f"(alarm {implant.forecast_alarm_on:%d %b %Y}).",
+            f"Pump {implant.serial_number} {verb}. Refill due by {format_day(implant.forecast_due_by, 'j M Y')} "
+            f"(alarm {format_day(implant.forecast_alarm_on, 'j M Y')}).",
         )
     else:
         label = PROBLEM_LABELS.get(implant.forecast_problem, "No forecast")

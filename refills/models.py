@@ -37,8 +37,8 @@ class ClinicSettings(models.Model):
     phone = models.CharField(max_length=32, default="+44 20 7946 0000")
     address = models.TextField(default="Neurology outpatients, level 2")
     nursing_email = models.EmailField(default="itb-nurses@clinic.invalid")
-    safety_margin_days = models.PositiveSmallIntegerField(
-        default=5, validators=[MaxValueValidator(30)], help_text="Refill due this many days before the alarm [S8]."
+    safety_margin_days = models.PositiveSmallIntegerField(  # [S8]
+        default=5, validators=[MaxValueValidator(30)], help_text="Refill due this many days before the alarm."
     )
     reminder_offsets_days = models.JSONField(
         default=default_reminder_offsets, help_text="Days before an appointment that patients are reminded."
@@ -117,7 +117,13 @@ class ClinicSettings(models.Model):
 
     class Meta:
         verbose_name_plural = "clinic settings"
-        constraints = [models.CheckConstraint(condition=Q(id=1), name="clinicsettings_singleton")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(id=1),
+                name="clinicsettings_singleton",
+                violation_error_message="The clinic has one settings record: edit that one.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Settings of {self.name}"
@@ -246,26 +252,56 @@ class RefillVisit(ClinicalRecord):
         ordering = ["-performed_at", "-id"]
         get_latest_by = "performed_at"
         constraints = [
-            models.CheckConstraint(condition=Q(actual_residual_ml__gte=0), name="refillvisit_residual_not_negative"),
-            models.CheckConstraint(condition=Q(volume_added_ml__gt=0), name="refillvisit_volume_added_positive"),
             models.CheckConstraint(
-                condition=Q(volume_added_ml__lte=F("reservoir_ml")), name="refillvisit_fill_within_reservoir"
+                condition=Q(actual_residual_ml__gte=0),
+                name="refillvisit_residual_not_negative",
+                violation_error_message="The residual aspirated cannot be negative.",
             ),
             models.CheckConstraint(
-                condition=Q(concentration_mcg_per_ml__gt=0), name="refillvisit_concentration_positive"
+                condition=Q(volume_added_ml__gt=0),
+                name="refillvisit_volume_added_positive",
+                violation_error_message="The volume added must be more than 0 mL.",
             ),
-            models.CheckConstraint(condition=Q(daily_dose_after_mcg__gt=0), name="refillvisit_dose_positive"),
+            models.CheckConstraint(
+                condition=Q(volume_added_ml__lte=F("reservoir_ml")),
+                name="refillvisit_fill_within_reservoir",
+                violation_error_message="The volume added cannot be more than the reservoir holds.",
+            ),
+            models.CheckConstraint(
+                condition=Q(concentration_mcg_per_ml__gt=0),
+                name="refillvisit_concentration_positive",
+                violation_error_message="The concentration must be more than 0 mcg/mL.",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_dose_after_mcg__gt=0),
+                name="refillvisit_dose_positive",
+                violation_error_message="The daily dose must be more than 0 mcg.",
+            ),
             models.CheckConstraint(
                 condition=Q(daily_dose_before_mcg__isnull=True) | Q(daily_dose_before_mcg__gt=0),
                 name="refillvisit_dose_before_positive",
+                violation_error_message="The daily dose before the refill must be more than 0 mcg.",
             ),
-            models.CheckConstraint(condition=Q(alarm_threshold_ml__gte=0), name="refillvisit_threshold_not_negative"),
-            models.CheckConstraint(condition=Q(alarm_on__lte=F("empty_on")), name="refillvisit_alarm_before_empty"),
-            models.CheckConstraint(condition=Q(due_by__lte=F("alarm_on")), name="refillvisit_due_before_alarm"),
+            models.CheckConstraint(
+                condition=Q(alarm_threshold_ml__gte=0),
+                name="refillvisit_threshold_not_negative",
+                violation_error_message="The alarm volume cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=Q(alarm_on__lte=F("empty_on")),
+                name="refillvisit_alarm_before_empty",
+                violation_error_message="The alarm date cannot be after the empty date.",
+            ),
+            models.CheckConstraint(
+                condition=Q(due_by__lte=F("alarm_on")),
+                name="refillvisit_due_before_alarm",
+                violation_error_message="The due-by date cannot be after the alarm date.",
+            ),
             *(
                 models.CheckConstraint(
                     condition=~Q(**{item: "not_done"}) | ~Q(**{f"{item}_reason": ""}),
                     name=f"refillvisit_{item}_skipped_has_reason",
+                    violation_error_message="Say why a safety check was not done.",
                 )
                 for item in SAFETY_CHECK_ITEMS
             ),
@@ -338,12 +374,17 @@ class Appointment(ClinicalRecord):
                 fields=["implant"],
                 condition=Q(kind="refill", status="booked", entered_in_error=False),
                 name="appointment_one_booked_refill_per_implant",
+                violation_error_message="A refill is already booked for this pump: move that one instead.",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="refill") | Q(implant__isnull=False), name="appointment_refill_has_implant"
+                condition=~Q(kind="refill") | Q(implant__isnull=False),
+                name="appointment_refill_has_implant",
+                violation_error_message="A refill appointment needs the pump it refills.",
             ),
             models.CheckConstraint(
-                condition=~Q(status="cancelled") | ~Q(cancel_reason=""), name="appointment_cancel_has_reason"
+                condition=~Q(status="cancelled") | ~Q(cancel_reason=""),
+                name="appointment_cancel_has_reason",
+                violation_error_message="Say why the appointment is cancelled.",
             ),
         ]
 
@@ -489,9 +530,12 @@ class Reminder(models.Model):
             models.UniqueConstraint(
                 fields=["appointment", "appointment_starts_at", "offset_days", "channel"],
                 name="reminder_one_per_appointment_time_offset_channel",
+                violation_error_message="This reminder is already planned.",
             ),
             models.CheckConstraint(
-                condition=~Q(status="sent") | Q(sent_at__isnull=False), name="reminder_sent_has_sent_at"
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="reminder_sent_has_sent_at",
+                violation_error_message="A sent reminder needs the time it was sent.",
             ),
         ]
         indexes = [
@@ -542,6 +586,7 @@ class DeliveryAttempt(models.Model):
             models.CheckConstraint(
                 condition=Q(outcome="started") | Q(finished_at__isnull=False),
                 name="deliveryattempt_finished_has_finished_at",
+                violation_error_message="A finished delivery attempt needs the time it finished.",
             ),
         ]
 
@@ -614,7 +659,9 @@ class Alert(models.Model):
             # Severity is part of the key: resolving an early alert never silences a later,
             # more urgent one about the same date.
             models.UniqueConstraint(
-                fields=["kind", "patient", "key_date", "severity"], name="alert_one_per_kind_patient_date_severity"
+                fields=["kind", "patient", "key_date", "severity"],
+                name="alert_one_per_kind_patient_date_severity",
+                violation_error_message="This alert is already raised for this patient.",
             ),
         ]
         indexes = [models.Index(fields=["resolved_at", "audience"], name="alert_open_idx")]
@@ -653,6 +700,7 @@ class ReservoirEmptying(ClinicalRecord):
             models.CheckConstraint(
                 condition=Q(volume_removed_ml__isnull=True) | Q(volume_removed_ml__gte=0),
                 name="reservoiremptying_volume_not_negative",
+                violation_error_message="The volume removed cannot be negative.",
             )
         ]
 

@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.errors import ConflictError
-from core.formatting import format_concentration, format_dose, format_volume
+from core.formatting import format_concentration, format_count, format_day, format_dose, format_volume
 from core.records import clinical_record_mark_entered_in_error
 from itbclinic.accounts.models import User
 from itbclinic.accounts.roles import Role, has_role
@@ -779,7 +779,9 @@ def implant_explant_record(
         now=now,
         skew_minutes=ClinicSettings.load().clock_skew_minutes,
     )
-    _close_schedule_of(implant=implant, reason=f"Pump explanted on {explanted_on:%d %b %Y}: {reason.strip()}", by=by)
+    _close_schedule_of(
+        implant=implant, reason=f"Pump explanted on {format_day(explanted_on, 'j M Y')}: {reason.strip()}", by=by
+    )
     implant_forecast_refresh(implant=implant)
     return implant
 
@@ -853,13 +855,13 @@ def _validate_slot(
     if closed or full:
         if closed and closed_days[day]:
             # A public holiday or a ClosedDay with its reason: "Christmas Day — the clinic is closed …".
-            why = f"{closed_days[day]} — the clinic is closed on {day:%A %d %B %Y}"
+            why = f"{closed_days[day]} — the clinic is closed on {format_day(day, 'l j F Y')}"
         elif closed:
-            why = f"The clinic is closed on {day:%A %d %B %Y}"
+            why = f"The clinic is closed on {format_day(day, 'l j F Y')}"
         elif home:
-            why = f"{day:%A %d %B} is full for home visits ({capacity} a day)"
+            why = f"{format_day(day, 'l j F')} is full for home visits ({capacity} a day)"
         else:
-            why = f"{day:%A %d %B} is full ({capacity} refills)"
+            why = f"{format_day(day, 'l j F')} is full ({format_count(capacity, 'refill')})"
         if not override_reason.strip():
             raise ValidationError(
                 {
@@ -881,8 +883,8 @@ def _validate_slot(
             if open_day is not None:
                 raise ValidationError(
                     {
-                        "starts_at": f"{why}, but {open_day:%A %d %B} is open before the alarm date "
-                        f"({alarm_on:%d %b}): book that."
+                        "starts_at": f"{why}, but {format_day(open_day, 'l j F')} is open before the alarm date "
+                        f"({format_day(alarm_on, 'j M')}): book that."
                     }
                 )
         # The override is recorded on the appointment (Appointment.override_reason); the window
@@ -899,7 +901,8 @@ def _validate_slot(
         return
     where = "after the due-by date" if day > window.due_by else "before the safe window opens"
     message = (
-        f"{day:%d %b %Y} is {where} ({window.opens_on:%d %b} to {window.due_by:%d %b %Y}); "
+        f"{format_day(day, 'j M Y')} is {where} "
+        f"({format_day(window.opens_on, 'j M')} to {format_day(window.due_by, 'j M Y')}); "
         "a clinician may override with a reason."
     )
     if not outside_window_reason.strip():
@@ -953,7 +956,8 @@ def appointment_book(
         existing = Appointment.objects.booked_refills().filter(implant=implant).first()
         if existing is not None:
             raise BookingConflict(
-                f"A refill is already booked for this pump on {timezone.localtime(existing.starts_at):%d %b %Y %H:%M}:"
+                "A refill is already booked for this pump on "
+                f"{format_day(timezone.localtime(existing.starts_at), 'j M Y H:i')}:"
                 " move it instead."
             )
     _validate_slot(
@@ -1036,7 +1040,7 @@ def appointment_move(
         by=moved_by,
         now=now,
         moved_to=appointment.starts_at,
-        resolution=f"Moved to {timezone.localtime(appointment.starts_at):%d %b %Y %H:%M}.",
+        resolution=f"Moved to {format_day(timezone.localtime(appointment.starts_at), 'j M Y H:i')}.",
     )
     if (previous_at, previous_place) != (appointment.starts_at, appointment.place):
         appointment_notice_create(appointment=appointment, kind=AppointmentNotice.Kind.MOVED, previous_at=previous_at)
@@ -1195,10 +1199,10 @@ def appointment_change_request_create(
     local_start = timezone.localtime(locked.starts_at)
     text = (
         f"{locked.patient.full_name} asks to move the {locked.get_kind_display().lower()} appointment of "
-        f"{local_start:%d %b %Y %H:%M} to {preferred_date:%d %b %Y}: {message[:300]}"
+        f"{format_day(local_start, 'j M Y H:i')} to {format_day(preferred_date, 'j M Y')}: {message[:300]}"
     )
     if urgent and due_by is not None:
-        text = f"URGENT: the date asked for is after the pump's due-by date ({due_by:%d %b %Y}). {text}"
+        text = f"URGENT: the date asked for is after the pump's due-by date ({format_day(due_by, 'j M Y')}). {text}"
     alert_raise_change_request(
         appointment=locked,
         message=text,

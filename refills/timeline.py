@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db.models import Count
 from django.utils import timezone
 
-from core.formatting import format_concentration, format_dose, format_pump, format_volume
+from core.formatting import format_concentration, format_count, format_dose, format_pump, format_volume
 from core.records import ClinicalRecord
 from patients.models import Patient, ScreeningTrial
 from pumps.models import DosePrescription, Implant
@@ -171,7 +171,7 @@ def patient_get_timeline(*, patient: Patient, now: dt.datetime) -> list[Timeline
                 on=timezone.localdate(when),
                 at=when,
                 kind="reminder",
-                title=f"{reminder.get_channel_display()} reminder {reminder.offset_days} days before: "
+                title=f"{reminder.get_channel_display()} reminder {format_count(reminder.offset_days, 'day')} before: "
                 f"{reminder.get_status_display().lower()}",
                 detail=reminder.last_error if reminder.status == Reminder.Status.FAILED else "",
                 flag="danger" if reminder.status == Reminder.Status.FAILED else "",

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.models import AccessLog
 from audit.services import audit_record_access
-from core.formatting import plain_decimal
+from core.formatting import format_day, plain_decimal
 from core.forms import add_service_errors
 from core.idempotency import idempotent_form
 from core.permissions import holds_permissions
@@ -500,7 +500,9 @@ def appointment_book(request: HttpRequest, patient_id: int) -> HttpResponse:
             add_service_errors(form, exc, field_map=BOOKING_FIELDS)
         else:
             when = timezone.localtime(appointment.starts_at)
-            messages.success(request, f"{appointment.get_kind_display()} booked for {when:%A %d %B %Y at %H:%M}.")
+            messages.success(
+                request, f"{appointment.get_kind_display()} booked for {format_day(when, 'l j F Y')} at {when:%H:%M}."
+            )
             return _after_booking_redirect(request, patient)
     context["form"] = form
     context["heading"] = "Book a refill" if kind == Appointment.Kind.REFILL else "Book an appointment"
@@ -567,9 +569,11 @@ def appointment_move(request: HttpRequest, appointment_id: int) -> HttpResponse:
             add_service_errors(form, exc, field_map=BOOKING_FIELDS)
         else:
             closed = " The patient's request is closed." if context["open_request"] else ""
+            when = form.starts_at()
             messages.success(
                 request,
-                f"Appointment moved to {form.starts_at():%A %d %B %Y at %H:%M}.{closed}{_patient_told(appointment)}",
+                f"Appointment moved to {format_day(when, 'l j F Y')} at {when:%H:%M}."
+                f"{closed}{_patient_told(appointment)}",
             )
             return redirect("staff:patient_detail", patient_id=appointment.patient_id)
     context["form"] = form
@@ -877,7 +881,9 @@ def dose_change(request: HttpRequest, implant_id: int) -> HttpResponse:
             add_service_errors(form, exc, field_map={"prescribed_by": None})
         else:
             implant.refresh_from_db()
-            due = f" Refill now due by {implant.forecast_due_by:%d %b %Y}." if implant.forecast_due_by else ""
+            due = (
+                f" Refill now due by {format_day(implant.forecast_due_by, 'j M Y')}." if implant.forecast_due_by else ""
+            )
             dose = plain_decimal(form.cleaned_data["daily_dose_mcg"])
             messages.success(request, f"Dose changed to {dose} mcg/day.{due}")
             return redirect("staff:patient_detail", patient_id=implant.patient_id)

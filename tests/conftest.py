@@ -37,6 +37,7 @@ _LONG_FIRST = (
     "tests/refills/test_reminders_cycle.py",  # ~9 s
     "tests/refills/test_demo.py",  # ~8 s: the demo clinic seeded four times
     "tests/api/test_access.py",  # ~13 s
+    "tests/itbclinic/test_page_walk.py",  # slow: every page of the demo clinic, as each role
     "tests/itbclinic/test_seed_demo.py",
     "tests/itbclinic/test_settings.py",  # deploy checks in subprocesses
 )

@@ -24,4 +24,4 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.display(description="roles")
     def role_names(self, obj: User) -> str:
-        return ", ".join(g.name for g in obj.groups.all())
+        return ", ".join(g.name.replace("_", " ").capitalize() for g in obj.groups.all())

@@ -11,6 +11,8 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from core.formatting import format_day
+
 from ..models import Alert, Appointment, RefillVisit
 from .rules import VISIT_ALERT_KINDS, risk_flags_get
 
@@ -52,7 +54,7 @@ def alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) ->
         elif kind == Alert.Kind.REFILL_URGENT and any(
             (kind, patient_pk, today, s) in wanted for s in Alert.Severity.values
         ):
-            reason = f"Repeated on {today:%d %b %Y}."
+            reason = f"Repeated on {format_day(today, 'j M Y')}."
         else:
             reason = _RESOLUTIONS[kind]
         by_reason.setdefault(reason, []).append(pk)

@@ -24,6 +24,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber, TruncDate
 from django.utils import timezone
 
+from core.formatting import format_count, format_day
 from patients.models import Patient
 from pumps.calculations import add_months, battery_window, replacement_plan
 from pumps.models import Implant, PumpModel
@@ -252,15 +253,19 @@ def _refill_alerts_of(
                 key_date=due_by,
                 implant_id=implant_pk,
                 severity=Alert.Severity.URGENT if overdue else Alert.Severity.WARNING,
-                message=f"Refill {'overdue since' if overdue else 'due by'} {due_by:%a %d %b %Y} "
-                f"(alarm {alarm_on:%d %b}); no refill booked.",
+                message=f"Refill {'overdue since' if overdue else 'due by'} {format_day(due_by, 'D j M Y')} "
+                f"(alarm {format_day(alarm_on, 'j M')}); no refill booked.",
             )
         )
     if urgency.alarm_near:
         days = urgency.days_to_alarm
-        when = f"in {days} days" if days > 0 else ("TODAY" if days == 0 else f"{-days} days ago")
+        when = (
+            f"in {format_count(days, 'day')}"
+            if days > 0
+            else ("TODAY" if days == 0 else f"{format_count(-days, 'day')} ago")
+        )
         if booked_day and booked_day <= alarm_on:
-            booking = f"refill booked for {booked_day:%a %d %b}: make sure the patient comes."
+            booking = f"refill booked for {format_day(booked_day, 'D j M')}: make sure the patient comes."
             key_date = min(today, alarm_on - dt.timedelta(days=clinic.urgent_alert_days))
         else:
             booking = "NOTHING BOOKED before it: book today."
@@ -272,7 +277,7 @@ def _refill_alerts_of(
                 key_date=key_date,
                 implant_id=implant_pk,
                 severity=Alert.Severity.URGENT,
-                message=f"Pump alarm date {alarm_on:%a %d %b %Y} ({when}); {booking}",
+                message=f"Pump alarm date {format_day(alarm_on, 'D j M Y')} ({when}); {booking}",
             )
         )
     if booked_day is not None and booked_day > due_by:
@@ -283,8 +288,8 @@ def _refill_alerts_of(
                 key_date=due_by,
                 implant_id=implant_pk,
                 severity=Alert.Severity.URGENT if booked_day >= alarm_on else Alert.Severity.WARNING,
-                message=f"Refill booked for {booked_day:%a %d %b %Y}, after its due-by date "
-                f"{due_by:%d %b} (alarm {alarm_on:%d %b}): bring it forward.",
+                message=f"Refill booked for {format_day(booked_day, 'D j M Y')}, after its due-by date "
+                f"{format_day(due_by, 'j M')} (alarm {format_day(alarm_on, 'j M')}): bring it forward.",
             )
         )
     return alerts
@@ -314,7 +319,7 @@ def _no_forecast_alert(
     resolved by hand while the pump still has no forecast, it comes back the next day.
     """
     if problem == "reservoir_emptied":
-        on = f" on {timezone.localtime(emptied_at, clinic_tz()):%a %d %b %Y}" if emptied_at else ""
+        on = f" on {format_day(timezone.localtime(emptied_at, clinic_tz()), 'D j M Y')}" if emptied_at else ""
         why = f"Reservoir emptied{on}: record the refill."
     else:
         # A blank problem with no forecast is a record the forecast services have not seen yet.
@@ -381,7 +386,7 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
             problem(implant, "battery window", exc)
             continue
         if window.window_opens_on <= today:
-            stop = f"; it stops by {window.hard_stop_on:%d %b %Y}" if model.battery_hard_stop_years else ""
+            stop = f"; it stops by {format_day(window.hard_stop_on, 'j M Y')}" if model.battery_hard_stop_years else ""
             alerts.append(
                 alert_build(
                     Alert.Kind.BATTERY_WINDOW,
@@ -389,8 +394,8 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
                     key_date=window.window_opens_on,
                     implant_id=implant.pk,
                     severity=Alert.Severity.INFO,
-                    message=f"{model} implanted {implant.implanted_on:%d %b %Y}: the battery may run out "
-                    f"from {window.window_opens_on:%d %b %Y}{stop}. Check it at each refill.",
+                    message=f"{model} implanted {format_day(implant.implanted_on, 'j M Y')}: the battery may run out "
+                    f"from {format_day(window.window_opens_on, 'j M Y')}{stop}. Check it at each refill.",
                 )
             )
 
@@ -419,8 +424,8 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
                     key_date=plan.plan_by,
                     implant_id=implant.pk,
                     severity=Alert.Severity.URGENT if urgent else Alert.Severity.WARNING,
-                    message=f"Plan the replacement of the {model} by {plan.plan_by:%d %b %Y}: "
-                    f"the pump stops by {plan.stops_on:%d %b %Y}.",
+                    message=f"Plan the replacement of the {model} by {format_day(plan.plan_by, 'j M Y')}: "
+                    f"the pump stops by {format_day(plan.stops_on, 'j M Y')}.",
                 )
             )
 
@@ -456,8 +461,8 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
                 key_date=implant.eri_reported_on,
                 implant_id=implant.pk,
                 severity=Alert.Severity.URGENT,
-                message=f"ERI reported on {implant.eri_reported_on:%d %b %Y}: the {model} stops by "
-                f"{stops_on:%d %b %Y}. Book the replacement.",
+                message=f"ERI reported on {format_day(implant.eri_reported_on, 'j M Y')}: the {model} stops by "
+                f"{format_day(stops_on, 'j M Y')}. Book the replacement.",
             )
         )
     return alerts
@@ -540,8 +545,8 @@ def _visit_alerts_of(*, visit: RefillVisit, tz: ZoneInfo, trend: list[tuple[dt.d
                 Alert.Kind.END_OF_SERVICE,
                 key_date=logged,
                 severity=Alert.Severity.URGENT,
-                message=f"End of service logged by pump {implant.serial_number} on {logged:%a %d %b %Y} "
-                f"(read at the refill of {on:%d %b %Y}): the pump stops infusing, withdrawal risk. "
+                message=f"End of service logged by pump {implant.serial_number} on {format_day(logged, 'D j M Y')} "
+                f"(read at the refill of {format_day(on, 'j M Y')}): the pump stops infusing, withdrawal risk. "
                 "Replace it now and cover with oral baclofen.",
                 **common,
             )
@@ -556,14 +561,14 @@ def _visit_alerts_of(*, visit: RefillVisit, tz: ZoneInfo, trend: list[tuple[dt.d
             meaning = "the residual disagrees with the forecast"
         upto = [(at, d) for at, d in trend if at <= visit.performed_at][:DISCREPANCY_TREND_VISITS]
         shown = ", ".join(
-            f"{timezone.localtime(at, tz):%d %b %Y} {'n/a' if d is None else f'{d:+} mL'}" for at, d in upto
+            f"{format_day(timezone.localtime(at, tz), 'j M Y')} {'n/a' if d is None else f'{d:+} mL'}" for at, d in upto
         )
         alerts.append(
             alert_build(
                 Alert.Kind.DISCREPANCY,
                 key_date=on,
                 severity=Alert.Severity.WARNING,
-                message=f"Residual at the refill of {on:%d %b %Y}: expected "
+                message=f"Residual at the refill of {format_day(on, 'j M Y')}: expected "
                 f"{'n/a' if expected is None else f'{expected} mL'}, aspirated {actual} mL — {meaning}. "
                 f"Trend (last {len(upto)} visits, actual − expected): {shown}. A clinician reviews.",
                 **common,
@@ -575,8 +580,9 @@ def _visit_alerts_of(*, visit: RefillVisit, tz: ZoneInfo, trend: list[tuple[dt.d
                 Alert.Kind.REFILL_AFTER_EMPTY,
                 key_date=on,
                 severity=Alert.Severity.URGENT,
-                message=f"Refilled on {on:%d %b %Y}, after the reservoir's empty date: the patient may already "
-                "have been in withdrawal. Check for fever, itching, rising spasticity, fast heart rate.",
+                message=f"Refilled on {format_day(on, 'j M Y')}, after the reservoir's empty date: "
+                "the patient may already have been in withdrawal. "
+                "Check for fever, itching, rising spasticity, fast heart rate.",
                 **common,
             )
         )
@@ -590,7 +596,7 @@ def _visit_alerts_of(*, visit: RefillVisit, tz: ZoneInfo, trend: list[tuple[dt.d
                 Alert.Kind.POCKET_FILL,
                 key_date=on,
                 severity=Alert.Severity.URGENT,
-                message=f"At the refill of {on:%d %b %Y} {why}: possible pocket fill, overdose risk. "
+                message=f"At the refill of {format_day(on, 'j M Y')} {why}: possible pocket fill, overdose risk. "
                 "Watch for drowsiness and slowed breathing; a clinician reviews now.",
                 **common,
             )
@@ -695,8 +701,8 @@ def patient_alerts() -> PatientFindings:
                         key_date=last_explanted_on,
                         implant_id=last_implant,
                         severity=Alert.Severity.WARNING,
-                        message=f"Pump explanted on {last_explanted_on:%d %b %Y} and no replacement is booked: "
-                        "book it, or resolve with the plan (e.g. ITB stopped, oral baclofen cover).",
+                        message=f"Pump explanted on {format_day(last_explanted_on, 'j M Y')} and no replacement "
+                        "is booked: book it, or resolve with the plan (e.g. ITB stopped, oral baclofen cover).",
                     )
                 )
         elif status in gone and not status_alert_open and (has_implant or has_booking or has_alert):
@@ -720,7 +726,7 @@ def patient_alerts() -> PatientFindings:
                     patient_id=patient_pk,
                     key_date=on,
                     severity=Alert.Severity.WARNING,
-                    message=f"Recorded as {status} on {on:%d %b %Y} with {', '.join(left)} here: {ask}, "
+                    message=f"Recorded as {status} on {format_day(on, 'j M Y')} with {', '.join(left)} here: {ask}, "
                     "then resolve this alert saying what was done.",
                 )
             )

@@ -11,6 +11,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from core.db import jit_off_in_transaction
+from core.formatting import format_day
 from patients.models import Patient
 
 from ..clinic_time import clinic_tz
@@ -61,7 +62,7 @@ def appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> li
                 key_date=starts.date(),
                 implant_id=appointment.implant_id,
                 appointment_id=appointment.pk,
-                message=f"Missed the refill booked for {starts:%a %d %b %Y %H:%M}: rebook it.",
+                message=f"Missed the refill booked for {format_day(starts, 'D j M Y H:i')}: rebook it.",
             )
         )
     return alerts

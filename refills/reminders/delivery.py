@@ -19,6 +19,7 @@ from django.db.models import (
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from core.formatting import format_count, format_day
 from patients.models import Patient
 
 from ..alerts.raising import alerts_raise
@@ -235,8 +236,9 @@ def reminder_mark_failed(*, reminder_id: int, error: str, now: dt.datetime) -> i
                 reminder=reminder,
                 key_date=timezone.localdate(reminder.send_at, clinic_tz()),
                 message=(
-                    f"The {reminder.get_channel_display().lower()} reminder ({reminder.offset_days} days before) for "
-                    f"the appointment on {starts:%a %d %b %Y %H:%M} could not be sent: contact the patient."
+                    f"The {reminder.get_channel_display().lower()} reminder "
+                    f"({format_count(reminder.offset_days, 'day')} before) for "
+                    f"the appointment on {format_day(starts, 'D j M Y H:i')} could not be sent: contact the patient."
                 ),
             )
         ]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from core.formatting import format_day
+
 from ..clinic_time import clinic_tz
 from ..models import Reminder
 
@@ -73,7 +75,7 @@ def reminder_plan(
                     send_at,
                     Reminder.Status.CANCELLED,
                     Reminder.ReasonCode.STALE,
-                    f"Not sent: booked after its time ({local:%d %b %H:%M}); a closer reminder covers it.",
+                    f"Not sent: booked after its time ({format_day(local, 'j M H:i')}); a closer reminder covers it.",
                 )
             )
     return plan

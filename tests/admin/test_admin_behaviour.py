@@ -263,7 +263,10 @@ def test_clinic_admin_edits_a_pump_model_and_the_constraint_is_a_form_error(clie
     saved = client.post(url, {**data, "alarm_threshold_ml": "2.5"})
 
     assert too_high.status_code == 200
-    assert too_high.context["adminform"].form.non_field_errors() or too_high.context["errors"]
+    assert too_high.context["adminform"].form.non_field_errors() == [
+        "The alarm volume must be 0 mL or more and less than the reservoir."
+    ]
+    assert "pumpmodel_alarm_below_reservoir" not in too_high.content.decode()
     assert saved.status_code == 302
     model.refresh_from_db()
     assert model.alarm_threshold_ml == Decimal("2.5")
@@ -283,10 +286,14 @@ def test_clinic_admin_adds_and_removes_a_closed_day(client, admin_staff):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("reminder_offsets_days", '"14, 2"'),
-        ("reminder_offsets_days", "[14, -2]"),
-        ("closed_weekdays", "[5, 7]"),
-        ("closed_weekdays", '["sat"]'),
+        ("reminder_offsets_days", "14, two"),
+        ("reminder_offsets_days", "14, -2"),
+        ("reminder_offsets_days", "400"),
+        ("closed_weekdays", ["5", "7"]),
+        ("closed_weekdays", ["sat"]),
+        ("usual_dose_ranges", "Spinal: 300 to 800"),
+        ("usual_dose_ranges", "Spinal: 800 to 300\nCerebral: 90 to 703\nOther: 90 to 800\nChild: 25 to 1000"),
+        ("usual_dose_ranges", '{"spinal": [300, 800]}'),
     ],
 )
 def test_clinic_settings_reject_malformed_lists_naming_the_field(client, admin_staff, field, value):
@@ -302,6 +309,43 @@ def test_clinic_settings_reject_malformed_lists_naming_the_field(client, admin_s
     settings_row.refresh_from_db()
     assert settings_row.reminder_offsets_days == [14, 2]
     assert settings_row.closed_weekdays == [5, 6]
+
+
+def test_clinic_settings_lists_read_as_words_not_json(client, admin_staff):
+    settings_row = ClinicSettings.load()
+    client.force_login(admin_staff)
+    url = reverse("admin:refills_clinicsettings_change", args=[settings_row.pk])
+
+    page = client.get(url)
+    html = page.content.decode()
+    data = changeform_data(page)
+    response = client.post(
+        url,
+        {
+            **data,
+            "reminder_offsets_days": "2, 14, 7, 14",
+            "closed_weekdays": ["6", "0"],
+            "usual_dose_ranges": "Spinal: 250 to 800\nCerebral: 90 to 700\nOther: 90 to 800\nChild: 25 to 900",
+        },
+    )
+
+    # the form shows the lists as a clinic admin reads them, never as JSON
+    assert 'value="14, 2"' in html
+    assert 'type="checkbox" name="closed_weekdays" value="5"' in html and "Saturday" in html
+    assert "Spinal: 300 to 800" in html
+    assert "[14, 2]" not in html and "[5, 6]" not in html and '"spinal"' not in html
+    assert response.status_code == 302
+    settings_row.refresh_from_db()
+    assert settings_row.reminder_offsets_days == [14, 7, 2]
+    assert settings_row.closed_weekdays == [0, 6]
+    assert settings_row.usual_dose_ranges == {
+        "spinal": [250, 800],
+        "cerebral": [90, 700],
+        "other": [90, 800],
+        "child": [25, 900],
+    }
+    listing = client.get(reverse("admin:refills_clinicsettings_changelist")).content.decode()
+    assert "14, 7, 2" in listing and "Monday, Sunday" in listing
 
 
 def test_clinic_admin_changes_the_safety_margin(client, admin_staff):

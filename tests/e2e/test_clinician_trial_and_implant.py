@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from core.formatting import format_day
 from patients.models import ScreeningTrial
 from pumps.models import DosePrescription, Implant
 from tests import factories
@@ -91,7 +92,8 @@ def test_clinician_records_a_trial_then_registers_the_implant(ui, live_server, c
     # alarm in 90 days, due 5 days before), the dose in force, the trial and implant on the timeline
     alarm_on, due_by = today + dt.timedelta(days=90), today + dt.timedelta(days=85)
     expect(ui.locator(".messages")).to_contain_text(
-        f"Pump NGP-E2E-1 registered. Refill due by {due_by:%d %b %Y} (alarm {alarm_on:%d %b %Y})."
+        f"Pump NGP-E2E-1 registered. Refill due by {format_day(due_by, 'j M Y')} "
+        f"(alarm {format_day(alarm_on, 'j M Y')})."
     )
     expect(ui.get_by_role("heading", name="Pump")).to_be_visible()
     expect(ui.locator(".key-date", has_text="Dose in force")).to_contain_text("100 mcg/day")

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from core.formatting import format_day
 from refills.models import Appointment, RefillVisit
 
 from .conftest import AXE_JS, login, pump_refilled_days_ago
@@ -48,7 +49,7 @@ def test_the_booking_form_works_with_the_keyboard_alone(ui, live_server, nurse):
     # Enter in a text field submits the form
     ui.keyboard.type(" (keyboard)")
     ui.keyboard.press("Enter")
-    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {proposed:%A %d %B %Y} at 10:00")
+    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {format_day(proposed, 'l j F Y')} at 10:00")
     appointment = Appointment.objects.get(implant=implant)
     assert appointment.place.endswith("(keyboard)")
     assert appointment.starts_at == timezone.make_aware(dt.datetime.combine(proposed, dt.time(10)))

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from core.formatting import format_day
 from pumps.models import Implant
 from refills.models import Appointment, RefillVisit
 from refills.selectors import refill_slot_proposals
@@ -88,8 +89,8 @@ def test_clinician_registers_a_pump_with_its_theatre_fill_and_it_is_on_the_sched
     # on the schedule at once: due by today + 85, alarm + 90, empty + 100
     expect(ui.get_by_role("heading", name="Ada Lovelace", level=1)).to_be_visible()
     expect(ui.locator(".messages")).to_contain_text(
-        f"Pump NGP-NS-1 registered. Refill due by {today + dt.timedelta(days=85):%d %b %Y} "
-        f"(alarm {today + dt.timedelta(days=90):%d %b %Y})."
+        f"Pump NGP-NS-1 registered. Refill due by {format_day(today + dt.timedelta(days=85), 'j M Y')} "
+        f"(alarm {format_day(today + dt.timedelta(days=90), 'j M Y')})."
     )
     _expect_dates_from(ui, today)
     _snap(ui, "1_patient_with_forecast")
@@ -213,7 +214,8 @@ def test_clinician_replaces_a_pump_in_one_step(ui, live_server, clinician, nurse
     expect(ui.get_by_role("heading", name="Grace Hopper", level=1)).to_be_visible()
     expect(ui.locator(".messages")).to_contain_text(
         f"Pump NGP-NEW-1 registered in place of the old pump. Refill due by "
-        f"{today + dt.timedelta(days=85):%d %b %Y} (alarm {today + dt.timedelta(days=90):%d %b %Y})."
+        f"{format_day(today + dt.timedelta(days=85), 'j M Y')} "
+        f"(alarm {format_day(today + dt.timedelta(days=90), 'j M Y')})."
     )
     pump = ui.locator("section", has=ui.get_by_role("heading", name="Pump", exact=True))
     expect(pump.locator("dt:has-text('Serial') + dd")).to_have_text("NGP-NEW-1")

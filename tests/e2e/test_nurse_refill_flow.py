@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from core.formatting import format_day
 from refills.models import Appointment, RefillVisit
 
 from .conftest import day_label, fill_refill_checks, login, pump_refilled_days_ago
@@ -46,7 +47,7 @@ def test_nurse_books_in_the_safe_window_records_a_discrepancy_and_sees_the_new_a
     expect(ui.locator("#id_day")).to_have_value(days[0].isoformat())  # pre-filled with the best one
     ui.get_by_label("Time").select_option("11:00")
     ui.get_by_role("button", name="Book", exact=True).click()
-    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {days[0]:%A %d %B %Y} at 11:00")
+    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {format_day(days[0], 'l j F Y')} at 11:00")
     booked = Appointment.objects.get(implant=grace, status="booked")
     assert booked.starts_at == timezone.make_aware(dt.datetime.combine(days[0], dt.time(11)))
 
@@ -114,5 +115,5 @@ def test_the_overdue_patient_is_on_top_and_a_clinician_books_past_the_due_by_dat
     ui.goto(live_server.url + reverse("staff:appointment_book", args=[overdue.patient_id]) + f"?day={chosen}")
     ui.get_by_label("Reason for booking outside the safe window (clinician)").fill("Overdue: first free slot")
     ui.get_by_role("button", name="Book", exact=True).click()
-    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {chosen:%A %d %B %Y} at 10:00")
+    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {format_day(chosen, 'l j F Y')} at 10:00")
     assert Appointment.objects.get(implant=overdue).outside_window_reason == "Overdue: first free slot"

@@ -61,7 +61,7 @@ def test_emptied_reservoir_says_when_and_a_hand_resolve_only_quiets_it_for_the_d
     ReservoirEmptying.objects.create(implant=implant, emptied_at=local(2025, 3, 2, 14), recorded_by=nurse)
     scan(local(2025, 3, 3, 9))
     alert = Alert.objects.get()
-    assert "Reservoir emptied on Sun 02 Mar 2025: record the refill." in alert.message
+    assert "Reservoir emptied on Sun 2 Mar 2025: record the refill." in alert.message
     # a nurse resolves it by hand while the pump still has no forecast
     alert_resolve(alert=alert, by=nurse, note="Patient phoned", now=local(2025, 3, 3, 10))
     assert scan(local(2025, 3, 3, 15)).raised == 0
@@ -193,9 +193,9 @@ def test_flagged_discrepancy_is_a_clinician_review_with_its_meaning_and_trend(ac
         flagged.pk,
     )
     assert meaning in alert.message
-    expected_trend = f"03 Mar 2025 {Decimal(actual) - Decimal('2.50'):+} mL, 06 Jan 2025 -1.00 mL, 04 Nov 2024 +0.50 mL"
+    expected_trend = f"3 Mar 2025 {Decimal(actual) - Decimal('2.50'):+} mL, 6 Jan 2025 -1.00 mL, 4 Nov 2024 +0.50 mL"
     assert f"Trend (last 3 visits, actual − expected): {expected_trend}." in alert.message
-    assert "02 Sep 2024" not in alert.message
+    assert "2 Sep 2024" not in alert.message
 
 
 def test_refill_after_the_empty_date_is_urgent_for_the_clinicians():
@@ -291,7 +291,7 @@ def test_transferred_patient_with_a_pump_asks_the_nurses_to_confirm_the_handover
         "nurses",
         dt.date(2025, 3, 2),
     )
-    assert "Recorded as transferred on 02 Mar 2025 with a pump not explanted here" in alert.message
+    assert "Recorded as transferred on 2 Mar 2025 with a pump not explanted here" in alert.message
     assert "confirm the handover to the receiving clinic" in alert.message
     # it is resolved only by hand, and the note must say what happened
     assert scan(local(2025, 3, 10, 9)).resolved == 0
@@ -313,7 +313,7 @@ def test_deceased_patient_asks_to_close_the_record():
         implant.patient.status = Patient.Status.DECEASED
         implant.patient.save()
     scan(local(2025, 3, 3, 9))
-    assert "Recorded as deceased on 02 Mar 2025" in Alert.objects.get(kind="patient_status").message
+    assert "Recorded as deceased on 2 Mar 2025" in Alert.objects.get(kind="patient_status").message
     assert "close the record" in Alert.objects.get(kind="patient_status").message
 
 

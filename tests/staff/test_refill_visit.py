@@ -172,7 +172,7 @@ def test_the_wallet_card_has_everything_a_patient_needs(nurse_client, nurse, ref
     assert "400 mcg/day" in html
     assert "<dt>Pump alarm date</dt><dd>6 Apr 2025</dd>" in html
     assert "<dt>Next refill</dt><dd>booked Mon 31 Mar 2025, 14:00; due by 1 Apr 2025</dd>" in html
-    assert "+44 20 7946 0999" in html
+    assert "+44 20 7946 0999" in html  # the passport is read anywhere: international format
     assert "data-print" in html
 
 

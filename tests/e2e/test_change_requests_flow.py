@@ -11,6 +11,7 @@ from django.core import mail
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from core.formatting import format_day
 from refills.models import Appointment, AppointmentChangeRequest, AppointmentNotice
 from refills.notices import appointment_notice_send
 from refills.services import appointment_book
@@ -116,7 +117,7 @@ def test_a_review_is_moved_from_the_calendar(ui, live_server, nurse):
     ui.locator("#id_day").fill(new_day.isoformat())
     ui.get_by_label("Time").select_option("15:30")
     ui.get_by_role("button", name="Move", exact=True).click()
-    expect(ui.locator(".messages")).to_contain_text(f"Appointment moved to {new_day:%A %d %B %Y} at 15:30")
+    expect(ui.locator(".messages")).to_contain_text(f"Appointment moved to {format_day(new_day, 'l j F Y')} at 15:30")
     review.refresh_from_db()
     assert timezone.localtime(review.starts_at) == timezone.make_aware(dt.datetime.combine(new_day, dt.time(15, 30)))
     assert review.status == Appointment.Status.BOOKED

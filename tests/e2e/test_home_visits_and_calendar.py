@@ -11,6 +11,7 @@ from django.utils import timezone
 from icalendar import Calendar
 from playwright.sync_api import expect
 
+from core.formatting import format_day
 from refills.models import Appointment, ClinicSettings
 from refills.selectors import clinic_closed_days
 from tests import factories
@@ -57,7 +58,7 @@ def test_a_home_visit_booked_by_a_nurse_is_seen_in_the_portal_and_its_ics(ui, li
     ui.get_by_label("Where").select_option("home")
     ui.get_by_label("Time").select_option("11:00")
     ui.get_by_role("button", name="Book", exact=True).click()
-    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {day:%A %d %B %Y} at 11:00")
+    expect(ui.locator(".messages")).to_contain_text(f"Refill booked for {format_day(day, 'l j F Y')} at 11:00")
     booked = Appointment.objects.get(implant=grace, status="booked")
     assert (booked.location, booked.place) == ("home", "Home visit")
     shot(ui, "home_visit_booked_patient_page")

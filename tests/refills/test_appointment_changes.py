@@ -186,7 +186,7 @@ def test_a_date_after_the_due_by_date_goes_to_the_nurses_as_urgent(refill, impla
     assert request.urgent is True
     alert = Alert.objects.get(kind=Alert.Kind.CHANGE_REQUEST)
     assert alert.severity == Alert.Severity.URGENT
-    assert alert.message.startswith("URGENT: the date asked for is after the pump's due-by date (01 Apr 2025).")
+    assert alert.message.startswith("URGENT: the date asked for is after the pump's due-by date (1 Apr 2025).")
 
 
 def test_a_date_on_the_due_by_date_is_an_ordinary_request(refill):

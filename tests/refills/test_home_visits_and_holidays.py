@@ -315,7 +315,7 @@ def test_an_override_on_a_holiday_is_refused_while_an_open_day_is_left(christmas
             now=at(2025, 12, 1),
         )
     assert exc.value.message_dict["starts_at"] == [
-        "Christmas Day — the clinic is closed on Thursday 25 December 2025, but Monday 01 December is open "
+        "Christmas Day — the clinic is closed on Thursday 25 December 2025, but Monday 1 December is open "
         "before the alarm date (30 Dec): book that."
     ]
 

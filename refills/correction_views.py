@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from audit.models import AccessLog
 from audit.services import audit_record_access
-from core.formatting import plain_decimal
+from core.formatting import format_day, plain_decimal
 from core.forms import add_service_errors
 from core.idempotency import idempotent_form
 from core.web import form_data
@@ -57,7 +57,7 @@ def _visible(request: HttpRequest):
 
 def _corrected_message(request: HttpRequest, implant: Implant, what: str) -> None:
     implant.refresh_from_db()
-    due = f" Refill now due by {implant.forecast_due_by:%d %b %Y}." if implant.forecast_due_by else ""
+    due = f" Refill now due by {format_day(implant.forecast_due_by, 'j M Y')}." if implant.forecast_due_by else ""
     messages.success(request, f"{what} corrected: the wrong record is kept, marked entered in error.{due}")
 
 

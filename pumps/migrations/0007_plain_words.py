@@ -19,7 +19,7 @@ def strip_source_tags(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("patients", "0002_role_permissions"),
-        ("pumps", "0005_drug_stability_cap_default"),
+        ("pumps", "0006_pump_model_helpline"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -390,6 +390,9 @@ SPECTACULAR_SETTINGS = {
         "PatientStatusEnum": "patients.models.Patient.Status",
         "AppointmentStatusEnum": "refills.models.Appointment.Status",
         "VertebralLevelEnum": "patients.models.VERTEBRAL_LEVELS",
+        # The refill's safety checklist: answered done / not done, read back with "not recorded" too.
+        "SafetyCheckAnswerEnum": "refills.api.SAFETY_CHECK_ANSWERS",
+        "SafetyCheckEnum": "refills.models.RefillVisit.SafetyCheck",
     },
 }
 

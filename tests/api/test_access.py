@@ -285,7 +285,9 @@ def test_every_api_url_pattern_is_in_the_schema():
     routed = {
         reverse(f"api:{pattern.name}", kwargs=dict.fromkeys(pattern.pattern.regex.groupindex, "7"))
         for pattern in api_urls.urlpatterns
-        if pattern.name != "not-found"
+        # not-found answers everything else; FHIR's $everything is a FHIR operation, documented in
+        # docs/fhir.md rather than the OpenAPI schema (the generator drops its "$"), and in the URL matrix.
+        if pattern.name not in ("not-found", "fhir-patient-everything")
     }
     documented = {re.sub(r"\{\w+\}", "7", path) for path in PATHS}
 

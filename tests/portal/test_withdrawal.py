@@ -44,6 +44,7 @@ WAYS_IN = {
     "portal:reminder_preferences": "session",
     "portal:calendar_settings": "session",
     "portal:change_request_withdraw": "session-post",  # a button: POST only
+    "portal:passport": "session",
     "portal:calendar_feed": "feed",
     "portal:invitation_accept": "invitation",
     "password_reset_confirm": "reset",

@@ -17,7 +17,7 @@ from pumps.models import DosePrescription, Implant
 from pumps.services import implant_record_eri
 from refills.models import Appointment, RefillVisit
 from tests import factories
-from tests.helpers import implant_register_filled, refill_record
+from tests.helpers import REFILL_LOTS, SAFETY_CHECKLIST_ALL_DONE, implant_register_filled, refill_record
 from tests.staff.conftest import NOW, at
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +35,8 @@ def refill_post(**overrides) -> dict:
         "alarm_threshold_ml": "2.0",
         "battery_status": "ok",
         "post_fill_check": "passed",
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
         "notes": "",
         "correction_reason": "Volume typed as 15 mL: 20 mL were added",
     }

@@ -27,7 +27,7 @@ from pumps.services import implant_record_eri
 from refills.models import Appointment, AppointmentChangeRequest, RefillVisit, ReservoirEmptying
 from refills.services import dose_change_record
 from tests import factories
-from tests.helpers import implant_register_filled
+from tests.helpers import REFILL_LOTS, SAFETY_CHECKLIST_ALL_DONE, implant_register_filled
 from tests.staff.conftest import NOW, at
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +60,8 @@ def _refill_data(**overrides) -> dict:
         "alarm_threshold_ml": "2.0",
         "battery_status": "ok",
         "post_fill_check": "passed",
+        **SAFETY_CHECKLIST_ALL_DONE,
+        **REFILL_LOTS,
         **overrides,
     }
 

@@ -18,7 +18,7 @@ from refills.models import RefillVisit
 from refills.services import refill_visit_record
 from tests import factories
 
-from .conftest import day_label, login, pump_refilled_days_ago
+from .conftest import day_label, fill_refill_checks, login, pump_refilled_days_ago
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -61,6 +61,8 @@ def test_a_refill_with_a_wrong_volume_is_corrected_and_the_forecast_dates_change
     expect(ui.get_by_label("Volume added (mL)")).to_have_value("15")
     ui.get_by_label("Volume added (mL)").fill("20")
     ui.get_by_label("What was wrong").fill("Volume typed as 15 mL: 20 mL were added")
+    fill_refill_checks(ui)
+    ui.get_by_label("Post-fill check", exact=True).select_option("passed")  # not done at the first entry
     _shot(ui, "correct_refill_form")
     ui.get_by_role("button", name="Save the correction").click()
 
@@ -86,6 +88,7 @@ def test_a_double_click_on_save_the_refill_records_one_refill(ui, live_server, n
     ui.goto(f"{live_server.url}/staff/patients/{grace.patient_id}/refill/")
     ui.get_by_label("Actual residual aspirated (mL)").fill("4")
     ui.get_by_label("Drug lot number").fill("LOT-DBL")
+    fill_refill_checks(ui)
     ui.get_by_role("button", name="Save the refill").dblclick()
     expect(ui.get_by_role("heading", name="Refill recorded")).to_be_visible()
     ui.wait_for_load_state()

@@ -234,6 +234,14 @@ def _put_back(snapshot: str) -> None:
     # Flush without post_migrate (which would recreate content types under other ids), then load.
     call_command("flush", verbosity=0, interactive=False, allow_cascade=True, inhibit_post_migrate=True)
     connection.creation.deserialize_db_from_string(snapshot)
+    # The rows came back with their own ids: move PostgreSQL's sequences past them (flush restarted
+    # them at 1), or the next insert of a catalogue row collides with a restored one.
+    from django.apps import apps
+    from django.core.management.color import no_style
+
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sequence_reset_sql(no_style(), apps.get_models()):
+            cursor.execute(statement)
 
 
 @pytest.fixture(scope="session")

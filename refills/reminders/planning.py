@@ -219,7 +219,7 @@ inserted AS (
            CASE WHEN pending THEN %s ELSE %s END,
            CASE WHEN pending THEN '' ELSE %s END,
            CASE WHEN pending THEN '' ELSE
-               'Not sent: booked after its time (' || to_char(send_at AT TIME ZONE %s, 'DD Mon HH24:MI')
+               'Not sent: booked after its time (' || to_char(send_at AT TIME ZONE %s, 'FMDD Mon HH24:MI')
                || '); a closer reminder covers it.'
            END,
            0, 0, 0, '', %s, %s

@@ -100,7 +100,7 @@ def test_a_nurse_books_a_review_from_a_day_of_the_week_calendar(ui, live_server,
     expect(heading).not_to_contain_text("Sunday")  # the weekend is closed and empty: not shown
     column = ui.locator(f'section.day[data-day="{day:%Y-%m-%d}"]')
     shot(ui, "calendar_week_before_booking")
-    column.get_by_role("link", name=f"Book an appointment on {day:%A} {day.day} {day:%B}").click()
+    column.get_by_role("link", name=f"Book on this day: {day:%A} {day.day} {day:%B}").click()
 
     expect(ui.get_by_role("heading", name=f"Book an appointment on {day:%A} {day.day} {day:%B %Y}")).to_be_visible()
     expect(ui.locator("#id_day")).to_have_value(day.isoformat())

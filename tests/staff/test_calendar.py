@@ -74,7 +74,7 @@ def test_open_days_from_today_have_a_booking_link(nurse_client, frozen):
     html = page(nurse_client, "2025-03-17")
     links = re.findall(re.escape(BOOK) + r"\?day=([0-9-]+)", html)
     assert links == ["2025-03-20", "2025-03-21"]  # not the days already past
-    assert 'aria-label="Book an appointment on Thursday 20 March"' in html
+    assert 'aria-label="Book on this day: Thursday 20 March"' in html
 
 
 def test_booking_from_a_calendar_day_goes_through_the_booking_service(nurse_client, nurse, refilled):

@@ -62,12 +62,15 @@ def test_the_filesystem_broker_keeps_queues_apart(tmp_path):
         "data_folder_out": str(tmp_path),
         "control_folder": str(tmp_path / "control"),
     }
+    # Names of this test's own: kombu keeps exchange bindings in process-wide state, so a queue
+    # name another test of this process declared could route elsewhere.
+    scans, sends = f"scans-{uuid.uuid4().hex[:6]}", f"sends-{uuid.uuid4().hex[:6]}"
     with Connection("filesystem://", transport_options=options) as conn:
-        for queue, body in (("scans", "scan"), ("sends", "send-1"), ("sends", "send-2")):
+        for queue, body in ((scans, "scan"), (sends, "send-1"), (sends, "send-2")):
             conn.SimpleQueue(queue).put(body)
-        assert conn.SimpleQueue("scans").get(timeout=1).payload == "scan"
-        assert conn.SimpleQueue("scans").qsize() == 0
-        assert conn.SimpleQueue("sends").qsize() == 2
+        assert conn.SimpleQueue(scans).get(timeout=1).payload == "scan"
+        assert conn.SimpleQueue(scans).qsize() == 0
+        assert conn.SimpleQueue(sends).qsize() == 2
 
 
 def _due_reminders(count: int) -> list[int]:

@@ -69,6 +69,7 @@ from .reminders.reads import reminder_list
 from .timeline import patient_get_timeline
 from .urgency import RefillUrgency, refill_urgency_classify
 from .worklist import SECTION_CAP as WORKLIST_SECTION_CAP
+from .worklist import section_get as worklist_section_get
 from .worklist import worklist_get
 
 logger = logging.getLogger(__name__)
@@ -120,12 +121,9 @@ def worklist(request: HttpRequest) -> HttpResponse:
         unbooked_only=filters.get("unbooked", False),
         page=page,
     )
-    open_alerts = alert_list_open()
-    alerts = list(open_alerts[:WORKLIST_SECTION_CAP])
+    alerts, alert_total = worklist_section_get(alert_list_open(), cap=WORKLIST_SECTION_CAP)
     failed = reminder_list(status=Reminder.Status.FAILED).filter(appointment__status=Appointment.Status.BOOKED)
-    failed_reminders = list(failed[:WORKLIST_SECTION_CAP])
-    alert_total = open_alerts.order_by().count()
-    failed_total = failed.order_by().count()
+    failed_reminders, failed_total = worklist_section_get(failed, cap=WORKLIST_SECTION_CAP)
     # The filters, kept on the refill table's page links.
     query = request.GET.copy()
     query.pop("page", None)

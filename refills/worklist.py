@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When, Window
 from django.utils import timezone
 
 from patients.models import Patient
@@ -142,6 +142,13 @@ PAGE_SIZE = 50
 SECTION_CAP = 100
 
 
+def section_get(queryset: QuerySet, *, cap: int) -> tuple[list, int]:
+    """The first `cap` rows of a section and its total, in one query: the total is
+    `COUNT(*) OVER ()`, computed over every matching row before the LIMIT (an empty section: 0)."""
+    rows = list(queryset.annotate(section_total=Window(Count("pk")))[:cap])
+    return rows, (rows[0].section_total if rows else 0)
+
+
 def worklist_row_classify(*, implant: Implant, today: dt.date, clinic: ClinicSettings) -> WorklistRow:
     """Urgency of one refill from the forecast in force and the clinic's alert settings."""
     due_by = implant.forecast_due_by
@@ -216,7 +223,9 @@ def worklist_get(
         .filter(starts_at__gte=start, starts_at__lt=end)
         .exclude(status=Appointment.Status.CANCELLED)
     )
-    todays = list(todays_qs.select_related("patient", "implant").order_by("starts_at", "id")[:SECTION_CAP])
+    todays, todays_count = section_get(
+        todays_qs.select_related("patient", "implant").order_by("starts_at", "id"), cap=SECTION_CAP
+    )
 
     level = urgency_level_sql(today=today, clinic=clinic)
     due = patient_list_due_for_refill(today=today).alias(urgency_level=level)
@@ -245,11 +254,13 @@ def worklist_get(
     rows = [worklist_row_classify(implant=implant, today=today, clinic=clinic) for implant in page_rows]
 
     unrecorded_qs = Appointment.objects.valid().filter(status=Appointment.Status.BOOKED, starts_at__lt=start)
-    unrecorded = list(unrecorded_qs.select_related("patient", "implant").order_by("starts_at", "id")[:SECTION_CAP])
+    unrecorded, unrecorded_count = section_get(
+        unrecorded_qs.select_related("patient", "implant").order_by("starts_at", "id"), cap=SECTION_CAP
+    )
     no_shows_qs = Appointment.objects.valid().filter(
         status=Appointment.Status.NO_SHOW, starts_at__gte=start - dt.timedelta(days=no_show_days)
     )
-    no_shows = list(
+    no_shows, no_show_count = section_get(
         no_shows_qs.select_related("patient", "implant")
         .annotate(
             rebooked=Exists(
@@ -258,21 +269,29 @@ def worklist_get(
                 )
             )
         )
-        .order_by("-starts_at", "-id")[:SECTION_CAP]
+        .order_by("-starts_at", "-id"),
+        cap=SECTION_CAP,
     )
     no_forecast_qs = (
         Implant.objects.valid()
         .filter(explanted_on__isnull=True, patient__status="active", patient__entered_in_error=False)
         .filter(forecast_due_by__isnull=True)
     )
+    no_forecast_implants, no_forecast_count = section_get(
+        no_forecast_qs.select_related("patient", "pump_model").order_by("implanted_on", "pk"), cap=SECTION_CAP
+    )
     no_forecast = [
         NoForecastRow(implant=implant, problem=PROBLEM_LABELS.get(implant.forecast_problem, "Forecast not computed"))
-        for implant in no_forecast_qs.select_related("patient", "pump_model").order_by("implanted_on", "pk")[
-            :SECTION_CAP
-        ]
+        for implant in no_forecast_implants
     ]
     with_dates = implant_list_with_battery_dates()
     battery_qs = with_dates.filter(battery_computable=True).filter(_battery_near(today=today, clinic=clinic))
+    battery_implants, battery_count = section_get(
+        battery_qs.select_related("patient", "pump_model").order_by(
+            F("battery_plan_stops_on").asc(nulls_last=True), "implanted_on", "id"
+        ),
+        cap=SECTION_CAP,
+    )
     battery = [
         BatteryRow(
             implant=implant,
@@ -287,20 +306,21 @@ def worklist_get(
             ),
             window_opens_on=implant.battery_window_opens_on,
         )
-        for implant in battery_qs.select_related("patient", "pump_model").order_by(
-            F("battery_plan_stops_on").asc(nulls_last=True), "implanted_on", "id"
-        )[:SECTION_CAP]
+        for implant in battery_implants
     ]
     # One impossible date (an ERI of 9999-12-01) must not take the worklist down: shown as a problem.
     battery_errors_qs = with_dates.filter(battery_computable=False)
-    battery_errors = list(battery_errors_qs.select_related("patient").order_by("implanted_on", "id")[:SECTION_CAP])
+    battery_errors, battery_error_count = section_get(
+        battery_errors_qs.select_related("patient").order_by("implanted_on", "id"), cap=SECTION_CAP
+    )
     change_requests_qs = AppointmentChangeRequest.objects.filter(
         status=AppointmentChangeRequest.Status.OPEN, appointment__entered_in_error=False
     )
-    change_requests = list(
+    change_requests, change_request_count = section_get(
         change_requests_qs.select_related("appointment__patient", "requested_by").order_by(
             "-urgent", "requested_at", "id"
-        )[:SECTION_CAP]
+        ),
+        cap=SECTION_CAP,
     )
     return Worklist(
         today=today,
@@ -320,11 +340,11 @@ def worklist_get(
         later_count=counts["later"],
         rows_total=rows_total,
         page=page,
-        todays_count=todays_qs.count(),
-        unrecorded_count=unrecorded_qs.count(),
-        no_show_count=no_shows_qs.count(),
-        battery_count=battery_qs.count(),
-        battery_error_count=battery_errors_qs.count(),
-        change_request_count=change_requests_qs.count(),
-        no_forecast_count=no_forecast_qs.count(),
+        todays_count=todays_count,
+        unrecorded_count=unrecorded_count,
+        no_show_count=no_show_count,
+        battery_count=battery_count,
+        battery_error_count=battery_error_count,
+        change_request_count=change_request_count,
+        no_forecast_count=no_forecast_count,
     )

@@ -184,9 +184,9 @@ def raw_time(statements: list[str], params: dict, *, repeat: int) -> float:
 def bench(n: int, *, repeat: int, worklist_only: bool = False) -> list[tuple]:
     from django.conf import settings
     from django.contrib.auth.models import Group
+    from django.db import connection
     from django.test import Client, override_settings
     from django.utils import timezone
-    from django.db import connection
     from reminder_scan import RAW_INSERT_ALERTS, seed
 
     from itbclinic.accounts.models import User

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, DateField, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, FilteredRelation, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
@@ -420,26 +420,29 @@ def patient_list_annual_review_due(
     the due date computed in SQL as `refills.calculations.annual_review_due` does in Python
     (a year after the later of the implant and the last review done; 29 February → 28 February)."""
     clinic = clinic or ClinicSettings.load()
-    reviews = Appointment.objects.valid().filter(
-        patient=OuterRef("patient"), kind=Appointment.Kind.REVIEW, status=Appointment.Status.COMPLETED
-    )
-    last_review_on = Subquery(
-        reviews.annotate(on=TruncDate("starts_at", tzinfo=clinic_tz())).order_by("-starts_at").values("on")[:1],
-        output_field=DateField(),
+    # The last review done, as a join on the patient's completed reviews grouped by pump (one pass
+    # over the table, as the hand-written reference's aggregate), not a subquery per pump.
+    done = FilteredRelation(
+        "patient__appointments",
+        condition=Q(
+            patient__appointments__kind=Appointment.Kind.REVIEW,
+            patient__appointments__status=Appointment.Status.COMPLETED,
+            patient__appointments__entered_in_error=False,
+        ),
     )
     booked = Appointment.objects.valid().filter(
         patient=OuterRef("patient"), kind=Appointment.Kind.REVIEW, status=Appointment.Status.BOOKED
     )
-    due_on = AddMonths(Greatest("implanted_on", Coalesce(last_review_on, "implanted_on")), 12)
+    last_review_on = TruncDate(Max("reviews_done__starts_at"), tzinfo=clinic_tz())
     implants = (
         Implant.objects.valid()
         .filter(explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False)
         .filter(~Exists(booked))
         .select_related("patient")
-        .alias(review_due_on=due_on)
-        .filter(review_due_on__lte=today + dt.timedelta(days=clinic.annual_review_notice_days))
-        .annotate(review_due=due_on)
-        .order_by("review_due_on", "pk")[:limit]
+        .annotate(reviews_done=done)
+        .annotate(review_due=AddMonths(Greatest("implanted_on", Coalesce(last_review_on, "implanted_on")), 12))
+        .filter(review_due__lte=today + dt.timedelta(days=clinic.annual_review_notice_days))
+        .order_by("review_due", "pk")[:limit]
     )
     return [(implant, AnnualReview(due_on=implant.review_due, is_due=True)) for implant in implants]
 

@@ -367,6 +367,54 @@ def test_no_annual_review_without_a_pump():
     )
 
 
+def test_the_clinic_list_of_reviews_due_agrees_with_each_patients_rule(nurse, frozen):
+    """The worklist's one-pass query (the last review done joined and grouped) gives, for every
+    patient, the due date and the decision the per-patient rule gives: several reviews done (the
+    latest counts), one entered in error or missed (not counted), a leap day, one booked."""
+
+    def review(patient, day, status):
+        return factories.AppointmentFactory(
+            patient=patient, implant=None, kind="review", status=status, starts_at=at(day.year, day.month, day.day)
+        )
+
+    implanted = {}
+    for name, implanted_on in [
+        ("never", dt.date(2023, 7, 1)),
+        ("several", dt.date(2019, 5, 5)),
+        ("recent", dt.date(2020, 1, 1)),
+        ("in-error", dt.date(2022, 9, 9)),
+        ("missed", dt.date(2022, 10, 10)),
+        ("leap", dt.date(2018, 1, 1)),
+        ("booked", dt.date(2021, 1, 1)),
+        ("new", dt.date(2024, 12, 1)),
+    ]:
+        implanted[name] = factories.ImplantFactory(implanted_on=implanted_on).patient
+    review(implanted["several"], dt.date(2022, 3, 1), "completed")
+    review(implanted["several"], dt.date(2024, 3, 2), "completed")
+    review(implanted["several"], dt.date(2023, 3, 1), "completed")
+    review(implanted["recent"], dt.date(2024, 11, 1), "completed")
+    wrong = review(implanted["in-error"], dt.date(2024, 12, 1), "completed")
+    Appointment.objects.filter(pk=wrong.pk).update(entered_in_error=True, entered_in_error_reason="wrong patient")
+    review(implanted["missed"], dt.date(2024, 12, 1), "no_show")
+    review(implanted["leap"], dt.date(2024, 2, 29), "completed")
+    review(implanted["booked"], dt.date(2025, 4, 1), "booked")
+
+    listed = {implant.patient_id: review.due_on for implant, review in patient_list_annual_review_due(today=TODAY)}
+    expected = {}
+    for patient in implanted.values():
+        rule = patient_get_annual_review(patient=patient, today=TODAY)
+        if rule.is_due:
+            expected[patient.pk] = rule.due_on
+    assert listed == expected
+    assert listed == {
+        implanted["never"].pk: dt.date(2024, 7, 1),
+        implanted["several"].pk: dt.date(2025, 3, 2),
+        implanted["in-error"].pk: dt.date(2023, 9, 9),
+        implanted["missed"].pk: dt.date(2023, 10, 10),
+        implanted["leap"].pk: dt.date(2025, 2, 28),
+    }
+
+
 def test_annual_review_is_proposed_once_a_year_per_patient(nurse, frozen, django_assert_num_queries):
     # given a pump implanted 20 months ago and never reviewed
     implant = factories.ImplantFactory(implanted_on=dt.date(2023, 7, 1))

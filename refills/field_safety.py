@@ -100,7 +100,7 @@ def field_safety_notice_list() -> QuerySet[FieldSafetyNotice]:
 
 def field_safety_notices_open(*, cap: int) -> list[FieldSafetyNotice]:
     """The notices with a flag still waiting for its action, for the worklist's alerts (one query)."""
-    return list(field_safety_notice_list().filter(open_count__gt=0)[:cap])
+    return list(field_safety_notice_list().filter(open_count__gt=0)[:cap])  # type: ignore[misc]  # an annotation
 
 
 def field_safety_notice_get(*, notice_id: int) -> FieldSafetyNotice:

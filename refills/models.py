@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from simple_history.models import HistoricalRecords
 
 from core.records import ClinicalRecord, ClinicalRecordQuerySet
@@ -718,3 +719,111 @@ class TaskRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: completed {self.last_completed_at}"
+
+
+class FieldSafetyNotice(ClinicalRecord):
+    """A manufacturer's field safety notice (or the clinic's own recall) and the search that found its pumps.
+
+    Every pump the search found is flagged (`FieldSafetyFlag`): the flag shows on the patient's
+    page, the worklist and its alerts until a clinician records what was done for that patient.
+    """
+
+    title = models.CharField(max_length=200, validators=[validate_no_control_characters])
+    # The manufacturer's reference (e.g. "FA1234"): one notice per reference, so flagging the
+    # same search again adds only the pumps not yet flagged.
+    reference = models.CharField(max_length=64, validators=[validate_no_control_characters])
+    manufacturer_text = models.TextField(help_text="What the manufacturer says, and what the clinic must do.")
+    # The recall criteria used, in words (each search that added patients, one line each).
+    criteria = models.TextField()
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    issued_at = models.DateTimeField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("reference"),
+                condition=Q(entered_in_error=False),
+                name="fieldsafetynotice_one_per_reference",
+                violation_error_message="A notice with this reference exists: add the patients to that one.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(reference="") & ~Q(title=""),
+                name="fieldsafetynotice_has_title_and_reference",
+                violation_error_message="A notice needs its title and the manufacturer's reference.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.title}"
+
+
+class FieldSafetyFlag(ClinicalRecord):
+    """One flagged pump of a notice: who was told, how, and what the clinician did about it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Action to record"
+        CLOSED = "closed", "Action recorded"
+
+    class Contact(models.TextChoices):
+        NOT_CONTACTED = "", "Not contacted"
+        PENDING = "pending", "Message waiting to be sent"
+        SENDING = "sending", "Message being sent"
+        SENT = "sent", "Message sent"
+        FAILED = "failed", "Message could not be sent"
+        NO_CHANNEL = "no_channel", "Cannot be messaged: phone the patient"
+
+    notice = models.ForeignKey(FieldSafetyNotice, on_delete=models.PROTECT, related_name="flags")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="field_safety_flags")
+    implant = models.ForeignKey(Implant, on_delete=models.PROTECT, related_name="field_safety_flags")
+    contact = models.CharField(max_length=16, choices=Contact.choices, blank=True, default="", db_index=True)
+    channel = models.CharField(max_length=8, choices=[("email", "Email"), ("sms", "SMS")], blank=True)
+    contacted_at = models.DateTimeField(null=True, blank=True)
+    # Who asked for the message to be sent.
+    contacted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    contact_attempts = models.PositiveSmallIntegerField(default=0)
+    contact_error = models.TextField(blank=True)
+    # What the patient was told, kept as sent (it names no patient).
+    message_subject = models.CharField(max_length=200, blank=True)
+    message_body = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True)
+    action_taken = models.TextField(blank=True)
+    action_recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    action_recorded_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["notice", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notice", "implant"],
+                name="fieldsafetyflag_one_per_notice_implant",
+                violation_error_message="This pump is already flagged for this notice.",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open")
+                | (~Q(action_taken="") & Q(action_recorded_at__isnull=False) & Q(action_recorded_by__isnull=False)),
+                name="fieldsafetyflag_closed_has_action",
+                violation_error_message="Record the action taken to close the flag.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(contact="sent") | Q(contacted_at__isnull=False),
+                name="fieldsafetyflag_sent_has_contacted_at",
+                violation_error_message="A message sent needs the time it was sent.",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "notice"], name="fieldsafetyflag_open_idx")]
+
+    def __str__(self) -> str:
+        return f"Notice {self.notice_id}, implant {self.implant_id} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN

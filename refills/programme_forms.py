@@ -5,6 +5,7 @@ import datetime as dt
 from django import forms
 
 from core.forms import DateInput
+from core.validators import validate_no_control_characters
 from pumps.calculations import add_months
 from pumps.models import Drug, PumpModel
 
@@ -50,13 +51,18 @@ class RecallSearchForm(forms.Form):
         queryset=Drug.objects.order_by("name", "concentration_mcg_per_ml"), required=False, label="Drug product"
     )
     drug_lot = forms.CharField(max_length=64, required=False, help_text="Any fill or refill with this lot.")
+    kit_lot = forms.CharField(
+        max_length=64, required=False, label="Refill kit lot", help_text="Any refill done with a kit of this lot."
+    )
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False, label="Pumps")
 
     def clean(self):
         data = super().clean()
         criteria = ("pump_model", "serial_from", "serial_to", "catheter_model", "implanted_from", "implanted_to")
-        if not any(data.get(name) for name in (*criteria, "drug", "drug_lot")) and not self.errors:
-            raise forms.ValidationError("Give at least one criterion: a model, serials, catheter, dates, drug or lot.")
+        if not any(data.get(name) for name in (*criteria, "drug", "drug_lot", "kit_lot")) and not self.errors:
+            raise forms.ValidationError(
+                "Give at least one criterion: a model, serials, catheter, dates, drug, drug lot or kit lot."
+            )
         start, end = data.get("serial_from", ""), data.get("serial_to", "")
         if start and end:
             if len(start.strip()) != len(end.strip()):
@@ -67,3 +73,29 @@ class RecallSearchForm(forms.Form):
         if opened and closed and closed < opened:
             self.add_error("implanted_to", "The end of the implant dates must be on or after their start.")
         return data
+
+
+class FieldSafetyFlagForm(forms.Form):
+    """The notice that flags every pump of a recall search."""
+
+    title = forms.CharField(max_length=200, label="Notice title", validators=[validate_no_control_characters])
+    reference = forms.CharField(
+        max_length=64,
+        label="Manufacturer's reference",
+        validators=[validate_no_control_characters],
+        help_text="Flagging again under the same reference adds only the pumps not yet flagged.",
+    )
+    manufacturer_text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=8000,
+        label="What the manufacturer says and what to do",
+    )
+
+
+class FieldSafetyActionForm(forms.Form):
+    action_taken = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=4000,
+        label="Action taken for this patient",
+        help_text="What was done or decided (e.g. pump interrogated, no fault; replacement booked).",
+    )

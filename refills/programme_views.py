@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from audit.models import AccessLog
 from audit.services import audit_record_accesses
 from core.csv_export import csv_response
+from core.permissions import holds_permissions
 from itbclinic.accounts.permissions import staff_required
 from itbclinic.accounts.roles import Role, has_role
 from patients.models import Patient
@@ -25,7 +26,7 @@ from patients.selectors import patient_list_visible_to
 
 from . import quality, recall
 from .clinic_time import clinic_tz
-from .programme_forms import QualityPeriodForm, RecallSearchForm, default_period
+from .programme_forms import FieldSafetyFlagForm, QualityPeriodForm, RecallSearchForm, default_period
 from .quality_charts import Bar, bar_chart_svg
 from .recall import RecallCriteria
 
@@ -42,7 +43,7 @@ PATIENT_TABLES = frozenset({"review", "battery"})
 CSV_TABLES = ("monthly", "timeliness", "no_shows", "reminders", "unbooked", "discrepancy", "review", "battery")
 
 
-def _form_errors_400(form) -> HttpResponse:
+def form_errors_400(form) -> HttpResponse:
     """A download's bad input: 400 naming each field and its error (the page shows the form instead)."""
     return HttpResponse(
         "; ".join(f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()),
@@ -181,7 +182,7 @@ def quality_csv(request: HttpRequest, table: str) -> HttpResponse:
     today = timezone.localdate()
     form, period = _period(request, today)
     if period is None:
-        return _form_errors_400(form)
+        return form_errors_400(form)
     header, rows, patient_ids = _table(period, table, request, today)
     if patient_ids:
         audit_record_accesses(
@@ -199,7 +200,7 @@ def quality_csv(request: HttpRequest, table: str) -> HttpResponse:
 # ---------------------------------------------------------------------------
 
 
-def _recall_criteria(form: RecallSearchForm) -> RecallCriteria:
+def recall_criteria_of(form: RecallSearchForm) -> RecallCriteria:
     data = form.cleaned_data
     return RecallCriteria(
         pump_model=data.get("pump_model"),
@@ -210,22 +211,23 @@ def _recall_criteria(form: RecallSearchForm) -> RecallCriteria:
         implanted_to=data.get("implanted_to"),
         drug=data.get("drug"),
         drug_lot=data.get("drug_lot", ""),
+        kit_lot=data.get("kit_lot", ""),
         status=data.get("status", ""),
     )
 
 
-@staff_required("refills.view_appointment", "pumps.view_implant")
-@require_GET
-def recall_search(request: HttpRequest) -> HttpResponse:
-    form = RecallSearchForm(request.GET or None)
+def recall_search_context(request: HttpRequest, form: RecallSearchForm, flag_form=None) -> dict[str, object]:
+    """The recall page's context (its results access-logged); the flag form for those who may flag."""
     context: dict[str, object] = {"form": form}
     if form.is_bound and form.is_valid():
         found = recall.recall_search(
-            criteria=_recall_criteria(form), visible=patient_list_visible_to(user=request.user), now=timezone.now()
+            criteria=recall_criteria_of(form), visible=patient_list_visible_to(user=request.user), now=timezone.now()
         )
         results = list(found[: recall.PAGE_CAP])
         total = len(results) if len(results) < recall.PAGE_CAP else found.count()
         context.update(results=results, total=total, query=request.GET.urlencode(), cap=recall.PAGE_CAP)
+        if holds_permissions(request.user, ["refills.add_fieldsafetynotice"]):
+            context["flag_form"] = flag_form or FieldSafetyFlagForm()
         audit_record_accesses(
             user=request.user,
             patients=[implant.patient for implant in results],
@@ -233,7 +235,14 @@ def recall_search(request: HttpRequest) -> HttpResponse:
             request=request,
             detail="recall search",
         )
-    return render(request, "refills/programme/recall_search.html", context)
+    return context
+
+
+@staff_required("refills.view_appointment", "pumps.view_implant")
+@require_GET
+def recall_search(request: HttpRequest) -> HttpResponse:
+    form = RecallSearchForm(request.GET or None)
+    return render(request, "refills/programme/recall_search.html", recall_search_context(request, form))
 
 
 @staff_required("refills.view_appointment", "pumps.view_implant")
@@ -241,10 +250,10 @@ def recall_search(request: HttpRequest) -> HttpResponse:
 def recall_csv(request: HttpRequest) -> HttpResponse:
     form = RecallSearchForm(request.GET)
     if not form.is_valid():
-        return _form_errors_400(form)
+        return form_errors_400(form)
     found = list(
         recall.recall_search(
-            criteria=_recall_criteria(form), visible=patient_list_visible_to(user=request.user), now=timezone.now()
+            criteria=recall_criteria_of(form), visible=patient_list_visible_to(user=request.user), now=timezone.now()
         )
     )
     audit_record_accesses(

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
+from core.formatting import format_day
 from patients.models import Patient
 from pumps.models import Drug, Implant, PumpModel
 
@@ -32,6 +33,8 @@ class RecallCriteria:
     implanted_to: dt.date | None = None
     drug: Drug | None = None
     drug_lot: str = ""
+    # The refill kit's lot (recorded at each refill; the fill in theatre has no kit).
+    kit_lot: str = ""
     # "" for every pump, "active" for those still implanted, "past" for explanted ones.
     status: str = ""
 
@@ -48,6 +51,40 @@ def _fill_and_refill(criteria: RecallCriteria) -> Q:
         fill &= Q(fill_drug_lot__iexact=criteria.drug_lot.strip())
     refilled = RefillVisit.objects.valid().filter(visit, implant=OuterRef("pk"))
     return Q(Exists(refilled)) | fill
+
+
+STATUS_WORDS = {"active": "still implanted", "past": "explanted"}
+
+
+def recall_criteria_describe(criteria: RecallCriteria) -> str:
+    """The criteria in words, as a notice keeps them: "Pump model SynchroMed II 20 mL; serials NGP1000 to NGP1999"."""
+    parts = []
+    if criteria.pump_model is not None:
+        parts.append(f"pump model {criteria.pump_model}")
+    if criteria.serial_from and criteria.serial_to:
+        parts.append(f"serials {criteria.serial_from.strip()} to {criteria.serial_to.strip()}")
+    elif criteria.serial_from:
+        parts.append(f"serials from {criteria.serial_from.strip()}")
+    elif criteria.serial_to:
+        parts.append(f"serials up to {criteria.serial_to.strip()}")
+    if criteria.catheter_model:
+        parts.append(f"catheter {criteria.catheter_model.strip()}")
+    if criteria.implanted_from and criteria.implanted_to:
+        parts.append(f"implanted {format_day(criteria.implanted_from)} to {format_day(criteria.implanted_to)}")
+    elif criteria.implanted_from:
+        parts.append(f"implanted from {format_day(criteria.implanted_from)}")
+    elif criteria.implanted_to:
+        parts.append(f"implanted up to {format_day(criteria.implanted_to)}")
+    if criteria.drug is not None:
+        parts.append(f"drug {criteria.drug}")
+    if criteria.drug_lot:
+        parts.append(f"drug lot {criteria.drug_lot.strip()}")
+    if criteria.kit_lot:
+        parts.append(f"refill kit lot {criteria.kit_lot.strip()}")
+    if criteria.status in STATUS_WORDS:
+        parts.append(f"pumps {STATUS_WORDS[criteria.status]}")
+    text = "; ".join(parts) or "no criteria"
+    return text[0].upper() + text[1:]
 
 
 def recall_search(
@@ -73,6 +110,9 @@ def recall_search(
         qs = qs.filter(explanted_on__isnull=False)
     if criteria.drug is not None or criteria.drug_lot:
         qs = qs.filter(_fill_and_refill(criteria))
+    if criteria.kit_lot:
+        kits = RefillVisit.objects.valid().filter(kit_lot__iexact=criteria.kit_lot.strip(), implant=OuterRef("pk"))
+        qs = qs.filter(Exists(kits))
     upcoming = (
         Appointment.objects.valid()
         .filter(patient=OuterRef("patient"), status=Appointment.Status.BOOKED, starts_at__gte=now)

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import services, watchdog
+from . import field_safety, services, watchdog
 from .alerts.scan import alerts_scan
 from .notices import SEND_TASK, appointment_notice_send, appointment_notices_redispatch
 from .reminders.delivery import TRANSIENT_SEND_ERRORS, SendOutcome, reminder_mark_failed, reminder_send
@@ -76,6 +76,7 @@ def enqueue_send_reminder(*, reminder_id: int, claim_token: str) -> None:
 def dispatch_reminders_task() -> int:
     # Notices of a moved or cancelled appointment whose message was lost go out again too.
     appointment_notices_redispatch(now=timezone.now())
+    field_safety.field_safety_messages_redispatch(now=timezone.now())
     result = reminders_dispatch(now=timezone.now(), enqueue=enqueue_send_reminder)
     if result.claimed or result.skipped_stale:
         logger.info("dispatched %d reminders, %d stale skipped", len(result.claimed), result.skipped_stale)
@@ -132,3 +133,27 @@ def send_reminder_task(self, reminder_id: int, claim_token: str | None = None) -
 def send_appointment_notice_task(self, notice_id: int) -> str:
     """Tell the patient their appointment changed (refills.notices); idempotent, retried on transient errors."""
     return appointment_notice_send(notice_id=notice_id, now=timezone.now())
+
+
+@shared_task(
+    bind=True,
+    name=field_safety.SEND_TASK,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_SEND_ERRORS,
+    retry_backoff=settings.REMINDER_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=settings.REMINDER_RETRY_BACKOFF_MAX_SECONDS,
+    retry_jitter=True,
+    max_retries=settings.REMINDER_SEND_MAX_RETRIES,
+)
+def send_field_safety_message_task(self, flag_id: int) -> str:
+    """Tell a flagged patient about a field-safety notice (refills.field_safety); idempotent, retried."""
+    try:
+        return field_safety.field_safety_message_send(flag_id=flag_id, now=timezone.now())
+    except TRANSIENT_SEND_ERRORS as exc:
+        if self.request.retries < self.max_retries:
+            raise
+        logger.error("field-safety message %s failed after %d retries: %r", flag_id, self.request.retries, exc)
+        field_safety.field_safety_message_mark_failed(flag_id=flag_id, error=f"{type(exc).__name__}: {exc}")
+        return SendOutcome.FAILED

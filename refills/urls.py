@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import correction_views, implant_views, patient_views, programme_views, views
+from . import correction_views, field_safety_views, implant_views, patient_views, programme_views, views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -37,5 +37,13 @@ urlpatterns = [
     path("quality/", programme_views.quality_dashboard, name="quality_dashboard"),
     path("recall/", programme_views.recall_search, name="recall_search"),
     path("recall/export.csv", programme_views.recall_csv, name="recall_csv"),
+    path("recall/flag/", field_safety_views.recall_flag, name="recall_flag"),
+    path("field-safety/", field_safety_views.field_safety_list, name="field_safety_list"),
+    path("field-safety/<int:notice_id>/", field_safety_views.field_safety_notice, name="field_safety_notice"),
+    path("field-safety/<int:notice_id>/export.csv", field_safety_views.field_safety_csv, name="field_safety_csv"),
+    path("field-safety/<int:notice_id>/send/", field_safety_views.field_safety_send, name="field_safety_send"),
+    path(
+        "field-safety/flags/<int:flag_id>/action/", field_safety_views.field_safety_action, name="field_safety_action"
+    ),
     path("quality/<slug:table>.csv", programme_views.quality_csv, name="quality_csv"),
 ]

@@ -41,6 +41,7 @@ from . import selectors, services
 from .alerts import services as alert_services
 from .alerts.reads import alert_list_open
 from .charts import ReservoirProjection, ReservoirRefill, battery_bar_svg, reservoir_chart_svg
+from .field_safety import field_safety_flag_list_for_patient, field_safety_notices_open
 from .forecasting import PROBLEM_LABELS
 from .forms import (
     AppointmentBookForm,
@@ -124,6 +125,9 @@ def worklist(request: HttpRequest) -> HttpResponse:
     alerts, alert_total = worklist_section_get(alert_list_open(), cap=WORKLIST_SECTION_CAP)
     failed = reminder_list(status=Reminder.Status.FAILED).filter(appointment__status=Appointment.Status.BOOKED)
     failed_reminders, failed_total = worklist_section_get(failed, cap=WORKLIST_SECTION_CAP)
+    # Field-safety notices with patients still waiting for their action (one aggregate query).
+    notices = field_safety_notices_open(cap=WORKLIST_SECTION_CAP)
+    field_safety_open = sum(notice.open_count for notice in notices)
     # The filters, kept on the refill table's page links.
     query = request.GET.copy()
     query.pop("page", None)
@@ -133,8 +137,10 @@ def worklist(request: HttpRequest) -> HttpResponse:
         "filtered": bool(filters.get("q") or filters.get("urgency") or filters.get("unbooked")),
         "alerts": alerts,
         "failed_reminders": failed_reminders,
-        "alert_count": alert_total + failed_total,
-        "alerts_shown": len(alerts) + len(failed_reminders),
+        "field_safety_notices": notices,
+        "field_safety_open": field_safety_open,
+        "alert_count": alert_total + failed_total + field_safety_open,
+        "alerts_shown": len(alerts) + len(failed_reminders) + field_safety_open,
         "alerts_hidden": alert_total + failed_total - len(alerts) - len(failed_reminders),
         "page_query": query.urlencode(),
         "form": form,
@@ -384,6 +390,7 @@ def patient_detail(request: HttpRequest, patient_id: int) -> HttpResponse:
         "clinic": ClinicSettings.load(),
         "appointments": _appointments_to_act_on(patient=patient),
         "annual_review": selectors.patient_get_annual_review(patient=patient, today=today),
+        "field_safety_flags": field_safety_flag_list_for_patient(patient=patient),
         "now": now,
     }
     if implant is not None:

@@ -1,4 +1,4 @@
-"""The programme pages in the browser: the quality dashboard and the recall search (issue 14).
+"""The programme pages in the browser: the quality dashboard, the recall search and field-safety notices (issue 14).
 
 Screenshots go to var/screenshots/ (git-ignored) for a person to look at.
 """
@@ -89,3 +89,47 @@ def test_the_clinician_finds_every_pump_of_a_lot_and_exports_them(ui, live_serve
         results.get_by_role("link", name="Download CSV").click()
     lines = Path(download.value.path()).read_text().splitlines()
     assert [line.split(",")[3] for line in lines[1:]] == ["NGP1000", "NGP1001", "NGP1002"]
+
+
+def test_the_clinician_flags_a_lot_sees_it_on_the_patient_page_and_records_the_action(ui, live_server):
+    nurse = factories.NurseFactory()
+    seed(nurse)
+    login(ui, live_server, factories.ClinicianFactory())
+
+    # search → flag
+    ui.get_by_role("navigation", name="Main").get_by_role("link", name="Recall", exact=True).click()
+    ui.get_by_label("Drug lot").fill("LOT-B")
+    ui.get_by_role("button", name="Search").click()
+    flag_form = ui.get_by_test_id("recall-flag")
+    flag_form.get_by_label("Notice title").fill("Motor stall advisory")
+    flag_form.get_by_label("Manufacturer's reference").fill("FA-2025-07")
+    flag_form.get_by_label("What the manufacturer says and what to do").fill("Interrogate the pump; check its log.")
+    flag_form.get_by_role("button", name="Flag all 2").click()
+
+    expect(ui.get_by_role("heading", level=1)).to_have_text("Motor stall advisory")
+    expect(ui.get_by_text("2 pumps flagged with notice FA-2025-07.")).to_be_visible()
+    expect(ui.get_by_test_id("notice-flags").locator("tbody tr")).to_have_count(2)
+    expect(ui.get_by_test_id("notice-criteria")).to_contain_text("Drug lot LOT-B (2 pumps)")
+    _snap(ui, "field_safety_notice")
+
+    # → on the patient's page
+    ui.get_by_test_id("notice-flags").get_by_role("link", name="Three Recall", exact=True).click()
+    banner = ui.get_by_test_id("field-safety-flag")
+    expect(banner).to_contain_text("Field-safety notice FA-2025-07: Motor stall advisory")
+    _snap(ui, "field_safety_patient_flagged")
+
+    # → record the action → the flag is gone
+    banner.get_by_role("link", name="Record the action taken").click()
+    ui.get_by_role("button", name="Record the action and close the flag").click()
+    expect(ui.locator(".errorlist").filter(has_text="This field is required.")).to_be_visible()
+    ui.get_by_label("Action taken for this patient").fill("Pump interrogated in clinic: no motor stall logged.")
+    ui.get_by_role("button", name="Record the action and close the flag").click()
+
+    expect(ui.get_by_text("Action recorded for Three Recall: the flag is closed.")).to_be_visible()
+    expect(ui.get_by_test_id("field-safety-flag")).to_have_count(0)
+    expect(ui.get_by_test_id("field-safety-history")).to_contain_text("no motor stall logged")
+    _snap(ui, "field_safety_action_recorded")
+
+    # the notice's page now shows one action still to record, on the worklist too
+    ui.get_by_role("navigation", name="Main").get_by_role("link", name="Worklist", exact=True).click()
+    expect(ui.get_by_test_id("field-safety-alert")).to_contain_text("1 of 2 flagged patients still waiting")

@@ -26,10 +26,13 @@ from django.core import mail
 from django.test.signals import template_rendered
 from django.urls import reverse
 
+from patients.models import Patient
 from portal.services import portal_account_email_change, portal_invite_patient
 from refills.alerts.digest import alerts_email_new, alerts_escalate, alerts_text_urgent
+from refills.field_safety import field_safety_flag_recall, field_safety_message_send, field_safety_messages_request
 from refills.models import Alert, AppointmentNotice, ClinicSettings, Reminder
 from refills.notices import appointment_notice_send
+from refills.recall import RecallCriteria
 from refills.reminders.delivery import reminder_mark_failed, reminder_send
 from refills.reminders.dispatch import reminders_dispatch
 from refills.reminders.planning import reminders_scan
@@ -75,6 +78,7 @@ SENDERS = {
     "refills.alerts.digest.alerts_text_urgent",
     "refills.reminders.delivery._deliver",
     "refills.notices.appointment_notice_send",
+    "refills.field_safety.field_safety_message_send",
 }
 SENDING_CALLS = {
     "send_mail",
@@ -309,6 +313,29 @@ def test_no_message_carries_a_name_a_date_of_birth_or_free_text(
         patient.reminder_channel = Reminder.Channel.EMAIL
         patient.save()
 
+    # and a field-safety notice flags the patient's pump: they are told by email, then by SMS
+    with time_machine.travel(local(2025, 3, 7, 12), tick=False):
+        serial = implant.serial_number
+        for i, channel in enumerate((Reminder.Channel.EMAIL, Reminder.Channel.SMS)):
+            patient.reminder_channel = channel
+            patient.save()
+            flagged = field_safety_flag_recall(
+                criteria=RecallCriteria(serial_from=serial, serial_to=serial),
+                title="Motor stall advisory",
+                reference=f"FA-{i}",
+                manufacturer_text="Interrogate the pump.",
+                by=clinician,
+                visible=Patient.objects.all(),
+                now=local(2025, 3, 7, 12),
+            )
+            assert field_safety_messages_request(notice=flagged.notice, by=clinician, now=local(2025, 3, 7, 12)).queued
+            assert [
+                field_safety_message_send(flag_id=flag.pk, now=local(2025, 3, 7, 12))
+                for flag in flagged.notice.flags.all()
+            ] == ["sent"]
+        patient.reminder_channel = Reminder.Channel.EMAIL
+        patient.save()
+
     # and the patient's reminders: the 14-day one by email …
     with time_machine.travel(local(2025, 3, 17, 9), tick=False):
         collector = Collector()
@@ -359,11 +386,13 @@ def test_no_message_carries_a_name_a_date_of_birth_or_free_text(
             ("p7713@example.org",),  # the review's request declined, moved, cancelled (email)
             ("p7713@example.org",),
             ("p7713@example.org",),
+            ("p7713@example.org",),  # the field-safety notice (email)
             (clinic.nursing_email,),  # the failed reminder's alert
         ]
     )
-    # on-call SMS, escalation SMS, the patient's 2-day reminder, the review's three notices by SMS
-    assert len(texts) == 2 * urgent + 1 + 3
+    # on-call SMS, escalation SMS, the patient's 2-day reminder, the review's three notices and the
+    # field-safety notice by SMS
+    assert len(texts) == 2 * urgent + 1 + 3 + 1
     forbidden = [s.lower() for s in forbidden_strings()]
     for parts in [*emails, *[(t,) for t in texts]]:
         for part in parts:

@@ -234,6 +234,25 @@ def _clinic_import(world: World) -> dict:
     return {"import_id": checked.pk}
 
 
+def _field_safety_flag_of_b(world: World):
+    """A field-safety notice flagging patient A's and B's pumps; B's flag (the world has none)."""
+    from refills.models import FieldSafetyFlag, FieldSafetyNotice
+
+    notice, _ = FieldSafetyNotice.objects.get_or_create(
+        reference="MATRIX-FSN",
+        defaults={
+            "title": "Matrix notice",
+            "manufacturer_text": "Interrogate the pump.",
+            "criteria": "Serials MRN-A to MRN-B",
+            "issued_by": world.clinician,
+            "issued_at": FROZEN_NOW,
+        },
+    )
+    for side in (world.a, world.b):
+        FieldSafetyFlag.objects.get_or_create(notice=notice, implant=side.implant, defaults={"patient": side.patient})
+    return FieldSafetyFlag.objects.get(notice=notice, implant=world.b.implant)
+
+
 ROUTES: dict[str, Route] = {
     # --- wiring (itbclinic/) ---
     # The landing page sends each role on (a clinic admin to the admin index).
@@ -331,6 +350,17 @@ ROUTES: dict[str, Route] = {
     "staff:quality_csv": staff(lambda w: {"table": "monthly"}, read=("nurse", "clinician", "clinic_admin")),
     "staff:recall_search": staff(),
     "staff:recall_csv": staff(),
+    # Field-safety notices (issue 14, item 2): clinicians flag, send and record the action; nurses see.
+    "staff:recall_flag": staff(read=None, write=("clinician",)),
+    "staff:field_safety_list": staff(),
+    "staff:field_safety_notice": staff(lambda w: {"notice_id": _field_safety_flag_of_b(w).notice_id}),
+    "staff:field_safety_csv": staff(lambda w: {"notice_id": _field_safety_flag_of_b(w).notice_id}),
+    "staff:field_safety_send": staff(
+        lambda w: {"notice_id": _field_safety_flag_of_b(w).notice_id}, read=None, write=("clinician",)
+    ),
+    "staff:field_safety_action": staff(
+        lambda w: {"flag_id": _field_safety_flag_of_b(w).pk}, read=("clinician",), write=("clinician",)
+    ),
     "staff:clinic_import_upload": staff(read=("clinic_admin",), write=("clinic_admin",)),
     "staff:clinic_import_template": staff(lambda w: {"kind": "csv"}, read=("clinic_admin",)),
     "staff:clinic_import_detail": staff(_clinic_import, read=("clinic_admin",), write=("clinic_admin",)),
@@ -708,6 +738,9 @@ AUDITED_GETS: dict[str, tuple[str, ...]] = {
     "staff:trial_detail": STAFF_READERS,
     "staff:refill_visit_done": STAFF_READERS,
     "staff:refill_visit_print": STAFF_READERS,
+    "staff:field_safety_notice": STAFF_READERS,
+    "staff:field_safety_csv": STAFF_READERS,
+    "staff:field_safety_action": ("clinician",),
     "api:patient-detail": ("nurse", "clinician", "owner"),
     "api:implant-detail": ("nurse", "clinician", "owner"),
     "api:refill-visit-detail": ("nurse", "clinician", "owner"),

@@ -11,7 +11,7 @@ from demo.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 from itbclinic.accounts.models import User
 from patients.models import Patient
 from pumps.models import Implant
-from refills.models import Appointment, RefillVisit
+from refills.models import Appointment, FieldSafetyFlag, FieldSafetyNotice, RefillVisit
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,8 @@ def counts() -> dict[str, int]:
         "implants": Implant.objects.count(),
         "refill_visits": RefillVisit.objects.count(),
         "appointments": Appointment.objects.count(),
+        "field_safety_notices": FieldSafetyNotice.objects.count(),
+        "field_safety_flags": FieldSafetyFlag.objects.count(),
     }
 
 
@@ -61,6 +63,11 @@ def test_seeding_twice_gives_the_same_counts(settings):
     assert first["users"] == 5
     assert first["memberships"] == 5
     assert first["patients"] == 40
+    # One field-safety notice over the demo's active SynchroMed II 40 mL pumps, one action recorded.
+    notice = FieldSafetyNotice.objects.get()
+    assert first["field_safety_flags"] == notice.flags.count() > 1
+    assert notice.flags.filter(status=FieldSafetyFlag.Status.CLOSED).count() == 1
+    assert all(flag.implant.pump_model.reservoir_ml == 40 for flag in notice.flags.all())
     assert "Demo logins: 5 created, 0 already there." in first_output
     assert "Demo logins: 0 created, 5 already there." in second_output
     assert "Demo clinic: 40 patients (40 new)" in first_output

@@ -181,6 +181,33 @@ def raw_time(statements: list[str], params: dict, *, repeat: int) -> float:
     return statistics.median(times[1:])
 
 
+def field_safety_notice_seed(today: dt.date) -> int:
+    """A field-safety notice flagging every active pump of the model of the clinic's first pump (the
+    seed spreads the pumps over the catalogue's SynchroMed II and Prometra II models), through the
+    service the page uses. Idempotent: after a reseed the same notice flags the new pumps."""
+    from django.utils import timezone
+
+    from itbclinic.accounts.models import User
+    from patients.models import Patient
+    from pumps.models import Implant
+    from refills.field_safety import field_safety_flag_recall
+    from refills.recall import RecallCriteria
+
+    implant = Implant.objects.select_related("pump_model").order_by("pk").first()
+    assert implant is not None
+    clinician, _ = User.objects.get_or_create(username="bench-clinician")
+    result = field_safety_flag_recall(
+        criteria=RecallCriteria(pump_model=implant.pump_model, status="active"),
+        title="Benchmark notice",
+        reference="BENCH-FSN-1",
+        manufacturer_text="Interrogate the pump at the next refill.",
+        by=clinician,
+        visible=Patient.objects.all(),
+        now=timezone.now(),
+    )
+    return result.notice.pk
+
+
 def bench(n: int, *, repeat: int, worklist_only: bool = False) -> list[tuple]:
     from django.conf import settings
     from django.contrib.auth.models import Group
@@ -257,11 +284,14 @@ def bench(n: int, *, repeat: int, worklist_only: bool = False) -> list[tuple]:
         )
         if worklist_only:
             return rows
+        notice_id = field_safety_notice_seed(today)
         for url in (
             "/staff/calendar/",
             "/staff/patients/",
             "/staff/quality/",
             "/staff/recall/?serial_from=0&serial_to=z",
+            "/staff/field-safety/",
+            f"/staff/field-safety/{notice_id}/",
         ):
             rows.append((url, *measure(client, url, repeat=repeat), None, ""))
         for url in ("/api/patients/", "/api/implants/", "/api/appointments/", "/api/due-for-refill/", "/api/alerts/"):
@@ -290,6 +320,11 @@ def main() -> None:
     import django
 
     django.setup()
+    import logging
+
+    # The access log's rows are still written for every request; its console line is not printed
+    # (hundreds of lines of patient ids between the tables).
+    logging.getLogger("itbclinic.audit").setLevel(logging.WARNING)
     from django.core.management import call_command
     from django.test.utils import setup_test_environment
 

@@ -1,7 +1,6 @@
 """The demo clinic: idempotent, every stage of the path present, a calendar that looks real, quick."""
 
 import datetime as dt
-import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,12 +24,11 @@ pytestmark = pytest.mark.django_db
 WEDNESDAY = dt.date(2025, 11, 26)
 # A Sunday, and the day British clocks go forward: weekends and DST must not break the calendar.
 DST_SUNDAY = dt.date(2026, 3, 29)
-# Wall-clock time depends on the machine's load; the number of queries does not: it is the real
-# guard against a seed that grows slow (measured ~8,200 queries, a few seconds on a quiet machine:
+# Wall-clock time depends on the machine's load (never asserted); the number of queries does not:
+# it is the guard against a seed that grows slow (measured ~8,200 queries, a few seconds on a quiet machine:
 # each refill reads the pump's whole history, four queries, for its preview and again for the
 # forecast it stores). Counted exactly: Django's query log keeps only the last 9,000.
 SEED_QUERY_BUDGET = 9_500
-SEED_SECONDS_BUDGET = 60
 FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
@@ -59,7 +57,6 @@ class Seeded:
     users: dict
     first: dict
     second: dict
-    seconds: float
     queries: int
     second_queries: int
 
@@ -80,10 +77,8 @@ def seeded(request, django_db_setup, django_db_blocker):
             "patient1": factories.PatientUserFactory(username="patient1", email="patient1@example.org"),
             "patient2": factories.PatientUserFactory(username="patient2", email="patient2@example.org"),
         }
-        started = time.monotonic()
         with QueryCounter() as first_queries:
             first = seed_clinic(today=today, users=users)
-        seconds = time.monotonic() - started
         with QueryCounter() as second_queries:
             second = seed_clinic(today=today, users=users)
         yield Seeded(
@@ -91,7 +86,6 @@ def seeded(request, django_db_setup, django_db_blocker):
             users=users,
             first=first,
             second=second,
-            seconds=seconds,
             queries=first_queries.count,
             second_queries=second_queries.count,
         )
@@ -120,7 +114,6 @@ def test_seeding_twice_creates_nothing_new_and_is_quick(seeded):
     assert seeded.first["appointments"] == Appointment.objects.count() >= 80
     assert seeded.queries < SEED_QUERY_BUDGET, seeded.queries
     assert seeded.second_queries < 100, seeded.second_queries
-    assert seeded.seconds < SEED_SECONDS_BUDGET, f"seeding took {seeded.seconds:.1f} s"
 
 
 def test_a_run_on_a_later_day_or_without_a_users_dict_adds_nothing(seeded):

@@ -5,12 +5,14 @@ Chromium context of its own, the pages tests/pagewalk.py finds for it (every URL
 demo's rows as arguments, then every same-site link) — the pages tests/itbclinic/test_page_walk.py
 reads for words. Each distinct POST form found is then submitted blank in the page itself
 (`novalidate` set, its fields cleared, `requestSubmit()`: what the browser would send if its own
-checks were off), so the page comes back with its errors.
+checks were off), so the page comes back with its errors. One URL of each pattern is checked
+(the words test reads two), and a refusal page (403, 404) once a role.
 
 Each page state is checked at desktop width and at 390 px (a phone held upright):
 - axe-core finds no serious or critical violation;
 - at 390 px, one of our own pages (staff, portal, accounts) never scrolls sideways
   (`scrollWidth` of the document within `innerWidth`): a wide table scrolls inside its own box.
+Screenshots at 390 px: var/screenshots/page_walk_390px_nurse.png and …_patient1.png.
 """
 
 import json
@@ -120,15 +122,18 @@ class Checker:
 
 
 def _browser_get(page, base: str, checker: Checker):
+    refusals: set[int] = set()
+
     def get(url: str) -> tuple[int, str, str]:
         try:
             response = page.goto(base + url)
         except Error as exc:
             if "Download is starting" in str(exc):  # a CSV export, an import template: not a page
                 return 200, "download", ""
-            if "ERR_HTTP_RESPONSE_CODE_FAILURE" in str(exc):
+            if "ERR_HTTP_RESPONSE_CODE_FAILURE" in str(exc) or "chrome-error://" in str(exc):
                 # An error status with no body, which Chromium replaces by its own error page
-                # (a GET of the refill form's htmx endpoint: 405): nothing of ours to check.
+                # (a GET of the refill form's htmx endpoint: 405): nothing of ours to check; its
+                # status is read again without the browser (a 5xx fails the walk).
                 response = page.request.get(base + url, max_redirects=0)
                 return response.status, response.headers.get("content-type", ""), ""
             raise
@@ -137,7 +142,12 @@ def _browser_get(page, base: str, checker: Checker):
         content_type = response.headers.get("content-type", "")
         if "html" not in content_type:
             return response.status, content_type, ""
-        checker.check(url)
+        # A refusal (403, 404) is one page state, whichever URL was refused: checked once a role
+        # (a patient meets it on every staff URL).
+        if response.status not in refusals:
+            checker.check(url)
+        if response.status in (403, 404):
+            refusals.add(response.status)
         return response.status, content_type, page.content()
 
     return get

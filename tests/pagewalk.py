@@ -351,6 +351,28 @@ def walk(
     return visits
 
 
+def forms_to_submit_blank(visits: list[Visit]) -> list[tuple[str, Form]]:
+    """Each distinct POST form with fields (by its action), with the page it was found on.
+
+    Submitted with every field blank, it shows the page in its error state. Not the logout form,
+    nor the admin's action forms (only its change and add pages).
+    """
+    done: set[str] = set()
+    result = []
+    for visit in visits:
+        if visit.page is None or visit.status != 200:
+            continue
+        for form in visit.page.forms:
+            action = form.action or visit.url.split("?")[0]
+            if form.method != "post" or not form.fields or action in done or "logout" in action:
+                continue
+            if action.startswith("/admin/") and not action.endswith("/change/") and not action.endswith("/add/"):
+                continue
+            done.add(action)
+            result.append((visit.url, form))
+    return result
+
+
 def demo_arguments(*, visible_patients: models.QuerySet) -> dict[str, list[object]]:
     """URL arguments from the demo's rows that this person may see (their first few of each)."""
     from patients.models import ScreeningTrial

@@ -44,26 +44,17 @@ def _client_get(client: Client):
 
 def _empty_submissions(client: Client, visits: list[pagewalk.Visit]) -> list[pagewalk.Visit]:
     """Each distinct POST form with fields, sent with every field blank: the page with its errors."""
-    done: set[str] = set()
     result = []
-    for visit in visits:
-        if visit.page is None or visit.status != 200:
-            continue
-        for form in visit.page.forms:
-            action = form.action or visit.url.split("?")[0]
-            if form.method != "post" or not form.fields or action in done or "logout" in action:
-                continue
-            if action.startswith("/admin/") and not action.endswith("/change/") and not action.endswith("/add/"):
-                continue
-            done.add(action)
-            data = {**form.hidden, **{name: "" for name in form.fields}}
-            response = client.post(action, data)
-            if response.status_code in (200, 400, 409, 422) and "html" in response.get("Content-Type", ""):
-                result.append(
-                    pagewalk.Visit(
-                        f"POST {action}", 200, action, pagewalk.read_page(f"POST {action}", response.content.decode())
-                    )
+    for url, form in pagewalk.forms_to_submit_blank(visits):
+        action = form.action or url.split("?")[0]
+        data = {**form.hidden, **{name: "" for name in form.fields}}
+        response = client.post(action, data)
+        if response.status_code in (200, 400, 409, 422) and "html" in response.get("Content-Type", ""):
+            result.append(
+                pagewalk.Visit(
+                    f"POST {action}", 200, action, pagewalk.read_page(f"POST {action}", response.content.decode())
                 )
+            )
     return result
 
 

@@ -44,10 +44,12 @@ from patients.services import (
 )
 from pumps.models import DosePrescription, Drug, Implant, PumpModel
 from pumps.rules import dose_needs_confirmation, is_child
+from refills.field_safety import field_safety_action_record, field_safety_flag_recall
 from refills.forecasting import Dose, Fill, pump_forecast, reservoir_volume_on
 from refills.models import Appointment, ClinicSettings, ClosedDay, RefillVisit
 from refills.no_shows import appointment_mark_no_show
 from refills.public_holidays import public_holidays
+from refills.recall import RecallCriteria, recall_search
 from refills.selectors import (
     max_interval_days_get,
     refill_window_get,
@@ -966,7 +968,45 @@ def seed_clinic(*, today: dt.date, users: dict | None = None) -> dict[str, int]:
         if user is not None:
             with transaction.atomic():
                 builder.link_user(spec, user)
+    with transaction.atomic():
+        _field_safety_notice(clinician=clinician)
     return {**demo_counts(), "patients_created": created}
+
+
+DEMO_NOTICE = "DEMO-FA-0001"
+
+
+def _field_safety_notice(*, clinician) -> None:
+    """A field-safety notice over the demo's SynchroMed II 40 mL pumps still implanted, one action recorded.
+
+    Idempotent: flagging again under the same reference adds nothing (refills.field_safety).
+    """
+    model = PumpModel.objects.filter(name="SynchroMed II", reservoir_ml=40).first()
+    demo = Patient.objects.filter(mrn__startswith=MRN_PREFIX)
+    criteria = RecallCriteria(pump_model=model, status="active")
+    if model is None or not recall_search(criteria=criteria, visible=demo, now=timezone.now()).exists():
+        return
+    result = field_safety_flag_recall(
+        criteria=criteria,
+        title="Motor stall advisory (demo)",
+        reference=DEMO_NOTICE,
+        manufacturer_text=(
+            "The manufacturer advises interrogating each pump at its next refill and reading the motor stall log. "
+            "Tell every patient the signs of withdrawal and when to ring the clinic."
+        ),
+        by=clinician,
+        visible=demo,
+        now=timezone.now(),
+    )
+    if result.flagged:
+        first = result.notice.flags.order_by("id").first()
+        if first is not None:
+            field_safety_action_record(
+                flag=first,
+                action_taken="Pump interrogated at the refill: no motor stall logged. Patient told the signs.",
+                by=clinician,
+                now=timezone.now(),
+            )
 
 
 def demo_counts() -> dict[str, int]:

@@ -21,7 +21,7 @@ _RAISED_SEVERITY = {
     Alert.Severity.WARNING: Alert.Severity.URGENT,
     Alert.Severity.URGENT: Alert.Severity.URGENT,
 }
-_RESOLUTIONS = {
+RESOLUTIONS = {
     Alert.Kind.REFILL_UNBOOKED: "Cleared: a refill was booked or recorded.",
     Alert.Kind.REFILL_URGENT: "Cleared: the pump was refilled.",
     Alert.Kind.BOOKED_AFTER_DUE: "Cleared: the refill was brought forward, recorded or cancelled.",
@@ -32,10 +32,14 @@ _RESOLUTIONS = {
 }
 
 
-def alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) -> int:
+def alerts_resolve(
+    *, desired: list[Alert], today: dt.date, now: dt.datetime, resolved_in_sql: frozenset[str] = frozenset()
+) -> int:
     """Open alerts whose condition no longer holds are resolved (by the system, with the reason).
 
     `desired` must have been through `alerts_raise` (which settles each alert's severity).
+    `resolved_in_sql` are the kinds the set-wise statement (`alerts.setwise`) has resolved already,
+    with the pump-gone rule below: both are left alone here.
     """
     wanted = {(a.kind, a.patient_id, a.key_date, a.severity) for a in desired}
     wanted_any_severity = {(a.kind, a.patient_id, a.key_date): a.severity for a in desired}
@@ -43,11 +47,11 @@ def alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) ->
     resolved = 0
     by_reason: dict[str, list[int]] = {}
     open_kinds = set()
-    for pk, kind, patient_pk, key_date, severity in open_alerts.values_list(
+    for pk, kind, patient_pk, key_date, severity in open_alerts.exclude(kind__in=resolved_in_sql).values_list(
         "pk", "kind", "patient_id", "key_date", "severity"
     ):
         open_kinds.add(kind)
-        if kind not in _RESOLUTIONS or (kind, patient_pk, key_date, severity) in wanted:
+        if kind not in RESOLUTIONS or (kind, patient_pk, key_date, severity) in wanted:
             continue
         if (kind, patient_pk, key_date) in wanted_any_severity:
             reason = f"Now {wanted_any_severity[(kind, patient_pk, key_date)]}: see the newer alert."
@@ -56,7 +60,7 @@ def alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) ->
         ):
             reason = f"Repeated on {format_day(today, 'j M Y')}."
         else:
-            reason = _RESOLUTIONS[kind]
+            reason = RESOLUTIONS[kind]
         by_reason.setdefault(reason, []).append(pk)
     for reason, pks in by_reason.items():
         for start in range(0, len(pks), 500):
@@ -66,7 +70,7 @@ def alerts_resolve(*, desired: list[Alert], today: dt.date, now: dt.datetime) ->
     # The rules below are set-based updates; skip those with no open alert of their kind.
     # Device alerts end with the pump (explant) or the patient's care here.
     gone = ~Q(implant__explanted_on__isnull=True) | Q(implant__entered_in_error=True) | ~Q(patient__status="active")
-    if open_kinds & {Alert.Kind.BATTERY_WINDOW, Alert.Kind.ERI, Alert.Kind.NO_SHOW}:
+    if not resolved_in_sql and open_kinds & {Alert.Kind.BATTERY_WINDOW, Alert.Kind.ERI, Alert.Kind.NO_SHOW}:
         resolved += (
             open_alerts.filter(
                 kind__in=[Alert.Kind.BATTERY_WINDOW, Alert.Kind.ERI, Alert.Kind.NO_SHOW], implant__isnull=False

@@ -61,7 +61,7 @@ VISIT_ALERT_KINDS = (
 VISIT_ALERT_WINDOW_DAYS = 90
 DISCREPANCY_TREND_VISITS = 3
 # A date this far ahead was never true: it names the field a RECORD_ATTENTION alert points to.
-_IMPLAUSIBLE_AFTER_YEARS = 100
+IMPLAUSIBLE_AFTER_YEARS = 100
 
 
 RISK_FLAG_WORDS = ("SCI at T6 or above", "communication difficulty", "previous withdrawal")
@@ -88,7 +88,7 @@ def alert_build(kind: str, *, patient_id: int, key_date: dt.date, message: str, 
     return Alert(kind=kind, audience=audience, patient_id=patient_id, key_date=key_date, message=message, **fields)
 
 
-def _active_implants() -> QuerySet[Implant]:
+def active_implants() -> QuerySet[Implant]:
     return Implant.objects.valid().filter(
         explanted_on__isnull=True, patient__status=Patient.Status.ACTIVE, patient__entered_in_error=False
     )
@@ -109,7 +109,7 @@ class RecordProblems:
         self.by_patient: dict[int, list[str]] = {}
 
     def add(self, *, patient_id: int, record: str, computing: str, exc: BaseException, **dates) -> None:
-        far = dt.date(min(self.today.year + _IMPLAUSIBLE_AFTER_YEARS, dt.MAXYEAR), 1, 1)
+        far = dt.date(min(self.today.year + IMPLAUSIBLE_AFTER_YEARS, dt.MAXYEAR), 1, 1)
         suspects = (
             {name: value for name, value in dates.items() if value is not None and value >= far}
             or {name: value for name, value in dates.items() if value is None}
@@ -145,7 +145,9 @@ class RecordProblems:
         ]
 
 
-def refill_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordProblems) -> list[Alert]:
+def refill_alerts(
+    *, clinic: ClinicSettings, today: dt.date, problems: RecordProblems, implants: Q | None = None
+) -> list[Alert]:
     """REFILL_UNBOOKED, REFILL_URGENT, BOOKED_AFTER_DUE and NO_FORECAST for every active pump: two queries.
 
     REFILL_UNBOOKED is a warning until its due-by date passes, then an urgent alert of its own
@@ -155,6 +157,9 @@ def refill_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
     inside that last stretch does not silence it, because one missed visit there would leave
     less than the urgent margin (docs/domain.md "Why a missed refill is an emergency"), but it is
     raised once (keyed on the day the stretch began), not daily, and says what is booked.
+
+    `implants` narrows the pumps looked at (the set-wise scan leaves these rules' ordinary rows
+    to the database and passes the rest here).
     """
     tz = clinic_tz()
     booked = Appointment.objects.booked_refills().filter(implant=OuterRef("pk"))
@@ -164,11 +169,15 @@ def refill_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
     ).order_by("key_date")
     fields = ("pk", "patient_id", "forecast_due_by", "forecast_alarm_on", "booked_at", "serial_number")
     no_forecast_fields = ("forecast_problem", "emptied_at", "open_key")
-    candidates = _active_implants().annotate(
-        booked_at=Subquery(booked.order_by("starts_at").values("starts_at")[:1]),
-        # Only a pump with no forecast needs these: the subqueries run for those rows alone.
-        emptied_at=Case(When(forecast_due_by__isnull=True, then=Subquery(emptied.values("emptied_at")[:1]))),
-        open_key=Case(When(forecast_due_by__isnull=True, then=Subquery(open_no_forecast.values("key_date")[:1]))),
+    candidates = (
+        active_implants()
+        .filter(implants or Q())
+        .annotate(
+            booked_at=Subquery(booked.order_by("starts_at").values("starts_at")[:1]),
+            # Only a pump with no forecast needs these: the subqueries run for those rows alone.
+            emptied_at=Case(When(forecast_due_by__isnull=True, then=Subquery(emptied.values("emptied_at")[:1]))),
+            open_key=Case(When(forecast_due_by__isnull=True, then=Subquery(open_no_forecast.values("key_date")[:1]))),
+        )
     )
     # due_by <= alarm_on always, so the horizon on due_by (indexed) covers both dates.
     horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
@@ -334,20 +343,22 @@ def _no_forecast_alert(
     )
 
 
-def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordProblems) -> list[Alert]:
-    """BATTERY_WINDOW, REPLACEMENT_PLAN and ERI for the clinicians: three queries.
-
-    Dates come from pumps/calculations.py; the SQL only narrows the candidates by implant date
-    (a few days' slack for month-end clamping), so its cost follows the pumps near their end.
-    A row whose dates cannot be computed goes to `problems`, never stops the others.
-    """
-    models = {
+def battery_models() -> dict[int, PumpModel]:
+    """The catalogue's battery-powered models (a battery window or a hard stop), by id."""
+    return {
         m.pk: m
         for m in PumpModel.objects.filter(
             Q(battery_earliest_end_years__isnull=False) | Q(battery_hard_stop_years__isnull=False)
         )
     }
-    alerts: list[Alert] = []
+
+
+def battery_candidates_q(*, models: dict[int, PumpModel], clinic: ClinicSettings, today: dt.date) -> tuple[Q, Q]:
+    """The implants that may be in their battery window, and those whose replacement may be due.
+
+    Narrowed by implant date only, with a few days' slack for month-end clamping: the dates
+    themselves come from pumps/calculations.py.
+    """
     slack = dt.timedelta(days=4)
     window_q = Q(pk__in=[])
     plan_q = Q(pk__in=[])
@@ -360,6 +371,26 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
             months = 12 * model.battery_hard_stop_years - model.replacement_plan_months_before
             cutoff = add_months(day=plan_horizon, months=-months) + slack
             plan_q |= Q(pump_model_id=model.pk) & (Q(implanted_on__lte=cutoff) | Q(eri_reported_on__isnull=False))
+    return window_q, plan_q
+
+
+def device_alerts(
+    *, clinic: ClinicSettings, today: dt.date, problems: RecordProblems, implants: Q | None = None
+) -> list[Alert]:
+    """BATTERY_WINDOW, REPLACEMENT_PLAN and ERI for the clinicians: three queries.
+
+    Dates come from pumps/calculations.py; the SQL only narrows the candidates by implant date
+    (a few days' slack for month-end clamping), so its cost follows the pumps near their end.
+    A row whose dates cannot be computed goes to `problems`, never stops the others.
+    `implants` narrows the pumps looked at for the battery window and the replacement plan (the
+    set-wise scan leaves the ordinary rows to the database); the ERI rule looks at every pump.
+    """
+    models = battery_models()
+    alerts: list[Alert] = []
+    window_q, plan_q = battery_candidates_q(models=models, clinic=clinic, today=today)
+    window_q &= implants or Q()
+    plan_q &= implants or Q()
+    plan_horizon = today + dt.timedelta(days=clinic.replacement_alert_days)
 
     already_windowed = Alert.objects.filter(kind=Alert.Kind.BATTERY_WINDOW, implant=OuterRef("pk"))
     columns = ("pk", "patient_id", "pump_model_id", "implanted_on", "eri_reported_on", "serial_number")
@@ -374,7 +405,7 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
             eri_reported_on=implant.eri_reported_on,
         )
 
-    for implant in _active_implants().filter(window_q).exclude(Exists(already_windowed)).only(*columns):
+    for implant in active_implants().filter(window_q).exclude(Exists(already_windowed)).only(*columns):
         model = models[implant.pump_model_id]
         try:
             window = battery_window(
@@ -402,7 +433,7 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
     replacement_booked = Appointment.objects.valid().filter(
         patient=OuterRef("patient"), kind=Appointment.Kind.REPLACEMENT, status=Appointment.Status.BOOKED
     )
-    for implant in _active_implants().filter(plan_q).exclude(Exists(replacement_booked)).only(*columns):
+    for implant in active_implants().filter(plan_q).exclude(Exists(replacement_booked)).only(*columns):
         model = models[implant.pump_model_id]
         try:
             plan = replacement_plan(
@@ -433,7 +464,7 @@ def device_alerts(*, clinic: ClinicSettings, today: dt.date, problems: RecordPro
         kind=Alert.Kind.ERI, implant=OuterRef("pk"), key_date=OuterRef("eri_reported_on")
     )
     for implant in (
-        _active_implants()
+        active_implants()
         .filter(eri_reported_on__isnull=False)
         .exclude(Exists(eri_alerted))
         .select_related("pump_model")

@@ -20,6 +20,7 @@ from ..no_shows import appointment_mark_no_show
 from .digest import alerts_email_new, alerts_escalate, alerts_text_urgent
 from .raising import alerts_raise, alerts_resolve
 from .rules import RecordProblems, alert_build, device_alerts, patient_alerts, refill_alerts, visit_alerts
+from .setwise import SETWISE_KINDS, alerts_setwise, setwise_available, setwise_scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,19 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
     today = timezone.localdate(now, clinic_tz())
     clinic = ClinicSettings.load()
     problems = RecordProblems(today=today)
+    # On PostgreSQL the rules whose rows grow with the clinic run as one statement (alerts.setwise);
+    # rules.py decides the rest, and everything on SQLite.
+    scope = setwise_scope(today=today) if setwise_available() else None
     with transaction.atomic():
         jit_off_in_transaction()
         no_show_alerts = appointments_mark_no_show(clinic=clinic, now=now)
         desired = [
-            *refill_alerts(clinic=clinic, today=today, problems=problems),
-            *device_alerts(clinic=clinic, today=today, problems=problems),
+            *refill_alerts(
+                clinic=clinic, today=today, problems=problems, implants=scope.refill_leaves if scope else None
+            ),
+            *device_alerts(
+                clinic=clinic, today=today, problems=problems, implants=scope.battery_leaves if scope else None
+            ),
         ]
         patients = patient_alerts()
         # PATIENT_STATUS is closed only by hand, visit events by a clinician's review: not "desired".
@@ -92,7 +100,20 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
         desired.extend(problems.alerts())
         # Raised first: the risk flags settle each alert's severity, which the resolution keys on.
         raised = alerts_raise([*no_show_alerts, *desired, *events], risk_flags=patients.risk_flags)
-        resolved = alerts_resolve(desired=desired, today=today, now=now)
+        resolved = 0
+        if scope is not None:
+            setwise = alerts_setwise(
+                clinic=clinic,
+                today=today,
+                now=now,
+                scope=scope,
+                also_wanted=[a for a in desired if a.kind in SETWISE_KINDS],
+            )
+            raised += setwise.raised
+            resolved += setwise.resolved
+        resolved += alerts_resolve(
+            desired=desired, today=today, now=now, resolved_in_sql=SETWISE_KINDS if scope else frozenset()
+        )
     emailed = alerts_email_new(now=now, clinic=clinic)
     texted = alerts_text_urgent(now=now, clinic=clinic)
     escalated = alerts_escalate(now=now, clinic=clinic)

@@ -1,13 +1,16 @@
-"""Onboarding a clinic from its spreadsheet: every row through the staff forms' services, dry run first.
+"""Onboarding a clinic from its spreadsheet: every row judged by the staff forms' rules, dry run first.
 
-`clinic_import` reads each row (interop/sheet.py, interop/normalise.py), then creates or finds the
-patient (`patients.services.patient_create`), registers the pump (`pumps.services.
-implant_register`, without a fill: the sheet has the last refill instead) and records its last
-refill (`refills.services.refill_visit_record`), so every rule of the staff forms applies (an
-impossible date or dose is a row error) and the pump's forecast starts from that refill, as if a
-nurse had typed it. Each row runs in its own
-savepoint, so one bad row is reported without hiding the others; the whole import is one
-transaction, rolled back for a dry run and whenever any row has an error (all or nothing).
+`clinic_import` reads each row (interop/sheet.py, interop/normalise.py). A row that brings a new
+pump (and, for a new MRN, its patient) is validated in memory by the services' own functions —
+`patients.services.patient_build`, `pumps.services.implant_entry_check` / `implant_build` (the
+pump registered without a fill: the sheet has the last refill instead), `refills.services.
+refill_visit_prepare` and `pumps.services.dose_prescription_build` — so every rule of the staff
+forms applies (an impossible date or dose is a row error), and its forecast is computed by the
+one forecast function over the history being written. Those rows are then written in bulk with
+their history rows (django-simple-history), a few queries per batch of rows. A row that changes
+a record already in ITB Clinic (new contact details, a newer refill) goes through the services
+themselves (`patient_update`, `refill_visit_record`), in its own savepoint. The whole import is
+one transaction, rolled back for a dry run and whenever any row has an error (all or nothing).
 
 Keys: a patient by MRN (without case), a pump by its serial. Re-importing the same file finds
 everything in place and changes nothing. For each pump the report sets ITB Clinic's due-by and
@@ -17,6 +20,7 @@ the old spreadsheet shows before the clinic relies on the new dates.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -746,21 +750,21 @@ def _new_pumps_write(new: list[_NewPump]) -> None:
     """Patients, implants, refills and prescriptions in a few queries per batch, each with its
     history row (django-simple-history, as a save writes it).
 
-    As the services do, the implant's history row is the pump as registered (no forecast yet),
-    and the forecast is then stored on it without a history row (`implant_forecast_refresh`).
+    As the services leave it, the implant's history row is the pump as registered (no forecast
+    yet: `implant_forecast_refresh` stores the forecast with an UPDATE, which writes no history),
+    while the implant itself is inserted with its forecast, saving that UPDATE.
     """
     patients = [row.patient for row in new if row.patient_is_new]
     bulk_create_with_history(patients, Patient, batch_size=BATCH_SIZE)
-    implants = [row.implant for row in new]
-    forecasts = [[getattr(implant, name) for name in _FORECAST_FIELDS] for implant in implants]
+    implants = Implant.objects.bulk_create([row.implant for row in new], batch_size=BATCH_SIZE)
+    registered = []
     for implant in implants:
-        implant.forecast_alarm_on = implant.forecast_empty_on = implant.forecast_due_by = None
-        implant.forecast_problem = ""
-    bulk_create_with_history(implants, Implant, batch_size=BATCH_SIZE)
-    for implant, values in zip(implants, forecasts, strict=True):
-        for name, value in zip(_FORECAST_FIELDS, values, strict=True):
-            setattr(implant, name, value)
-    Implant.objects.bulk_update(implants, _FORECAST_FIELDS, batch_size=BATCH_SIZE)
+        as_registered = copy.copy(implant)
+        as_registered.forecast_alarm_on = as_registered.forecast_empty_on = as_registered.forecast_due_by = None
+        as_registered.forecast_problem = ""
+        registered.append(as_registered)
+    # No change reason, as a save leaves it (bulk_history_create would store "").
+    Implant.history.bulk_history_create(registered, batch_size=BATCH_SIZE, default_change_reason=None)
     bulk_create_with_history([row.visit for row in new], RefillVisit, batch_size=BATCH_SIZE)
     bulk_create_with_history([row.prescription for row in new], DosePrescription, batch_size=BATCH_SIZE)
     for row in new:

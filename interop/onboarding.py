@@ -1,13 +1,16 @@
-"""Onboarding a clinic from its spreadsheet: every row through the staff forms' services, dry run first.
+"""Onboarding a clinic from its spreadsheet: every row judged by the staff forms' rules, dry run first.
 
-`clinic_import` reads each row (interop/sheet.py, interop/normalise.py), then creates or finds the
-patient (`patients.services.patient_create`), registers the pump (`pumps.services.
-implant_register`, without a fill: the sheet has the last refill instead) and records its last
-refill (`refills.services.refill_visit_record`), so every rule of the staff forms applies (an
-impossible date or dose is a row error) and the pump's forecast starts from that refill, as if a
-nurse had typed it. Each row runs in its own
-savepoint, so one bad row is reported without hiding the others; the whole import is one
-transaction, rolled back for a dry run and whenever any row has an error (all or nothing).
+`clinic_import` reads each row (interop/sheet.py, interop/normalise.py). A row that brings a new
+pump (and, for a new MRN, its patient) is validated in memory by the services' own functions —
+`patients.services.patient_build`, `pumps.services.implant_entry_check` / `implant_build` (the
+pump registered without a fill: the sheet has the last refill instead), `refills.services.
+refill_visit_prepare` and `pumps.services.dose_prescription_build` — so every rule of the staff
+forms applies (an impossible date or dose is a row error), and its forecast is computed by the
+one forecast function over the history being written. Those rows are then written in bulk with
+their history rows (django-simple-history), a few queries per batch of rows. A row that changes
+a record already in ITB Clinic (new contact details, a newer refill) goes through the services
+themselves (`patient_update`, `refill_visit_record`), in its own savepoint. The whole import is
+one transaction, rolled back for a dry run and whenever any row has an error (all or nothing).
 
 Keys: a patient by MRN (without case), a pump by its serial. Re-importing the same file finds
 everything in place and changes nothing. For each pump the report sets ITB Clinic's due-by and
@@ -17,6 +20,7 @@ the old spreadsheet shows before the clinic relies on the new dates.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,18 +28,21 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.functions import Upper
 from django.utils import timezone
 from phonenumber_field.phonenumber import to_python
+from simple_history.utils import bulk_create_with_history
 
 from audit.models import AccessLog
 from itbclinic.accounts.models import User
-from patients.models import VERTEBRAL_LEVELS, Patient
-from patients.services import patient_create, patient_update
-from pumps.models import Drug, Implant, PumpModel
-from pumps.services import implant_register
+from patients.models import VERTEBRAL_LEVELS, Patient, normalise_mrn
+from patients.services import patient_build, patient_create, patient_update
+from pumps.models import DosePrescription, Drug, DrugPumpInterval, Implant, PumpModel
+from pumps.services import dose_prescription_build, implant_build, implant_entry_check, implant_register
 from refills.clinic_time import clinic_day_start
 from refills.models import ClinicSettings, RefillVisit
-from refills.services import refill_visit_record
+from refills.selectors import implant_forecast_compute, implant_history_events_of
+from refills.services import REFILL_DOSE_REASON, refill_visit_prepare, refill_visit_record
 
 from .columns import BY_KEY
 from .models import ClinicImport, content_digest
@@ -44,6 +51,10 @@ from .sheet import Sheet, sheet_read
 
 NOT_RECORDED = "Not recorded (import)"
 LOT_NOT_RECORDED = "not recorded (import)"
+IMPORT_NOTE = "Imported from the clinic's spreadsheet."
+# Rows read and written per query: well under SQLite's and PostgreSQL's parameter limits.
+BATCH_SIZE = 500
+_FORECAST_FIELDS = ["forecast_due_by", "forecast_alarm_on", "forecast_empty_on", "forecast_problem"]
 
 _DIAGNOSES = {
     squash(alias): value
@@ -374,6 +385,77 @@ def _refill_time(day: dt.date, now: dt.datetime) -> dt.datetime:
     return min(noon, now) if day == timezone.localdate(now) else noon
 
 
+class _NeedsServices(Exception):
+    """The row changes a record already in ITB Clinic: it goes through the services one by one."""
+
+
+def _check_same_person(patient: Patient, parsed: _Parsed, headers: dict[str, str]) -> None:
+    same_person = (
+        squash(patient.given_name) == squash(parsed.patient["given_name"])
+        and squash(patient.family_name) == squash(parsed.patient["family_name"])
+        and patient.date_of_birth == parsed.patient["date_of_birth"]
+    )
+    if not same_person:
+        raise _RowError(
+            {
+                headers.get("mrn", "MRN"): (
+                    "This MRN is already a patient of ITB Clinic with another name or date of birth: check the MRN."
+                )
+            }
+        )
+
+
+def _contact_changes(patient: Patient, parsed: _Parsed) -> dict[str, str]:
+    contact = {}
+    if parsed.patient["email"] and parsed.patient["email"].lower() != patient.email.lower():
+        contact["email"] = parsed.patient["email"]
+    # The same number however it is spaced or prefixed ("+44 7911…" is "+447911…").
+    if parsed.patient["phone"] and to_python(parsed.patient["phone"]) != patient.phone:
+        contact["phone"] = parsed.patient["phone"]
+    return contact
+
+
+def _refill_is_new(latest: RefillVisit, parsed: _Parsed, report: RowReport, headers: dict[str, str]) -> bool:
+    """Whether the sheet's refill is after ITB Clinic's latest (an earlier one is noted, not added)."""
+    latest_on = timezone.localdate(latest.performed_at)
+    if latest_on > parsed.refilled_on:
+        report.notes.append(f"ITB Clinic has a later refill ({latest_on:%-d %b %Y}); the sheet's is not added.")
+        return False
+    if latest_on == parsed.refilled_on:
+        if latest.volume_added_ml != parsed.volume_added_ml or latest.actual_residual_ml != parsed.residual_ml:
+            raise _RowError(
+                {
+                    headers.get("last_refill_on", "Last refill"): (
+                        "ITB Clinic has a refill on this date with other volumes: correct it on the patient page."
+                    )
+                }
+            )
+        return False
+    return True
+
+
+def _refill_arguments(parsed: _Parsed, *, by: User, performed_at: dt.datetime) -> dict[str, Any]:
+    """The sheet's last refill as `refill_visit_record` takes it (the importing admin prescribes)."""
+    return {
+        "performed_at": performed_at,
+        "performed_by": by,
+        "actual_residual_ml": parsed.residual_ml,
+        "volume_added_ml": parsed.volume_added_ml,
+        "drug": parsed.drug,
+        "drug_lot": parsed.drug_lot,
+        "daily_dose_after_mcg": parsed.daily_dose_mcg,
+        "prescriber": by,
+        "alarm_threshold_ml": parsed.alarm_threshold_ml,
+        "notes": IMPORT_NOTE,
+    }
+
+
+def _report_forecast(report: RowReport, parsed: _Parsed, implant: Implant) -> None:
+    report.due_by = DateCheck("Refill by", implant.forecast_due_by, parsed.sheet_due_by)
+    report.alarm_on = DateCheck("Alarm date", implant.forecast_alarm_on, parsed.sheet_alarm_on)
+    report.empty_on = implant.forecast_empty_on
+
+
 def _row_import(
     parsed: _Parsed,
     report: RowReport,
@@ -383,39 +465,22 @@ def _row_import(
     headers: dict[str, str],
     clinic: ClinicSettings,
 ) -> None:
+    """One row through the services, for a row that changes a record already in ITB Clinic."""
     created = updated = False
     patient = Patient.objects.filter(mrn__iexact=parsed.mrn).first()
     if patient is None:
         try:
             patient = patient_create(data=parsed.patient, today=timezone.localdate(now))
         except ValidationError as exc:
-            raise _RowError(_column_errors(exc, headers, default="MRN")) from None
+            raise _service_error(exc, headers, default="MRN") from None
         created = True
     else:
-        same_person = (
-            squash(patient.given_name) == squash(parsed.patient["given_name"])
-            and squash(patient.family_name) == squash(parsed.patient["family_name"])
-            and patient.date_of_birth == parsed.patient["date_of_birth"]
-        )
-        if not same_person:
-            raise _RowError(
-                {
-                    headers.get("mrn", "MRN"): (
-                        "This MRN is already a patient of ITB Clinic with another name or date of birth: check the MRN."
-                    )
-                }
-            )
-        contact = {}
-        if parsed.patient["email"] and parsed.patient["email"].lower() != patient.email.lower():
-            contact["email"] = parsed.patient["email"]
-        # The same number however it is spaced or prefixed ("+44 7911…" is "+447911…").
-        if parsed.patient["phone"] and to_python(parsed.patient["phone"]) != patient.phone:
-            contact["phone"] = parsed.patient["phone"]
-        if contact:
+        _check_same_person(patient, parsed, headers)
+        if contact := _contact_changes(patient, parsed):
             try:
                 patient = patient_update(patient=patient, data=contact, today=timezone.localdate(now))
             except ValidationError as exc:
-                raise _RowError(_column_errors(exc, headers, default="MRN")) from None
+                raise _service_error(exc, headers, default="MRN") from None
             updated = True
     report.patient_id = patient.pk
 
@@ -452,7 +517,7 @@ def _row_import(
                 **parsed.implant,
             )
         except ValidationError as exc:
-            raise _RowError(_column_errors(exc, headers, default="Pump serial")) from None
+            raise _service_error(exc, headers, default="Pump serial") from None
         created = True
     elif implant.pump_model_id != parsed.pump_model.pk:
         raise _RowError(
@@ -461,47 +526,263 @@ def _row_import(
     report.implant_id = implant.pk
 
     latest = RefillVisit.objects.valid().filter(implant=implant).order_by("-performed_at").first()
-    latest_on = timezone.localdate(latest.performed_at) if latest else None
-    if latest_on is not None and latest_on > parsed.refilled_on:
-        report.notes.append(f"ITB Clinic has a later refill ({latest_on:%-d %b %Y}); the sheet's is not added.")
-    elif latest_on == parsed.refilled_on:
-        assert latest is not None
-        if latest.volume_added_ml != parsed.volume_added_ml or latest.actual_residual_ml != parsed.residual_ml:
-            raise _RowError(
-                {
-                    headers.get("last_refill_on", "Last refill"): (
-                        "ITB Clinic has a refill on this date with other volumes: correct it on the patient page."
-                    )
-                }
-            )
-    else:
+    if latest is None or _refill_is_new(latest, parsed, report, headers):
         try:
             refill_visit_record(
                 implant=implant,
-                performed_at=_refill_time(parsed.refilled_on, now),
-                performed_by=by,
-                actual_residual_ml=parsed.residual_ml,
-                volume_added_ml=parsed.volume_added_ml,
-                drug=parsed.drug,
-                drug_lot=parsed.drug_lot,
-                daily_dose_after_mcg=parsed.daily_dose_mcg,
-                prescriber=by,
-                alarm_threshold_ml=parsed.alarm_threshold_ml,
-                notes="Imported from the clinic's spreadsheet.",
                 now=now,
+                **_refill_arguments(parsed, by=by, performed_at=_refill_time(parsed.refilled_on, now)),
             )
         except ValidationError as exc:
-            raise _RowError(_column_errors(exc, headers, default="Last refill")) from None
+            raise _service_error(exc, headers, default="Last refill") from None
         updated = updated or not created
-    implant.refresh_from_db(fields=["forecast_due_by", "forecast_alarm_on", "forecast_empty_on", "forecast_problem"])
-    report.due_by = DateCheck("Refill by", implant.forecast_due_by, parsed.sheet_due_by)
-    report.alarm_on = DateCheck("Alarm date", implant.forecast_alarm_on, parsed.sheet_alarm_on)
-    report.empty_on = implant.forecast_empty_on
+    implant.refresh_from_db(fields=_FORECAST_FIELDS)
+    _report_forecast(report, parsed, implant)
     report.outcome = Outcome.CREATED if created else Outcome.UPDATED if updated else Outcome.UNCHANGED
 
 
-def clinic_import(*, sheet: Sheet, by: User, dry_run: bool, now: dt.datetime | None = None) -> ImportReport:
-    """Validate (and, unless `dry_run`, keep) every row of `sheet`; nothing is kept if a row is in error."""
+@dataclass
+class _Found:
+    """What ITB Clinic already holds for the rows of the file, read in a few queries per batch."""
+
+    patients: dict[str, Patient] = field(default_factory=dict)  # by MRN as filed (upper case)
+    implants: dict[str, Implant] = field(default_factory=dict)  # by serial, upper case
+    active_implants: dict[int, Implant] = field(default_factory=dict)  # by patient id
+    latest_visits: dict[int, RefillVisit] = field(default_factory=dict)  # by implant id
+    caps: dict[int, dict[int, int | None]] = field(default_factory=dict)  # pump model id -> drug id -> days
+
+    @classmethod
+    def read(cls, parsed: list[_Parsed]) -> _Found:
+        found = cls()
+        for pump_model_id, drug_id, days in DrugPumpInterval.objects.values_list(
+            "pump_model_id", "drug_id", "max_interval_days"
+        ):
+            found.caps.setdefault(pump_model_id, {})[drug_id] = days
+        for start in range(0, len(parsed), BATCH_SIZE):
+            batch = parsed[start : start + BATCH_SIZE]
+            for patient in Patient.objects.filter(mrn__in={normalise_mrn(row.mrn) for row in batch}):
+                found.patients[patient.mrn.upper()] = patient
+            serials = (
+                Implant.objects.valid()
+                .annotate(serial_key=Upper("serial_number"))
+                .filter(serial_key__in={row.serial.upper() for row in batch})
+                .select_related("patient", "pump_model")
+            )
+            for implant in serials:  # the model's order (latest implant first), as `.first()` takes it
+                found.implants.setdefault(implant.serial_number.upper(), implant)
+        patient_ids = [patient.pk for patient in found.patients.values()]
+        for start in range(0, len(patient_ids), BATCH_SIZE):
+            active = Implant.objects.valid().filter(
+                patient_id__in=patient_ids[start : start + BATCH_SIZE], explanted_on__isnull=True
+            )
+            for implant in active:
+                found.active_implants.setdefault(implant.patient_id, implant)
+        implant_ids = [implant.pk for implant in found.implants.values()]
+        for start in range(0, len(implant_ids), BATCH_SIZE):
+            visits = (
+                RefillVisit.objects.valid()
+                .filter(implant_id__in=implant_ids[start : start + BATCH_SIZE])
+                .order_by("implant_id", "-performed_at")
+            )
+            for visit in visits:
+                found.latest_visits.setdefault(visit.implant_id, visit)
+        return found
+
+
+@dataclass
+class _NewPump:
+    """A row that registers a pump (and, for a new MRN, its patient) with its last refill: built and
+    validated in memory by the services' own rules, written in bulk."""
+
+    report: RowReport
+    patient: Patient
+    patient_is_new: bool
+    implant: Implant
+    visit: RefillVisit
+    prescription: DosePrescription
+
+
+# A related row that the import has just read (or is creating) exists: full_clean need not ask.
+_RELATIONS = {
+    Patient: ["user", "entered_in_error_by"],
+    Implant: ["patient", "pump_model", "recorded_by", "fill_drug", "entered_in_error_by"],
+    DosePrescription: ["implant", "prescribed_by", "entered_in_error_by"],
+}
+
+
+def _service_error(exc: ValidationError, headers: dict[str, str], *, default: str) -> _RowError:
+    return _RowError(_column_errors(exc, headers, default=default))
+
+
+def _row_plan(
+    parsed: _Parsed,
+    report: RowReport,
+    found: _Found,
+    *,
+    by: User,
+    now: dt.datetime,
+    headers: dict[str, str],
+    clinic: ClinicSettings,
+) -> _NewPump | None:
+    """The row judged against what ITB Clinic holds, as `_row_import` judges it, without a query.
+
+    Returns the new pump to write, or None when the row is in place already (its outcome and
+    dates set on `report`). Raises `_NeedsServices` for a row that changes an existing record
+    (contact details, a newer refill): that row goes through the services one by one.
+    """
+    patient = found.patients.get(normalise_mrn(parsed.mrn))
+    if patient is None:
+        try:
+            patient = patient_build(data=parsed.patient, today=timezone.localdate(now), check_unique=False)
+        except ValidationError as exc:
+            raise _service_error(exc, headers, default="MRN") from None
+        patient_is_new = True
+    else:
+        _check_same_person(patient, parsed, headers)
+        if _contact_changes(patient, parsed):
+            raise _NeedsServices
+        patient_is_new = False
+
+    implant = found.implants.get(parsed.serial.upper())
+    if implant is not None:
+        if patient_is_new or implant.patient_id != patient.pk:
+            raise _RowError(
+                {
+                    headers.get(
+                        "pump_serial", "Pump serial"
+                    ): f"Serial {parsed.serial} is already the pump of {implant.patient.mrn}."
+                }
+            )
+        if implant.pump_model_id != parsed.pump_model.pk:
+            raise _RowError(
+                {
+                    headers.get(
+                        "pump_model", "Pump model"
+                    ): f"Pump {parsed.serial} is a {implant.pump_model} in ITB Clinic."
+                }
+            )
+        report.patient_id = patient.pk
+        report.implant_id = implant.pk
+        latest = found.latest_visits.get(implant.pk)
+        if latest is None or _refill_is_new(latest, parsed, report, headers):
+            raise _NeedsServices
+        _report_forecast(report, parsed, implant)
+        report.outcome = Outcome.UNCHANGED
+        return None
+
+    if not patient_is_new and (current := found.active_implants.get(patient.pk)) is not None:
+        raise _RowError(
+            {
+                headers.get("pump_serial", "Pump serial"): (
+                    f"{parsed.mrn} already has pump {current.serial_number} in ITB Clinic: record a "
+                    "replacement on the patient page instead."
+                )
+            }
+        )
+    try:
+        entry = implant_entry_check(
+            pump_model=parsed.pump_model,
+            implanted_on=parsed.implant["implanted_on"],
+            now=now,
+            skew_minutes=clinic.clock_skew_minutes,
+        )
+        if entry.errors:
+            raise ValidationError(entry.errors)
+        implant = implant_build(
+            patient=patient,
+            pump_model=parsed.pump_model,
+            serial_number=parsed.serial,
+            recorded_by=by,
+            entry=entry,
+            **parsed.implant,
+        )
+        implant.full_clean(exclude=_RELATIONS[Implant], validate_constraints=False)
+    except ValidationError as exc:
+        raise _service_error(exc, headers, default="Pump serial") from None
+
+    caps = found.caps.get(parsed.pump_model.pk, {})
+    performed_at = _refill_time(parsed.refilled_on, now)
+    try:
+        # A new pump has no history: no fill, no refill, no prescription in force.
+        prepared = refill_visit_prepare(
+            implant=implant,
+            clinic=clinic,
+            now=now,
+            history=[],
+            caps=caps,
+            dose_in_force=lambda at: None,
+            **_refill_arguments(parsed, by=by, performed_at=performed_at),
+        )
+        visit = prepared.visit
+        prescription = dose_prescription_build(
+            implant=implant,
+            daily_dose_mcg=visit.daily_dose_after_mcg,
+            concentration_mcg_per_ml=parsed.drug.concentration_mcg_per_ml,
+            effective_at=performed_at,
+            prescribed_by=prepared.prescriber or by,
+            reason=REFILL_DOSE_REASON,
+        )
+        prescription.full_clean(exclude=_RELATIONS[DosePrescription], validate_constraints=False)
+    except ValidationError as exc:
+        raise _service_error(exc, headers, default="Last refill") from None
+    # The forecast the pump is stored with: the one function, over the history being written.
+    history = implant_history_events_of(
+        implant=implant, visits=[visit], prescriptions=[prescription], emptied_at=[], caps=caps
+    )
+    forecast = implant_forecast_compute(implant=implant, clinic=clinic, history=history)
+    implant.forecast_alarm_on = forecast.alarm_on
+    implant.forecast_empty_on = forecast.empty_on
+    implant.forecast_due_by = forecast.due_by
+    implant.forecast_problem = forecast.problem
+    _report_forecast(report, parsed, implant)
+    report.outcome = Outcome.CREATED
+    return _NewPump(
+        report=report,
+        patient=patient,
+        patient_is_new=patient_is_new,
+        implant=implant,
+        visit=visit,
+        prescription=prescription,
+    )
+
+
+def _new_pumps_write(new: list[_NewPump]) -> None:
+    """Patients, implants, refills and prescriptions in a few queries per batch, each with its
+    history row (django-simple-history, as a save writes it).
+
+    As the services leave it, the implant's history row is the pump as registered (no forecast
+    yet: `implant_forecast_refresh` stores the forecast with an UPDATE, which writes no history),
+    while the implant itself is inserted with its forecast, saving that UPDATE.
+    """
+    patients = [row.patient for row in new if row.patient_is_new]
+    bulk_create_with_history(patients, Patient, batch_size=BATCH_SIZE)
+    implants = Implant.objects.bulk_create([row.implant for row in new], batch_size=BATCH_SIZE)
+    registered = []
+    for implant in implants:
+        as_registered = copy.copy(implant)
+        as_registered.forecast_alarm_on = as_registered.forecast_empty_on = as_registered.forecast_due_by = None
+        as_registered.forecast_problem = ""
+        registered.append(as_registered)
+    # No change reason, as a save leaves it (bulk_history_create would store "").
+    Implant.history.bulk_history_create(registered, batch_size=BATCH_SIZE, default_change_reason=None)
+    bulk_create_with_history([row.visit for row in new], RefillVisit, batch_size=BATCH_SIZE)
+    bulk_create_with_history([row.prescription for row in new], DosePrescription, batch_size=BATCH_SIZE)
+    for row in new:
+        row.report.patient_id = row.patient.pk
+        row.report.implant_id = row.implant.pk
+
+
+def clinic_import(
+    *, sheet: Sheet, by: User, dry_run: bool, now: dt.datetime | None = None, through_services: bool = False
+) -> ImportReport:
+    """Validate (and, unless `dry_run`, keep) every row of `sheet`; nothing is kept if a row is in error.
+
+    A new pump (and its patient) is validated in memory by the services' own rules and written in
+    bulk: a few queries per batch of rows, whatever the file's length. A row that changes a
+    record already in ITB Clinic (new contact details, a newer refill) goes through the services
+    themselves, in its own savepoint. `through_services=True` sends every row that way, one by
+    one: the reference the bulk path is tested against (tests/interop/test_import_bulk.py).
+    """
     now = timezone.localtime(now or timezone.now())
     catalogue = _Catalogue()
     clinic = ClinicSettings.load()
@@ -509,6 +790,7 @@ def clinic_import(*, sheet: Sheet, by: User, dry_run: bool, now: dt.datetime | N
     seen_mrn: dict[str, int] = {}
     seen_serial: dict[str, int] = {}
     with transaction.atomic():
+        parsed_rows: list[tuple[_Parsed, RowReport]] = []
         for sheet_row in sheet.rows:
             row = RowReport(row=sheet_row.number, mrn=clean_text(sheet_row.cells.get("mrn")))
             report.rows.append(row)
@@ -522,25 +804,46 @@ def clinic_import(*, sheet: Sheet, by: User, dry_run: bool, now: dt.datetime | N
                     first = seen.setdefault(value.upper(), sheet_row.number)
                     if first != sheet_row.number:
                         raise _RowError({sheet.headers.get(key, name): f"The same {name} as row {first}."})
-                with transaction.atomic():
-                    _row_import(parsed, row, by=by, now=now, headers=sheet.headers, clinic=clinic)
+            except _RowError as exc:
+                row.errors = exc.errors
+                row.outcome = Outcome.ERROR
+            else:
+                parsed_rows.append((parsed, row))
+        found = _Found() if through_services else _Found.read([parsed for parsed, _row in parsed_rows])
+        new: list[_NewPump] = []
+        for parsed, row in parsed_rows:
+            try:
+                try:
+                    if through_services:
+                        raise _NeedsServices
+                    planned = _row_plan(parsed, row, found, by=by, now=now, headers=sheet.headers, clinic=clinic)
+                except _NeedsServices:
+                    with transaction.atomic():
+                        _row_import(parsed, row, by=by, now=now, headers=sheet.headers, clinic=clinic)
+                else:
+                    if planned is not None:
+                        new.append(planned)
             except _RowError as exc:
                 row.errors = exc.errors
                 row.outcome = Outcome.ERROR
         if dry_run or report.error_rows:
             transaction.set_rollback(True)
         else:
+            _new_pumps_write(new)
             AccessLog.objects.bulk_create(
-                AccessLog(
-                    user=by,
-                    username=by.get_username(),
-                    patient_id=row.patient_id,
-                    action=AccessLog.Action.CHANGE,
-                    resource="interop.clinic_import",
-                    detail=f"row {row.row}: {row.outcome}",
-                )
-                for row in report.rows
-                if row.patient_id is not None and row.outcome != Outcome.UNCHANGED
+                (
+                    AccessLog(
+                        user=by,
+                        username=by.get_username(),
+                        patient_id=row.patient_id,
+                        action=AccessLog.Action.CHANGE,
+                        resource="interop.clinic_import",
+                        detail=f"row {row.row}: {row.outcome}",
+                    )
+                    for row in report.rows
+                    if row.patient_id is not None and row.outcome != Outcome.UNCHANGED
+                ),
+                batch_size=BATCH_SIZE,
             )
     return report
 

@@ -98,14 +98,15 @@ def _patient_date_errors(*, patient: Patient, fields: Collection[str], today: dt
     return errors
 
 
-def _full_clean(instance: models.Model, rules: Callable[[], Mapping[str, str]]) -> None:
+def _full_clean(instance: models.Model, rules: Callable[[], Mapping[str, str]], *, unique: bool = True) -> None:
     """The model's own validation, then the service's rules, reported together field by field.
 
     The rules run after `full_clean` has turned the values into dates (data may hold text);
-    a field the model already refused keeps only the model's message.
+    a field the model already refused keeps only the model's message. `unique=False` leaves out
+    the uniqueness queries, for a caller that has checked the whole batch at once.
     """
     try:
-        instance.full_clean()
+        instance.full_clean(validate_unique=unique, validate_constraints=unique)
     except ValidationError as exc:
         combined = exc.message_dict
     else:
@@ -125,13 +126,25 @@ def _apply(instance: models.Model, data: Mapping[str, Any], allowed: frozenset[s
         setattr(instance, name, value)
 
 
-@transaction.atomic
-def patient_create(*, data: Mapping[str, Any], today: dt.date | None = None) -> Patient:
-    """A new patient. `today` (clinic-local, default the clock's) bounds the birth and referral dates."""
+def patient_build(*, data: Mapping[str, Any], today: dt.date | None = None, check_unique: bool = True) -> Patient:
+    """The patient `patient_create` saves, validated, not saved.
+
+    `check_unique=False`: the caller has looked up every MRN of its batch in one query (the
+    spreadsheet import) and the database's unique constraint still guards the insert.
+    """
     today = today or timezone.localdate()
     patient = Patient()
     _apply(patient, data, PATIENT_EDITABLE_FIELDS)
-    _full_clean(patient, lambda: _patient_date_errors(patient=patient, fields=data.keys(), today=today))
+    _full_clean(
+        patient, lambda: _patient_date_errors(patient=patient, fields=data.keys(), today=today), unique=check_unique
+    )
+    return patient
+
+
+@transaction.atomic
+def patient_create(*, data: Mapping[str, Any], today: dt.date | None = None) -> Patient:
+    """A new patient. `today` (clinic-local, default the clock's) bounds the birth and referral dates."""
+    patient = patient_build(data=data, today=today)
     patient.save()
     return patient
 

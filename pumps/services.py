@@ -1,6 +1,7 @@
 """Writes of implants and dose prescriptions. Never calls into refills (STYLE.md "The house")."""
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -49,38 +50,36 @@ def theatre_fill_errors(
     return errors
 
 
-@transaction.atomic
-def implant_register(
+@dataclass(frozen=True)
+class ImplantEntry:
+    """A pump registration judged before anything is read or written: its field errors, and the
+    flow, starting dose and concentration it comes to (a constant-flow pump's from its model)."""
+
+    errors: dict[str, str]
+    flow_ml_per_day: Decimal | None
+    starting_daily_dose_mcg: Decimal | None
+    concentration_mcg_per_ml: Decimal | None
+
+
+def implant_entry_check(
     *,
-    patient: Patient,
     pump_model: PumpModel,
-    serial_number: str,
     implanted_on: dt.date,
-    surgeon: str,
-    hospital: str,
-    catheter_tip_level: str,
-    recorded_by: User,
-    catheter_model: str = "",
-    mri_notes: str = "",
+    now: dt.datetime,
+    skew_minutes: int = 5,
     starting_daily_dose_mcg: Decimal | None = None,
     concentration_mcg_per_ml: Decimal | None = None,
-    dose_effective_at: dt.datetime | None = None,
     fill_volume_ml: Decimal | None = None,
     fill_drug: Drug | None = None,
     fill_drug_lot: str = "",
     fill_alarm_threshold_ml: Decimal | None = None,
     flow_ml_per_day: Decimal | None = None,
-    now: dt.datetime | None = None,
-    skew_minutes: int = 5,
-) -> Implant:
-    """Register a pump with its fill in theatre (volume, drug, lot, alarm volume) and starting dose.
+) -> ImplantEntry:
+    """The rules of `implant_register` that need no query (the implant date, the fill, the flow).
 
-    The care schedule (`refills.services.implant_register_with_fill`) stores its first forecast;
-    without a fill the pump is on the worklist as "fill not recorded" until one is entered.
+    `now` is aware, in the clinic's zone. A bulk import judges each row with it, then checks the
+    patients' active pumps and the serials for the whole file at once.
     """
-    now = timezone.localtime(now or timezone.now())
-    # Lock the patient so two clinicians registering at once cannot both pass the check below.
-    Patient.objects.select_for_update().filter(pk=patient.pk).first()
     errors = event_time_errors(
         field="implanted_on", at=implanted_on, now=now, skew_minutes=skew_minutes, what="The implant"
     )
@@ -118,20 +117,40 @@ def implant_register(
             starting_daily_dose_mcg = (flow_ml_per_day * concentration_mcg_per_ml).quantize(Decimal("0.01"))
     elif flow_ml_per_day is not None:
         errors["flow_ml_per_day"] = "Only a constant-flow pump has a fixed flow."
-    if errors:
-        raise ValidationError(errors)
-    if Implant.objects.valid().filter(patient=patient, explanted_on__isnull=True).exists():
-        raise ValidationError({"patient": "This patient already has an active pump: record its explant first."})
-    serial_number = serial_number.strip()
-    if Implant.objects.valid().filter(manufacturer=pump_model.manufacturer, serial_number=serial_number).exists():
-        raise ValidationError({"serial_number": f"A {pump_model.manufacturer} pump with this serial is registered."})
-    if (starting_daily_dose_mcg is None) != (concentration_mcg_per_ml is None):
+    return ImplantEntry(
+        errors=errors,
+        flow_ml_per_day=flow_ml_per_day,
+        starting_daily_dose_mcg=starting_daily_dose_mcg,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+    )
+
+
+def implant_build(
+    *,
+    patient: Patient,
+    pump_model: PumpModel,
+    serial_number: str,
+    implanted_on: dt.date,
+    surgeon: str,
+    hospital: str,
+    catheter_tip_level: str,
+    recorded_by: User,
+    entry: ImplantEntry,
+    catheter_model: str = "",
+    mri_notes: str = "",
+    fill_volume_ml: Decimal | None = None,
+    fill_drug: Drug | None = None,
+    fill_drug_lot: str = "",
+    fill_alarm_threshold_ml: Decimal | None = None,
+) -> Implant:
+    """The implant row `implant_register` saves (not saved, not cleaned), from a checked entry."""
+    if (entry.starting_daily_dose_mcg is None) != (entry.concentration_mcg_per_ml is None):
         raise ValidationError({"concentration_mcg_per_ml": "Give both the starting dose and the concentration."})
-    implant = Implant(
+    return Implant(
         patient=patient,
         pump_model=pump_model,
         manufacturer=pump_model.manufacturer,
-        serial_number=serial_number,
+        serial_number=serial_number.strip(),
         implanted_on=implanted_on,
         surgeon=surgeon,
         hospital=hospital,
@@ -143,7 +162,78 @@ def implant_register(
         fill_drug=fill_drug,
         fill_drug_lot=fill_drug_lot.strip(),
         fill_alarm_threshold_ml=fill_alarm_threshold_ml if fill_drug is not None else None,
+        flow_ml_per_day=entry.flow_ml_per_day,
+    )
+
+
+@transaction.atomic
+def implant_register(
+    *,
+    patient: Patient,
+    pump_model: PumpModel,
+    serial_number: str,
+    implanted_on: dt.date,
+    surgeon: str,
+    hospital: str,
+    catheter_tip_level: str,
+    recorded_by: User,
+    catheter_model: str = "",
+    mri_notes: str = "",
+    starting_daily_dose_mcg: Decimal | None = None,
+    concentration_mcg_per_ml: Decimal | None = None,
+    dose_effective_at: dt.datetime | None = None,
+    fill_volume_ml: Decimal | None = None,
+    fill_drug: Drug | None = None,
+    fill_drug_lot: str = "",
+    fill_alarm_threshold_ml: Decimal | None = None,
+    flow_ml_per_day: Decimal | None = None,
+    now: dt.datetime | None = None,
+    skew_minutes: int = 5,
+) -> Implant:
+    """Register a pump with its fill in theatre (volume, drug, lot, alarm volume) and starting dose.
+
+    The care schedule (`refills.services.implant_register_with_fill`) stores its first forecast;
+    without a fill the pump is on the worklist as "fill not recorded" until one is entered.
+    """
+    now = timezone.localtime(now or timezone.now())
+    # Lock the patient so two clinicians registering at once cannot both pass the check below.
+    Patient.objects.select_for_update().filter(pk=patient.pk).first()
+    entry = implant_entry_check(
+        pump_model=pump_model,
+        implanted_on=implanted_on,
+        now=now,
+        skew_minutes=skew_minutes,
+        starting_daily_dose_mcg=starting_daily_dose_mcg,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        fill_volume_ml=fill_volume_ml,
+        fill_drug=fill_drug,
+        fill_drug_lot=fill_drug_lot,
+        fill_alarm_threshold_ml=fill_alarm_threshold_ml,
         flow_ml_per_day=flow_ml_per_day,
+    )
+    if entry.errors:
+        raise ValidationError(entry.errors)
+    if Implant.objects.valid().filter(patient=patient, explanted_on__isnull=True).exists():
+        raise ValidationError({"patient": "This patient already has an active pump: record its explant first."})
+    serial_number = serial_number.strip()
+    if Implant.objects.valid().filter(manufacturer=pump_model.manufacturer, serial_number=serial_number).exists():
+        raise ValidationError({"serial_number": f"A {pump_model.manufacturer} pump with this serial is registered."})
+    implant = implant_build(
+        patient=patient,
+        pump_model=pump_model,
+        serial_number=serial_number,
+        implanted_on=implanted_on,
+        surgeon=surgeon,
+        hospital=hospital,
+        catheter_tip_level=catheter_tip_level,
+        recorded_by=recorded_by,
+        entry=entry,
+        catheter_model=catheter_model,
+        mri_notes=mri_notes,
+        fill_volume_ml=fill_volume_ml,
+        fill_drug=fill_drug,
+        fill_drug_lot=fill_drug_lot,
+        fill_alarm_threshold_ml=fill_alarm_threshold_ml,
     )
     implant.full_clean(validate_constraints=False)
     try:
@@ -151,11 +241,11 @@ def implant_register(
             implant.save()
     except IntegrityError as exc:
         raise ValidationError({"patient": "This patient already has an active pump, or the serial is taken."}) from exc
-    if starting_daily_dose_mcg is not None:
+    if entry.starting_daily_dose_mcg is not None:
         dose_prescribe(
             implant=implant,
-            daily_dose_mcg=starting_daily_dose_mcg,
-            concentration_mcg_per_ml=concentration_mcg_per_ml,
+            daily_dose_mcg=entry.starting_daily_dose_mcg,
+            concentration_mcg_per_ml=entry.concentration_mcg_per_ml,
             # The dose programmed in theatre runs from the fill (the forecast counts the day whole).
             effective_at=dose_effective_at
             or dt.datetime.combine(implanted_on, dt.time.min, tzinfo=timezone.get_current_timezone()),
@@ -244,6 +334,39 @@ def dose_prescribe(
     reason: str = "",
 ) -> DosePrescription:
     """One row of the prescription history; the callers check bounds, titration and time."""
+    prescription = dose_prescription_build(
+        implant=implant,
+        daily_dose_mcg=daily_dose_mcg,
+        concentration_mcg_per_ml=concentration_mcg_per_ml,
+        effective_at=effective_at,
+        prescribed_by=prescribed_by,
+        dosing_mode=dosing_mode,
+        schedule=schedule,
+        patient_bolus_mcg=patient_bolus_mcg,
+        patient_boluses_per_day=patient_boluses_per_day,
+        titration_confirmed=titration_confirmed,
+        reason=reason,
+    )
+    prescription.full_clean()
+    prescription.save()
+    return prescription
+
+
+def dose_prescription_build(
+    *,
+    implant: Implant,
+    daily_dose_mcg: Decimal | None,
+    concentration_mcg_per_ml: Decimal | None,
+    effective_at: dt.datetime,
+    prescribed_by: User,
+    dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
+    schedule: list[dict[str, Any]] | None = None,
+    patient_bolus_mcg: Decimal | None = None,
+    patient_boluses_per_day: int | None = None,
+    titration_confirmed: bool = False,
+    reason: str = "",
+) -> DosePrescription:
+    """The row `dose_prescribe` saves, after its own checks (the model's `full_clean` is the caller's)."""
     errors = {}
     if daily_dose_mcg is None or daily_dose_mcg <= 0:
         errors["daily_dose_mcg"] = "The daily dose must be above zero."
@@ -267,6 +390,4 @@ def dose_prescribe(
         titration_confirmed=titration_confirmed,
         reason=reason,
     )
-    prescription.full_clean()
-    prescription.save()
     return prescription

@@ -2,7 +2,7 @@
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -109,9 +109,33 @@ def implant_history_events(*, implant: Implant) -> list[Event]:
     The theatre fill, each valid refill (and its bridge or priming bolus), each valid dose
     prescription at its worst-case day (patient boluses at their daily maximum), each emptying.
     """
-    caps = dict(
-        DrugPumpInterval.objects.filter(pump_model_id=implant.pump_model_id).values_list("drug_id", "max_interval_days")
+    return implant_history_events_of(
+        implant=implant,
+        visits=RefillVisit.objects.valid().filter(implant=implant).select_related("drug"),
+        prescriptions=DosePrescription.objects.valid().filter(implant=implant),
+        emptied_at=ReservoirEmptying.objects.valid().filter(implant=implant).values_list("emptied_at", flat=True),
+        caps=dict(
+            DrugPumpInterval.objects.filter(pump_model_id=implant.pump_model_id).values_list(
+                "drug_id", "max_interval_days"
+            )
+        ),
     )
+
+
+def implant_history_events_of(
+    *,
+    implant: Implant,
+    visits: Iterable[RefillVisit],
+    prescriptions: Iterable[DosePrescription],
+    emptied_at: Iterable[dt.datetime],
+    caps: Mapping[int, int | None],
+) -> list[Event]:
+    """The events of `implant_history_events` from rows already in hand (valid ones only).
+
+    `caps`: the stability caps of the pump's model, by drug id (DrugPumpInterval). A bulk import
+    builds a new pump's history from the rows it is about to write, so its forecast is computed
+    by the same function as every other pump's.
+    """
 
     def cap(drug: Drug) -> int | None:
         return caps.get(drug.pk, drug.max_interval_days)
@@ -133,7 +157,7 @@ def implant_history_events(*, implant: Implant) -> list[Event]:
                 max_interval_days=cap(drug),
             )
         )
-    for visit in RefillVisit.objects.valid().filter(implant=implant).select_related("drug"):
+    for visit in visits:
         events.append(
             Fill(
                 at=visit.performed_at,
@@ -145,10 +169,10 @@ def implant_history_events(*, implant: Implant) -> list[Event]:
         )
         if visit.bridge_bolus_mcg:
             events.append(Bolus(at=visit.performed_at, dose_mcg=visit.bridge_bolus_mcg))
-    for prescription in DosePrescription.objects.valid().filter(implant=implant):
+    for prescription in prescriptions:
         events.append(Dose(at=prescription.effective_at, daily_dose_mcg=prescription.worst_case_daily_dose_mcg))
-    for emptied_at in ReservoirEmptying.objects.valid().filter(implant=implant).values_list("emptied_at", flat=True):
-        events.append(Emptied(at=emptied_at))
+    for at in emptied_at:
+        events.append(Emptied(at=at))
     return events
 
 
@@ -559,18 +583,23 @@ def refill_visit_preview(
     patient_bolus_mcg: Decimal | None = None,
     patient_boluses_per_day: int | None = None,
     clinic: ClinicSettings | None = None,
+    history: Sequence[Event] | None = None,
+    caps: Mapping[int, int | None] | None = None,
 ) -> RefillPreview:
     """The refill's expected residual, discrepancy and new forecast, from the pump's history.
 
     Each part is computed as soon as its inputs are there; out-of-range inputs give None. The
     new forecast is the one pure function over the history plus this refill (its fill, the dose
     it leaves, its bridge bolus), so any dose change planned after it still counts.
+    `history` and `caps` (the pump model's stability caps by drug id), when the caller has them
+    already (a bulk import of new pumps), spare the queries.
     """
     clinic = clinic or ClinicSettings.load()
     model = implant.pump_model
     refilled_on = timezone.localdate(performed_at)
     threshold = model.alarm_threshold_ml if alarm_threshold_ml is None else alarm_threshold_ml
-    history = implant_history_events(implant=implant)  # read once: the preview runs as the nurse types
+    if history is None:
+        history = implant_history_events(implant=implant)  # read once: the preview runs as the nurse types
     expected = implant_get_expected_residual(implant=implant, on=refilled_on, before=performed_at, history=history)
     discrepancy = None
     if expected is not None and actual_residual_ml is not None and actual_residual_ml >= 0:
@@ -597,7 +626,11 @@ def refill_visit_preview(
             concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
             alarm_threshold_ml=threshold,
             daily_dose_mcg=worst_case,
-            max_interval_days=max_interval_days_get(drug=drug, implant=implant),
+            max_interval_days=(
+                max_interval_days_get(drug=drug, implant=implant)
+                if caps is None
+                else caps.get(drug.pk, drug.max_interval_days)
+            ),
             bridge_bolus_mcg=bridge_bolus_mcg,
             safety_margin_days=clinic.safety_margin_days,
             history=history,

@@ -5,6 +5,8 @@ nurses acting on one pump at once are serialised: exactly one wins, the other ge
 """
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +33,7 @@ from pumps.services import (
 )
 
 from .alerts.services import alert_raise_change_request, alerts_resolve_change_request
-from .forecasting import PumpForecast
+from .forecasting import Event, PumpForecast
 from .models import (
     SAFETY_CHECK_ITEMS,
     Alert,
@@ -59,6 +61,8 @@ from .validation import dose_bounds_errors, dosing_total, titration_confirmation
 
 # The `place` of a home visit: where it is, is the patient's address.
 HOME_VISIT_PLACE = "Home visit"
+# The reason of the prescription a refill sets (a new dose, concentration or mode).
+REFILL_DOSE_REASON = "Set at refill visit"
 
 
 class BookingConflict(ConflictError):
@@ -149,10 +153,22 @@ def _is_clinician(user: User | None) -> bool:
     return user is not None and has_role(user, Role.CLINICIAN)
 
 
-@transaction.atomic
-def refill_visit_record(
+@dataclass(frozen=True)
+class PreparedRefill:
+    """A refill visit validated and built, not saved: what `refill_visit_record` writes."""
+
+    visit: RefillVisit
+    # The prescription changes at this refill (dose, concentration, mode or boluses): a new
+    # DosePrescription row from the visit's time, by `prescriber`.
+    dose_changed: bool
+    prescriber: User | None
+
+
+def refill_visit_prepare(
     *,
     implant: Implant,
+    clinic: ClinicSettings,
+    now: dt.datetime,
     performed_at: dt.datetime,
     performed_by: User,
     actual_residual_ml: Decimal,
@@ -174,8 +190,6 @@ def refill_visit_record(
     titration_confirmed: bool = False,
     notes: str = "",
     appointment: Appointment | None = None,
-    complete_booking: bool = True,
-    now: dt.datetime | None = None,
     drug_lot_expires_on: dt.date | None = None,
     kit_lot: str = "",
     post_fill_check_reason: str = "",
@@ -189,18 +203,17 @@ def refill_visit_record(
     check_alarm_settings_reason: str = "",
     check_symptom_screen: str = "",
     check_symptom_screen_reason: str = "",
-) -> RefillVisit:
-    """Record a refill: discrepancy against the history, the new forecast, dose history, appointment.
+    history: list[Event] | None = None,
+    caps: dict[int, int | None] | None = None,
+    dose_in_force: Callable[[dt.datetime], DosePrescription | None] | None = None,
+) -> PreparedRefill:
+    """Every rule of a refill (the form's, the API's, the import's), then the visit it records.
 
-    A nurse refills at the prescribed dose; a change of dose, concentration or mode at the refill
-    names the clinician who prescribed it (docs/domain.md "Entries that cannot be true").
-    `complete_booking=False` (a correction re-entering an earlier refill) leaves the next booked
-    refill booked: that booking is for the refill after this one.
+    ValidationError names the field. `implant` comes with its pump model and patient. The pump's
+    history, stability caps and prescription in force are read from the database unless given:
+    a bulk import of new pumps gives them (none yet), so each row costs no query.
     """
-    now = timezone.localtime(now or timezone.now())
-    implant = _lock_implant(implant)
     model = implant.pump_model
-    clinic = ClinicSettings.load()
     errors: dict[str, str] = {}
     if not implant.is_active:
         errors["implant"] = "This pump is explanted or was entered in error."
@@ -291,7 +304,10 @@ def refill_visit_record(
     errors.update(
         dose_bounds_errors(field="daily_dose_after_mcg", daily_dose_mcg=dose, drug=drug, model=model, implant=implant)
     )
-    dose_before = dose_get_in_force(implant=implant, at=performed_at)
+    if dose_in_force is None:
+        dose_before = dose_get_in_force(implant=implant, at=performed_at)
+    else:
+        dose_before = dose_in_force(performed_at)
     changed = (
         dose_before is None
         or dose_before.daily_dose_mcg != dose
@@ -336,12 +352,14 @@ def refill_visit_record(
         patient_bolus_mcg=patient_bolus_mcg,
         patient_boluses_per_day=patient_boluses_per_day,
         clinic=clinic,
+        history=history,
+        caps=caps,
     )
     forecast = preview.forecast
     if forecast is None or forecast.alarm_on is None or forecast.empty_on is None or forecast.due_by is None:
         raise ValidationError({"volume_added_ml": "The forecast cannot be computed from these values."})
     discrepancy = preview.discrepancy
-    visit = RefillVisit.objects.create(
+    visit = RefillVisit(
         implant=implant,
         performed_at=performed_at,
         performed_by=performed_by,
@@ -379,19 +397,115 @@ def refill_visit_record(
         after_empty_date=preview.after_empty_date,
         notes=notes,
     )
-    if changed:
+    return PreparedRefill(visit=visit, dose_changed=changed, prescriber=prescriber)
+
+
+@transaction.atomic
+def refill_visit_record(
+    *,
+    implant: Implant,
+    performed_at: dt.datetime,
+    performed_by: User,
+    actual_residual_ml: Decimal,
+    volume_added_ml: Decimal,
+    drug: Drug,
+    drug_lot: str,
+    daily_dose_after_mcg: Decimal | None = None,
+    dosing_mode: str = DosePrescription.Mode.SIMPLE_CONTINUOUS,
+    schedule: list[dict[str, str]] | None = None,
+    prescriber: User | None = None,
+    alarm_threshold_ml: Decimal | None = None,
+    battery_status: str = RefillVisit.BatteryStatus.OK,
+    battery_event_on: dt.date | None = None,
+    bridge_bolus_mcg: Decimal | None = None,
+    patient_bolus_mcg: Decimal | None = None,
+    patient_boluses_per_day: int | None = None,
+    post_fill_check: str = RefillVisit.PostFillCheck.NOT_DONE,
+    post_fill_discrepancy_ml: Decimal | None = None,
+    titration_confirmed: bool = False,
+    notes: str = "",
+    appointment: Appointment | None = None,
+    complete_booking: bool = True,
+    now: dt.datetime | None = None,
+    drug_lot_expires_on: dt.date | None = None,
+    kit_lot: str = "",
+    post_fill_check_reason: str = "",
+    check_pump_site: str = "",
+    check_pump_site_reason: str = "",
+    check_needle_placement: str = "",
+    check_needle_placement_reason: str = "",
+    check_aspiration: str = "",
+    check_aspiration_reason: str = "",
+    check_alarm_settings: str = "",
+    check_alarm_settings_reason: str = "",
+    check_symptom_screen: str = "",
+    check_symptom_screen_reason: str = "",
+) -> RefillVisit:
+    """Record a refill: discrepancy against the history, the new forecast, dose history, appointment.
+
+    A nurse refills at the prescribed dose; a change of dose, concentration or mode at the refill
+    names the clinician who prescribed it (docs/domain.md "Entries that cannot be true").
+    `complete_booking=False` (a correction re-entering an earlier refill) leaves the next booked
+    refill booked: that booking is for the refill after this one. The rules are
+    `refill_visit_prepare`'s.
+    """
+    now = timezone.localtime(now or timezone.now())
+    implant = _lock_implant(implant)
+    clinic = ClinicSettings.load()
+    prepared = refill_visit_prepare(
+        implant=implant,
+        clinic=clinic,
+        now=now,
+        performed_at=performed_at,
+        performed_by=performed_by,
+        actual_residual_ml=actual_residual_ml,
+        volume_added_ml=volume_added_ml,
+        drug=drug,
+        drug_lot=drug_lot,
+        daily_dose_after_mcg=daily_dose_after_mcg,
+        dosing_mode=dosing_mode,
+        schedule=schedule,
+        prescriber=prescriber,
+        alarm_threshold_ml=alarm_threshold_ml,
+        battery_status=battery_status,
+        battery_event_on=battery_event_on,
+        bridge_bolus_mcg=bridge_bolus_mcg,
+        patient_bolus_mcg=patient_bolus_mcg,
+        patient_boluses_per_day=patient_boluses_per_day,
+        post_fill_check=post_fill_check,
+        post_fill_discrepancy_ml=post_fill_discrepancy_ml,
+        titration_confirmed=titration_confirmed,
+        notes=notes,
+        appointment=appointment,
+        drug_lot_expires_on=drug_lot_expires_on,
+        kit_lot=kit_lot,
+        post_fill_check_reason=post_fill_check_reason,
+        check_pump_site=check_pump_site,
+        check_pump_site_reason=check_pump_site_reason,
+        check_needle_placement=check_needle_placement,
+        check_needle_placement_reason=check_needle_placement_reason,
+        check_aspiration=check_aspiration,
+        check_aspiration_reason=check_aspiration_reason,
+        check_alarm_settings=check_alarm_settings,
+        check_alarm_settings_reason=check_alarm_settings_reason,
+        check_symptom_screen=check_symptom_screen,
+        check_symptom_screen_reason=check_symptom_screen_reason,
+    )
+    visit = prepared.visit
+    visit.save(force_insert=True)
+    if prepared.dose_changed:
         dose_prescribe(
             implant=implant,
-            daily_dose_mcg=dose,
+            daily_dose_mcg=visit.daily_dose_after_mcg,
             concentration_mcg_per_ml=drug.concentration_mcg_per_ml,
             effective_at=performed_at,
-            prescribed_by=prescriber or performed_by,
+            prescribed_by=prepared.prescriber or performed_by,
             dosing_mode=dosing_mode,
             schedule=schedule,
             patient_bolus_mcg=patient_bolus_mcg,
             patient_boluses_per_day=patient_boluses_per_day,
             titration_confirmed=titration_confirmed,
-            reason="Set at refill visit",
+            reason=REFILL_DOSE_REASON,
         )
     implant_forecast_refresh(implant=implant, clinic=clinic)
     booked = appointment or (
@@ -404,6 +518,7 @@ def refill_visit_record(
         booked.visit = visit
         booked.save(update_fields=["status", "visit", "updated_at"])
     battery_warning = battery_status in (RefillVisit.BatteryStatus.ERI, RefillVisit.BatteryStatus.EOS)
+    refilled_on = timezone.localdate(performed_at)
     if battery_warning and implant.eri_reported_on is None:
         # The date the pump logged it, not the visit's (docs/domain.md "Events that must escalate").
         implant_record_eri(implant=implant, eri_on=battery_event_on or refilled_on, by=performed_by, now=now)

@@ -17,6 +17,8 @@ from .models import (
     ClinicSettings,
     ClosedDay,
     DeliveryAttempt,
+    FieldSafetyFlag,
+    FieldSafetyNotice,
     RefillVisit,
     Reminder,
     ReservoirEmptying,
@@ -411,6 +413,28 @@ class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(boolean=True, description="open")
     def is_open(self, obj: Alert) -> bool:
         return obj.is_open
+
+
+@admin.register(FieldSafetyNotice)
+class FieldSafetyNoticeAdmin(ClinicalRecordAdmin):
+    """A field-safety notice, read-only: issued from the recall search, followed on its staff page."""
+
+    list_display = ("issued_at", "reference", "title", "issued_by", "entered_in_error")
+    list_filter = ("entered_in_error",)
+    search_fields = ("reference", "title")
+    date_hierarchy = "issued_at"
+    list_select_related = ("issued_by",)
+
+
+@admin.register(FieldSafetyFlag)
+class FieldSafetyFlagAdmin(ClinicalRecordAdmin):
+    """One flagged pump of a notice, read-only: contacted and closed through the staff pages."""
+
+    list_display = ("notice", "patient", "implant", "contact", "contacted_at", "status", "action_recorded_at")
+    list_filter = ("status", "contact", "notice")
+    search_fields = (*PATIENT_SEARCH, "implant__serial_number", "notice__reference")
+    list_select_related = ("notice", "patient", "implant__pump_model")
+    raw_id_fields = ("notice", "patient", "implant")
 
 
 @admin.register(ReservoirEmptying)

@@ -17,6 +17,8 @@ from refills.models import (
     ClinicSettings,
     ClosedDay,
     DeliveryAttempt,
+    FieldSafetyFlag,
+    FieldSafetyNotice,
     RefillVisit,
     Reminder,
     ReservoirEmptying,
@@ -108,6 +110,22 @@ def _emptying():
     )
 
 
+def _notice() -> FieldSafetyNotice:
+    return FieldSafetyNotice.objects.create(
+        title="Motor stall advisory",
+        reference=f"FA-{next(_seq)}",
+        manufacturer_text="Interrogate the pump at the next refill.",
+        criteria="Drug lot LOT-B (1 pump)",
+        issued_by=factories.ClinicianFactory(),
+        issued_at=dt.datetime(2025, 3, 1, 9, tzinfo=dt.UTC),
+    )
+
+
+def _flag() -> FieldSafetyFlag:
+    implant = factories.ImplantFactory()
+    return FieldSafetyFlag.objects.create(notice=_notice(), patient=implant.patient, implant=implant)
+
+
 MAKERS = {
     Patient: lambda: factories.PatientFactory(),
     ScreeningTrial: lambda: factories.ScreeningTrialFactory(),
@@ -132,6 +150,8 @@ MAKERS = {
     ClosedDay: _closed_day,
     ReservoirEmptying: lambda: _emptying(),
     TaskRun: lambda: TaskRun.objects.create(name=f"task-{TaskRun.objects.count()}"),
+    FieldSafetyNotice: _notice,
+    FieldSafetyFlag: _flag,
 }
 
 

@@ -17,6 +17,8 @@ from refills.models import (
     ClinicSettings,
     ClosedDay,
     DeliveryAttempt,
+    FieldSafetyFlag,
+    FieldSafetyNotice,
     RefillVisit,
     Reminder,
     ReservoirEmptying,
@@ -51,6 +53,8 @@ CLINIC_ADMIN_ACCESS = {
     ClosedDay: "edit",
     ReservoirEmptying: None,
     TaskRun: "view",
+    FieldSafetyNotice: None,
+    FieldSafetyFlag: None,
 }
 # Models a superuser may add from the admin; the other clinical records go through the staff app's
 # services, the singleton already exists, reminders/alerts are written by the scan.

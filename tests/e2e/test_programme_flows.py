@@ -70,7 +70,8 @@ def test_the_clinician_finds_every_pump_of_a_lot_and_exports_them(ui, live_serve
     ui.get_by_role("button", name="Search").click()
 
     results = ui.get_by_test_id("recall-results")
-    expect(results.get_by_role("heading")).to_have_text("2 pumps found")
+    # The section's own heading (the clinician's "flag them all" form under it has its own).
+    expect(results.get_by_role("heading", level=2).first).to_have_text("2 pumps found")
     expect(results.locator("tbody tr")).to_have_count(2)
     expect(results.locator("tr[data-serial=NGP1002]")).to_contain_text("Three Recall")
     expect(results.locator("tr[data-serial=NGP2000]")).to_contain_text("Four Recall")
@@ -80,7 +81,7 @@ def test_the_clinician_finds_every_pump_of_a_lot_and_exports_them(ui, live_serve
     ui.get_by_label("Serial from").fill("NGP1000")
     ui.get_by_label("Serial to").fill("NGP1999")
     ui.get_by_role("button", name="Search").click()
-    expect(results.get_by_role("heading")).to_have_text("3 pumps found")
+    expect(results.get_by_role("heading", level=2).first).to_have_text("3 pumps found")
     # The seeded review (June 2025) is in the past for the browser's real clock: no next appointment.
     expect(results.locator("tr[data-serial=NGP1000]")).to_contain_text("None booked")
     _snap(ui, "recall_serial_range")

@@ -375,7 +375,12 @@ def battery_candidates_q(*, models: dict[int, PumpModel], clinic: ClinicSettings
 
 
 def device_alerts(
-    *, clinic: ClinicSettings, today: dt.date, problems: RecordProblems, implants: Q | None = None
+    *,
+    clinic: ClinicSettings,
+    today: dt.date,
+    problems: RecordProblems,
+    implants: Q | None = None,
+    models: dict[int, PumpModel] | None = None,
 ) -> list[Alert]:
     """BATTERY_WINDOW, REPLACEMENT_PLAN and ERI for the clinicians: three queries.
 
@@ -384,8 +389,9 @@ def device_alerts(
     A row whose dates cannot be computed goes to `problems`, never stops the others.
     `implants` narrows the pumps looked at for the battery window and the replacement plan (the
     set-wise scan leaves the ordinary rows to the database); the ERI rule looks at every pump.
+    `models` are `battery_models()`, when the caller has read them already.
     """
-    models = battery_models()
+    models = battery_models() if models is None else models
     alerts: list[Alert] = []
     window_q, plan_q = battery_candidates_q(models=models, clinic=clinic, today=today)
     window_q &= implants or Q()

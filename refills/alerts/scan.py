@@ -20,7 +20,7 @@ from ..no_shows import appointment_mark_no_show
 from .digest import alerts_email_new, alerts_escalate, alerts_text_urgent
 from .raising import alerts_raise, alerts_resolve
 from .rules import RecordProblems, alert_build, device_alerts, patient_alerts, refill_alerts, visit_alerts
-from .setwise import SETWISE_KINDS, alerts_setwise, setwise_available, setwise_scope
+from .setwise import SETWISE_KINDS, alerts_setwise, setwise_available, setwise_left_to_python, setwise_scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +84,32 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
     with transaction.atomic():
         jit_off_in_transaction()
         no_show_alerts = appointments_mark_no_show(clinic=clinic, now=now)
-        desired = [
-            *refill_alerts(
-                clinic=clinic, today=today, problems=problems, implants=scope.refill_leaves if scope else None
-            ),
-            *device_alerts(
-                clinic=clinic, today=today, problems=problems, implants=scope.battery_leaves if scope else None
-            ),
-        ]
+        if scope is None:
+            desired = [
+                *refill_alerts(clinic=clinic, today=today, problems=problems),
+                *device_alerts(clinic=clinic, today=today, problems=problems),
+            ]
+        else:
+            # The rows the statement leaves to rules.py, when there are any.
+            left = setwise_left_to_python(scope=scope, clinic=clinic, today=today)
+            desired = [
+                *(
+                    refill_alerts(clinic=clinic, today=today, problems=problems, implants=scope.refill_leaves)
+                    if left.refill
+                    else []
+                ),
+                *(
+                    device_alerts(
+                        clinic=clinic,
+                        today=today,
+                        problems=problems,
+                        implants=scope.battery_leaves,
+                        models=scope.battery_models,
+                    )
+                    if left.battery or left.eri
+                    else []
+                ),
+            ]
         patients = patient_alerts()
         # PATIENT_STATUS is closed only by hand, visit events by a clinician's review: not "desired".
         events = [*visit_alerts(now=now, problems=problems)]

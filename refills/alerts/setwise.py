@@ -80,6 +80,8 @@ class SetwiseScope:
     battery_q: Q
     battery_leaves: Q
     models: dict[int, PumpModel]
+    # Every battery-powered model (`battery_models`), those above being the ones SQL computes.
+    battery_models: dict[int, PumpModel]
 
 
 def setwise_scope(*, today: dt.date) -> SetwiseScope:
@@ -95,7 +97,8 @@ def setwise_scope(*, today: dt.date) -> SetwiseScope:
         | Q(forecast_alarm_on__lt=low)
         | Q(forecast_alarm_on__gte=high)
     )
-    models = _models_sql_computes(battery_models())
+    all_models = battery_models()
+    models = _models_sql_computes(all_models)
     # An ERI before the implant date, which `replacement_plan` refuses, is refused by a constraint too.
     plausible = Q(implanted_on__gte=low, implanted_on__lt=high) & (
         Q(eri_reported_on__isnull=True) | Q(eri_reported_on__gte=low, eri_reported_on__lt=high)
@@ -108,7 +111,38 @@ def setwise_scope(*, today: dt.date) -> SetwiseScope:
         battery_q=battery_q,
         battery_leaves=battery_leaves,
         models=models,
+        battery_models=all_models,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LeftToPython:
+    """Whether `rules.py` has anything to look at besides the statement: a pump whose refill dates
+    SQL leaves to it, one near its battery's end that SQL leaves to it, an ERI with no alert yet."""
+
+    refill: bool
+    battery: bool
+    eri: bool
+
+
+def setwise_left_to_python(*, scope: SetwiseScope, clinic: ClinicSettings, today: dt.date) -> LeftToPython:
+    """One query of three EXISTS: in a clinic whose records all compute (nearly always), the rules
+    of `refill_alerts` and `device_alerts` are skipped instead of run on no rows."""
+    window_q, plan_q = battery_candidates_q(models=scope.battery_models, clinic=clinic, today=today)
+    eri_alerted = Alert.objects.filter(
+        kind=Alert.Kind.ERI, implant=OuterRef("pk"), key_date=OuterRef("eri_reported_on")
+    )
+    checks = [
+        active_implants().filter(scope.refill_leaves),
+        active_implants().filter(scope.battery_leaves).filter(window_q | plan_q),
+        active_implants().filter(eri_reported_on__isnull=False).exclude(Exists(eri_alerted)),
+    ]
+    compiled = [qs.order_by().values("pk")[:1].query.sql_with_params() for qs in checks]
+    sql = "SELECT " + ", ".join(f"EXISTS ({part})" for part, _ in compiled)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param for _, params in compiled for param in params])
+        refill, battery, eri = cursor.fetchone()
+    return LeftToPython(refill=bool(refill), battery=bool(battery), eri=bool(eri))
 
 
 def _day_sql(expr: str, fmt: str) -> str:

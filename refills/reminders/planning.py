@@ -56,6 +56,15 @@ def _appointments_to_remind(*, now: dt.datetime) -> QuerySet[Appointment]:
     return appointments
 
 
+# Why a pending row was cancelled as obsolete: the first of the four rules that holds.
+_OBSOLETE_REASONS = {
+    "not_booked": "Appointment cancelled, completed or missed.",
+    "moved": "Appointment moved to another time.",
+    "unreachable": "Patient inactive, consent withdrawn, or channel or contact changed.",
+    "offsets": "Reminder offsets changed in the settings.",
+}
+
+
 def _reminders_cancel_obsolete(*, clinic: ClinicSettings, now: dt.datetime, appointment_id: int | None) -> int:
     """Pending rows that no longer announce anything true are cancelled: one set-based update.
 
@@ -75,11 +84,11 @@ def _reminders_cancel_obsolete(*, clinic: ClinicSettings, now: dt.datetime, appo
     reason = Case(
         When(
             Exists(appointment.filter(~Q(status=Appointment.Status.BOOKED) | Q(entered_in_error=True))),
-            then=Value("Appointment cancelled, completed or missed."),
+            then=Value(_OBSOLETE_REASONS["not_booked"]),
         ),
         When(
             Exists(appointment.exclude(starts_at=OuterRef("appointment_starts_at"))),
-            then=Value("Appointment moved to another time."),
+            then=Value(_OBSOLETE_REASONS["moved"]),
         ),
         When(
             ~Exists(
@@ -87,9 +96,9 @@ def _reminders_cancel_obsolete(*, clinic: ClinicSettings, now: dt.datetime, appo
                     _patient_reachable_q("")
                 )
             ),
-            then=Value("Patient inactive, consent withdrawn, or channel or contact changed."),
+            then=Value(_OBSOLETE_REASONS["unreachable"]),
         ),
-        default=Value("Reminder offsets changed in the settings."),
+        default=Value(_OBSOLETE_REASONS["offsets"]),
     )
     return pending.filter(not_booked | moved | unreachable | offset_gone).update(
         status=Reminder.Status.CANCELLED,
@@ -191,8 +200,8 @@ def _reminders_insert_planned(
 # `reminder_plan` written in SQL: the same send times (clinic-local hour, `offset` days before the
 # appointment's clinic-local date), the same pending / catch-up / stale decision and wording.
 # tests/refills/test_reminders_sql.py holds it row for row against `_reminders_insert_planned`.
-_PLAN_INSERT_SQL = """
-WITH appt (id, patient_id, starts_at, channel) AS ({appointments}),
+_PLAN_CTES = """
+appt (id, patient_id, starts_at, channel) AS ({appointments}),
 plan AS (
     SELECT appt.*, o.offset_days,
            ((((appt.starts_at AT TIME ZONE %s)::date - o.offset_days) + make_time(%s, 0, 0)) AT TIME ZONE %s)
@@ -225,8 +234,44 @@ inserted AS (
            0, 0, 0, '', %s, %s
     FROM decided
     ON CONFLICT DO NOTHING
-)
-SELECT count(*) FROM decided
+)"""
+_PLAN_INSERT_SQL = "WITH" + _PLAN_CTES + "\nSELECT count(*) FROM decided"
+
+# The whole scan on PostgreSQL, one statement: `_reminders_cancel_obsolete` and `_reminders_reopen`
+# written in SQL (an UPDATE … FROM may read the appointment's and the patient's columns, so the
+# reason is worked out in the same pass), then the materialisation above. The three parts touch
+# disjoint rows of one snapshot — pending rows, rows cancelled as obsolete, rows that do not exist
+# — so one statement writes what the three ORM statements write one after another;
+# tests/refills/test_reminders_sql.py holds the two paths row for row.
+_REACHABLE_SQL = """(p.status = %s AND NOT p.entered_in_error AND p.reminder_consent
+        AND ((p.reminder_channel = %s AND p.email <> '') OR (p.reminder_channel = %s AND p.phone <> '')))"""
+_SCAN_SQL = """
+WITH obsolete AS (
+    UPDATE refills_reminder r
+    SET status = %s, reason_code = %s, claim_token = NULL, updated_at = %s,
+        status_reason = CASE
+            WHEN a.status <> %s OR a.entered_in_error THEN %s
+            WHEN r.appointment_starts_at <> a.starts_at THEN %s
+            WHEN NOT (r.channel = p.reminder_channel AND {reachable}) THEN %s
+            ELSE %s END
+    FROM refills_appointment a, patients_patient p
+    WHERE a.id = r.appointment_id AND p.id = r.patient_id AND r.status = %s
+      AND (a.status <> %s OR a.entered_in_error OR r.appointment_starts_at <> a.starts_at
+           OR NOT (r.channel = p.reminder_channel AND {reachable})
+           OR NOT r.offset_days = ANY(%s::integer[]))
+    RETURNING 1
+),
+reopened AS (
+    UPDATE refills_reminder r
+    SET status = %s, reason_code = '', status_reason = '', updated_at = %s
+    FROM refills_appointment a, patients_patient p
+    WHERE a.id = r.appointment_id AND p.id = r.patient_id
+      AND r.status = %s AND r.reason_code = %s AND r.send_at > %s
+      AND a.status = %s AND NOT a.entered_in_error AND r.appointment_starts_at = a.starts_at
+      AND r.channel = p.reminder_channel AND r.offset_days = ANY(%s::integer[]) AND {reachable}
+    RETURNING 1
+),{plan_ctes}
+SELECT (SELECT count(*) FROM obsolete), (SELECT count(*) FROM reopened), (SELECT count(*) FROM decided)
 """
 
 
@@ -239,10 +284,20 @@ def _reminders_insert_select(
     (those that existed already are left as they are).
     """
     select_sql, select_params = appointments.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PLAN_INSERT_SQL.format(appointments=select_sql),
+            [*select_params, *_plan_params(clinic=clinic, offsets=offsets, now=now)],
+        )
+        (planned,) = cursor.fetchone()
+    return int(planned)
+
+
+def _plan_params(*, clinic: ClinicSettings, offsets: list[int], now: dt.datetime) -> list:
+    """The parameters of `_PLAN_CTES` after the appointments' own."""
     tz = settings.TIME_ZONE
     created = timezone.now()
-    params = [
-        *select_params,
+    return [
         tz,
         clinic.reminder_hour,
         tz,
@@ -258,10 +313,60 @@ def _reminders_insert_select(
         created,
         created,
     ]
+
+
+def _reachable_params() -> list[str]:
+    return [Patient.Status.ACTIVE, Reminder.Channel.EMAIL, Reminder.Channel.SMS]
+
+
+def _reminders_scan_in_one_statement(*, clinic: ClinicSettings, now: dt.datetime) -> "ReminderScanResult":
+    """Cancel, reopen and materialise in one statement (PostgreSQL): the scan that finds nothing
+    to do costs one round trip, not three."""
+    offsets = sorted(set(clinic.reminder_offsets_days or []))
+    if offsets:
+        appointments = _appointments_missing_reminders(offsets=offsets, now=now, appointment_id=None)
+        select_sql, select_params = appointments.query.sql_with_params()
+    else:  # no offset set: every pending row is obsolete, nothing to materialise
+        select_sql, select_params = "SELECT NULL::bigint, NULL::bigint, NULL::timestamptz, NULL::text WHERE false", ()
+    booked, pending, cancelled, obsolete = (
+        Appointment.Status.BOOKED,
+        Reminder.Status.PENDING,
+        Reminder.Status.CANCELLED,
+        Reminder.ReasonCode.OBSOLETE,
+    )
+    params = [
+        # obsolete
+        cancelled,
+        obsolete,
+        now,
+        booked,
+        _OBSOLETE_REASONS["not_booked"],
+        _OBSOLETE_REASONS["moved"],
+        *_reachable_params(),
+        _OBSOLETE_REASONS["unreachable"],
+        _OBSOLETE_REASONS["offsets"],
+        pending,
+        booked,
+        *_reachable_params(),
+        offsets,
+        # reopened
+        pending,
+        now,
+        cancelled,
+        obsolete,
+        now,
+        booked,
+        offsets,
+        *_reachable_params(),
+        # materialised
+        *select_params,
+        *_plan_params(clinic=clinic, offsets=offsets, now=now),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_PLAN_INSERT_SQL.format(appointments=select_sql), params)
-        (planned,) = cursor.fetchone()
-    return int(planned)
+        sql = _SCAN_SQL.format(reachable=_REACHABLE_SQL, plan_ctes=_PLAN_CTES.format(appointments=select_sql))
+        cursor.execute(sql, params)
+        cancelled_n, reopened_n, planned_n = cursor.fetchone()
+    return ReminderScanResult(cancelled=int(cancelled_n), reopened=int(reopened_n), planned=int(planned_n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +381,8 @@ def reminders_scan(*, now: dt.datetime) -> ReminderScanResult:
     """Make the reminder rows agree with the schedule: cancel obsolete, reopen, materialise."""
     jit_off_in_transaction()
     clinic = ClinicSettings.load()
+    if connection.vendor == "postgresql":
+        return _reminders_scan_in_one_statement(clinic=clinic, now=now)
     return ReminderScanResult(
         cancelled=_reminders_cancel_obsolete(clinic=clinic, now=now, appointment_id=None),
         reopened=_reminders_reopen(clinic=clinic, now=now, appointment_id=None),
@@ -297,13 +404,13 @@ def _patient_reachable(patient: Patient, channel: str) -> bool:
 def _reminder_obsolete_reason(reminder: Reminder, appointment: Appointment, offsets: list[int]) -> str:
     """The scan's four cancellation rules, for one row in Python ('' when it still applies)."""
     if appointment.status != Appointment.Status.BOOKED or appointment.entered_in_error:
-        return "Appointment cancelled, completed or missed."
+        return _OBSOLETE_REASONS["not_booked"]
     if reminder.appointment_starts_at != appointment.starts_at:
-        return "Appointment moved to another time."
+        return _OBSOLETE_REASONS["moved"]
     if not _patient_reachable(appointment.patient, reminder.channel):
-        return "Patient inactive, consent withdrawn, or channel or contact changed."
+        return _OBSOLETE_REASONS["unreachable"]
     if reminder.offset_days not in offsets:
-        return "Reminder offsets changed in the settings."
+        return _OBSOLETE_REASONS["offsets"]
     return ""
 
 

@@ -7,7 +7,6 @@ A row that cannot be computed goes to `RecordProblems` and the rest carry on (ST
 import datetime as dt
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
@@ -641,20 +640,29 @@ def _visit_alerts_of(*, visit: RefillVisit, tz: ZoneInfo, trend: list[tuple[dt.d
     return alerts
 
 
-@dataclass(frozen=True, slots=True)
-class PatientFindings:
-    alerts: list[Alert]
-    risk_flags: dict[int, str]
-
-
-def patient_alerts() -> PatientFindings:
-    """EXPLANT_NO_REPLACEMENT, PATIENT_STATUS and the withdrawal-risk flags: one query over patients.
+def patient_alerts() -> list[Alert]:
+    """EXPLANT_NO_REPLACEMENT and PATIENT_STATUS: one query over the few patients they can concern.
 
     - An active patient whose last pump came out, with no pump and no replacement booked.
     - A transferred or deceased patient who still has a pump, bookings or alerts here: keyed on
       the day the status changed (from the patient's history), so once a nurse has resolved it,
       saying what was done, it comes back only if the status changes again.
+
+    A first, plain query finds those few (a pump explanted and none in place; a status no longer
+    active); the query with the per-patient subqueries runs for them alone, when there are any.
+    The withdrawal-risk flags are read by `alerts_raise`, when there is an alert to raise.
     """
+    valid_implants = Implant.objects.valid()
+    explanted_only = Q(
+        status=Patient.Status.ACTIVE,
+        pk__in=valid_implants.filter(explanted_on__isnull=False).values("patient_id"),
+    ) & ~Q(pk__in=valid_implants.filter(explanted_on__isnull=True).values("patient_id"))
+    gone = [Patient.Status.TRANSFERRED, Patient.Status.DECEASED]
+    concerned = list(
+        Patient.objects.valid().filter(explanted_only | Q(status__in=gone)).order_by().values_list("pk", flat=True)
+    )
+    if not concerned:
+        return []
     tz = clinic_tz()
     implants = Implant.objects.valid().filter(patient=OuterRef("pk"))
     latest = implants.order_by("-implanted_on", "-id")
@@ -674,12 +682,11 @@ def patient_alerts() -> PatientFindings:
     explanted_q = Q(status=Patient.Status.ACTIVE, has_explanted=True, has_implant=False, replacement_booked=False) & ~Q(
         last_explanted_on=None
     )
-    gone = [Patient.Status.TRANSFERRED, Patient.Status.DECEASED]
     status_q = Q(status__in=gone, status_alert_open=False) & (
         Q(has_implant=True) | Q(has_booking=True) | Q(has_alert=True)
     )
     rows = (
-        Patient.objects.valid()
+        Patient.objects.filter(pk__in=concerned)
         .annotate(
             has_implant=Exists(implants.filter(explanted_on__isnull=True)),
             has_explanted=Exists(implants.filter(explanted_on__isnull=False)),
@@ -691,80 +698,68 @@ def patient_alerts() -> PatientFindings:
             status_alert_open=Exists(alerts_open.filter(kind=Alert.Kind.PATIENT_STATUS)),
             changed_at=Subquery(run_start),
         )
-        .filter(RISK_FLAGS_Q | explanted_q | status_q)
+        .filter(explanted_q | status_q)
+        .order_by()
         .values_list(
             "pk",
             "status",
-            *RISK_FLAG_FIELDS,
             "has_implant",
-            "has_explanted",
-            "replacement_booked",
-            "last_implant",
-            "last_explanted_on",
             "has_booking",
             "has_alert",
-            "status_alert_open",
+            "last_implant",
+            "last_explanted_on",
             "changed_at",
             "created_at",
         )
     )
     alerts: list[Alert] = []
-    risk_flags: dict[int, str] = {}
     for (
         patient_pk,
         status,
-        sci,
-        communication,
-        withdrawal,
         has_implant,
-        has_explanted,
-        replacement_booked,
-        last_implant,
-        last_explanted_on,
         has_booking,
         has_alert,
-        status_alert_open,
+        last_implant,
+        last_explanted_on,
         changed_at,
         created_at,
     ) in rows:
-        if sci or communication or withdrawal:
-            risk_flags[patient_pk] = risk_flags_in_words((sci, communication, withdrawal))
-        if status == Patient.Status.ACTIVE and has_explanted and not has_implant and not replacement_booked:
-            if last_explanted_on is not None:
-                alerts.append(
-                    alert_build(
-                        Alert.Kind.EXPLANT_NO_REPLACEMENT,
-                        patient_id=patient_pk,
-                        key_date=last_explanted_on,
-                        implant_id=last_implant,
-                        severity=Alert.Severity.WARNING,
-                        message=f"Pump explanted on {format_day(last_explanted_on, 'j M Y')} and no replacement "
-                        "is booked: book it, or resolve with the plan (e.g. ITB stopped, oral baclofen cover).",
-                    )
-                )
-        elif status in gone and not status_alert_open and (has_implant or has_booking or has_alert):
-            on = timezone.localtime(changed_at or created_at, tz).date()
-            left = [
-                what
-                for what, present in (
-                    ("a pump not explanted", has_implant),
-                    ("booked appointments", has_booking),
-                    ("open alerts", has_alert),
-                )
-                if present
-            ]
-            if status == Patient.Status.TRANSFERRED:
-                ask = "confirm the handover to the receiving clinic (who refills the pump, from when)"
-            else:
-                ask = "close the record (cancel the bookings, record what happened to the pump)"
+        if status == Patient.Status.ACTIVE:
+            # explanted_q held: the last pump came out and nothing replaced it
             alerts.append(
                 alert_build(
-                    Alert.Kind.PATIENT_STATUS,
+                    Alert.Kind.EXPLANT_NO_REPLACEMENT,
                     patient_id=patient_pk,
-                    key_date=on,
+                    key_date=last_explanted_on,
+                    implant_id=last_implant,
                     severity=Alert.Severity.WARNING,
-                    message=f"Recorded as {status} on {format_day(on, 'j M Y')} with {', '.join(left)} here: {ask}, "
-                    "then resolve this alert saying what was done.",
+                    message=f"Pump explanted on {format_day(last_explanted_on, 'j M Y')} and no replacement "
+                    "is booked: book it, or resolve with the plan (e.g. ITB stopped, oral baclofen cover).",
                 )
             )
-    return PatientFindings(alerts=alerts, risk_flags=risk_flags)
+            continue
+        on = timezone.localtime(changed_at or created_at, tz).date()
+        left = [
+            what
+            for what, present in (
+                ("a pump not explanted", has_implant),
+                ("booked appointments", has_booking),
+                ("open alerts", has_alert),
+            )
+            if present
+        ]
+        if status == Patient.Status.TRANSFERRED:
+            ask = "confirm the handover to the receiving clinic (who refills the pump, from when)"
+        else:
+            ask = "close the record (cancel the bookings, record what happened to the pump)"
+        alerts.append(
+            alert_build(
+                Alert.Kind.PATIENT_STATUS,
+                patient_id=patient_pk,
+                key_date=on,
+                severity=Alert.Severity.WARNING,
+                message=f"Recorded as {status} on {format_day(on, 'j M Y')} with {', '.join(left)} here: {ask}, "
+                "then resolve this alert saying what was done.",
+            )
+        )
+    return alerts

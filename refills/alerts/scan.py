@@ -113,11 +113,11 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
         patients = patient_alerts()
         # PATIENT_STATUS is closed only by hand, visit events by a clinician's review: not "desired".
         events = [*visit_alerts(now=now, problems=problems)]
-        for alert in patients.alerts:
+        for alert in patients:
             (events if alert.kind == Alert.Kind.PATIENT_STATUS else desired).append(alert)
         desired.extend(problems.alerts())
         # Raised first: the risk flags settle each alert's severity, which the resolution keys on.
-        raised = alerts_raise([*no_show_alerts, *desired, *events], risk_flags=patients.risk_flags)
+        raised = alerts_raise([*no_show_alerts, *desired, *events])
         resolved = 0
         if scope is not None:
             setwise = alerts_setwise(

@@ -294,11 +294,13 @@ resolved AS (
     FROM stale WHERE a.id = stale.id AND a.resolved_at IS NULL
     RETURNING 1
 ),
+-- From the few pumps gone and patients no longer in care (hashed subplans), not a join of every
+-- open alert with every pump and patient.
 gone AS (
     UPDATE refills_alert a SET resolved_at = %s, resolution = %s
-    FROM pumps_implant i, patients_patient p
-    WHERE a.implant_id = i.id AND p.id = a.patient_id AND a.resolved_at IS NULL AND a.kind = ANY(%s::text[])
-        AND (i.explanted_on IS NOT NULL OR i.entered_in_error OR p.status <> 'active')
+    WHERE a.resolved_at IS NULL AND a.kind = ANY(%s::text[]) AND a.implant_id IS NOT NULL
+        AND (a.implant_id IN (SELECT i.id FROM pumps_implant i WHERE i.explanted_on IS NOT NULL OR i.entered_in_error)
+             OR a.patient_id IN (SELECT p.id FROM patients_patient p WHERE p.status <> 'active'))
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM reopened),

@@ -12,13 +12,14 @@ ends, 29 February, negative offsets) on SQLite and PostgreSQL:
 
 `months` and `days` may be columns or expressions (a catalogue row's years × 12).
 
-`jit_off_in_transaction()` turns PostgreSQL's JIT compiler off for the rest of a transaction.
+`jit_off_in_transaction()` turns PostgreSQL's JIT compiler off for the rest of a transaction;
+`exists_each(*querysets)` asks whether each queryset has a row, in one round trip.
 """
 
 from typing import Any
 
 from django.db import connection
-from django.db.models import DateField, Func, IntegerField
+from django.db.models import DateField, Func, IntegerField, QuerySet
 from django.db.models.expressions import Combinable, Value
 
 
@@ -90,3 +91,18 @@ def jit_off_in_transaction() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL jit = off")
+
+
+def exists_each(*querysets: QuerySet) -> list[bool]:
+    """`[qs.exists() for qs in querysets]` in one query: `SELECT EXISTS (…), EXISTS (…), …`.
+
+    For a periodic job whose steps each look for rows that are nearly always absent: one round
+    trip tells which steps have anything to do.
+    """
+    if not querysets:
+        return []
+    compiled = [qs.order_by().values("pk")[:1].query.sql_with_params() for qs in querysets]
+    sql = "SELECT " + ", ".join(f"EXISTS ({part})" for part, _ in compiled)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [param for _, params in compiled for param in params])
+        return [bool(found) for found in cursor.fetchone()]

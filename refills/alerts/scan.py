@@ -7,10 +7,11 @@ from django.db import transaction
 from django.db.models import (
     Exists,
     OuterRef,
+    QuerySet,
 )
 from django.utils import timezone
 
-from core.db import jit_off_in_transaction
+from core.db import exists_each, jit_off_in_transaction
 from core.formatting import format_day
 from patients.models import Patient
 
@@ -20,7 +21,7 @@ from ..no_shows import appointment_mark_no_show
 from .digest import alerts_email_new, alerts_escalate, alerts_text_urgent
 from .raising import alerts_raise, alerts_resolve
 from .rules import RecordProblems, alert_build, device_alerts, patient_alerts, refill_alerts, visit_alerts
-from .setwise import SETWISE_KINDS, alerts_setwise, setwise_available, setwise_left_to_python, setwise_scope
+from .setwise import SETWISE_KINDS, alerts_setwise, setwise_available, setwise_leaves, setwise_scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,9 @@ class AlertScanResult:
     escalated: int = 0
 
 
-def appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> list[Alert]:
-    """Booked refills long past with no visit become no-shows (the lead's service), one alert each."""
-    late = (
+def late_refills(*, clinic: ClinicSettings, now: dt.datetime) -> QuerySet[Appointment]:
+    """Booked refills long past with no visit: the no-shows to mark."""
+    return (
         Appointment.objects.booked_refills()
         .filter(
             visit__isnull=True,
@@ -52,6 +53,11 @@ def appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> li
         )
         .order_by("starts_at")
     )
+
+
+def appointments_mark_no_show(*, clinic: ClinicSettings, now: dt.datetime) -> list[Alert]:
+    """Booked refills long past with no visit become no-shows (the lead's service), one alert each."""
+    late = late_refills(clinic=clinic, now=now)
     alerts = []
     for appointment in late:
         appointment_mark_no_show(appointment=appointment, now=now)
@@ -83,19 +89,23 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
     scope = setwise_scope(today=today) if setwise_available() else None
     with transaction.atomic():
         jit_off_in_transaction()
-        no_show_alerts = appointments_mark_no_show(clinic=clinic, now=now)
         if scope is None:
+            no_show_alerts = appointments_mark_no_show(clinic=clinic, now=now)
             desired = [
                 *refill_alerts(clinic=clinic, today=today, problems=problems),
                 *device_alerts(clinic=clinic, today=today, problems=problems),
             ]
         else:
-            # The rows the statement leaves to rules.py, when there are any.
-            left = setwise_left_to_python(scope=scope, clinic=clinic, today=today)
+            # One round trip tells which of these steps has rows to look at; nearly always none:
+            # a missed refill, a pump the statement leaves to rules.py, an ERI with no alert yet.
+            late, refill_left, battery_left, eri_left = exists_each(
+                late_refills(clinic=clinic, now=now), *setwise_leaves(scope=scope, clinic=clinic, today=today)
+            )
+            no_show_alerts = appointments_mark_no_show(clinic=clinic, now=now) if late else []
             desired = [
                 *(
                     refill_alerts(clinic=clinic, today=today, problems=problems, implants=scope.refill_leaves)
-                    if left.refill
+                    if refill_left
                     else []
                 ),
                 *(
@@ -106,7 +116,7 @@ def alerts_scan(*, now: dt.datetime) -> AlertScanResult:
                         implants=scope.battery_leaves,
                         models=scope.battery_models,
                     )
-                    if left.battery or left.eri
+                    if battery_left or eri_left
                     else []
                 ),
             ]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -115,34 +115,19 @@ def setwise_scope(*, today: dt.date) -> SetwiseScope:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class LeftToPython:
-    """Whether `rules.py` has anything to look at besides the statement: a pump whose refill dates
-    SQL leaves to it, one near its battery's end that SQL leaves to it, an ERI with no alert yet."""
-
-    refill: bool
-    battery: bool
-    eri: bool
-
-
-def setwise_left_to_python(*, scope: SetwiseScope, clinic: ClinicSettings, today: dt.date) -> LeftToPython:
-    """One query of three EXISTS: in a clinic whose records all compute (nearly always), the rules
-    of `refill_alerts` and `device_alerts` are skipped instead of run on no rows."""
+def setwise_leaves(*, scope: SetwiseScope, clinic: ClinicSettings, today: dt.date) -> tuple[QuerySet, ...]:
+    """What `rules.py` has to look at besides the statement: the pumps whose refill dates SQL leaves
+    to it, those near their battery's end that SQL leaves to it, and the ERIs with no alert yet.
+    Nearly always empty: the scan asks once (`core.db.exists_each`) and skips the rules if so."""
     window_q, plan_q = battery_candidates_q(models=scope.battery_models, clinic=clinic, today=today)
     eri_alerted = Alert.objects.filter(
         kind=Alert.Kind.ERI, implant=OuterRef("pk"), key_date=OuterRef("eri_reported_on")
     )
-    checks = [
+    return (
         active_implants().filter(scope.refill_leaves),
         active_implants().filter(scope.battery_leaves).filter(window_q | plan_q),
         active_implants().filter(eri_reported_on__isnull=False).exclude(Exists(eri_alerted)),
-    ]
-    compiled = [qs.order_by().values("pk")[:1].query.sql_with_params() for qs in checks]
-    sql = "SELECT " + ", ".join(f"EXISTS ({part})" for part, _ in compiled)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [param for _, params in compiled for param in params])
-        refill, battery, eri = cursor.fetchone()
-    return LeftToPython(refill=bool(refill), battery=bool(battery), eri=bool(eri))
+    )
 
 
 def _day_sql(expr: str, fmt: str) -> str:

@@ -7,6 +7,7 @@ own transaction; `reminders_scan` finds anything else a few minutes later.
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -293,7 +294,7 @@ def _reminders_insert_select(
     return int(planned)
 
 
-def _plan_params(*, clinic: ClinicSettings, offsets: list[int], now: dt.datetime) -> list:
+def _plan_params(*, clinic: ClinicSettings, offsets: list[int], now: dt.datetime) -> list[Any]:
     """The parameters of `_PLAN_CTES` after the appointments' own."""
     tz = settings.TIME_ZONE
     created = timezone.now()

@@ -951,7 +951,10 @@ def _validate_slot(
     exclude_id: int | None = None,
     override_reason: str = "",
     location: str = Appointment.Location.CLINIC,
+    clinic: ClinicSettings | None = None,
 ) -> None:
+    """The booking rules of a slot (closed or full day, safe window). `clinic`: the settings the
+    calling service has already read in its transaction, so one call reads them once."""
     if timezone.is_naive(starts_at):
         raise ValidationError({"starts_at": "Give the time with its time zone."})
     if starts_at < now:
@@ -961,7 +964,7 @@ def _validate_slot(
     # (a nurse travels), and neither happens on a day the clinic is closed.
     if kind != Appointment.Kind.REFILL and not home:
         return
-    clinic = ClinicSettings.load()
+    clinic = clinic or ClinicSettings.load()
     day = timezone.localdate(starts_at)
     closed_days = clinic_closed_days(start=day, end=day, clinic=clinic)
     closed = day in closed_days
@@ -1075,6 +1078,8 @@ def appointment_book(
                 f"{format_day(timezone.localtime(existing.starts_at), 'j M Y H:i')}:"
                 " move it instead."
             )
+    # Read once for the whole booking (slot rules, default place, reminders), not once each.
+    clinic = ClinicSettings.load()
     _validate_slot(
         implant=implant,
         kind=kind,
@@ -1084,6 +1089,7 @@ def appointment_book(
         now=now,
         override_reason=override_reason,
         location=location,
+        clinic=clinic,
     )
     appointment = Appointment(
         patient=patient,
@@ -1093,7 +1099,7 @@ def appointment_book(
         duration_minutes=duration_minutes,
         location=location,
         # A home visit is at the patient's address as it stands (read where it is shown).
-        place=HOME_VISIT_PLACE if home else (place or ClinicSettings.load().default_place),
+        place=HOME_VISIT_PLACE if home else (place or clinic.default_place),
         outside_window_reason=outside_window_reason.strip(),
         override_reason=override_reason.strip(),
         booked_by=booked_by,
@@ -1106,7 +1112,7 @@ def appointment_book(
     except IntegrityError as exc:
         raise BookingConflict("Another refill was booked for this pump at the same moment.") from exc
     # The reminder rows exist in the booking's own transaction (the scan would add them later).
-    reminders_materialise_for_appointment(appointment=appointment, now=now)
+    reminders_materialise_for_appointment(appointment=appointment, now=now, clinic=clinic)
     return appointment
 
 
@@ -1126,6 +1132,8 @@ def appointment_move(
     if appointment.status != Appointment.Status.BOOKED:
         raise ValidationError({"status": "Only a booked appointment can be moved."})
     implant = _lock_implant(appointment.implant) if appointment.implant is not None else None
+    # Read once for the whole move (slot rules, reminders), not once each.
+    clinic = ClinicSettings.load()
     _validate_slot(
         implant=implant,
         kind=appointment.kind,
@@ -1136,6 +1144,7 @@ def appointment_move(
         exclude_id=appointment.pk,
         override_reason=override_reason,
         location=appointment.location,
+        clinic=clinic,
     )
     previous_at, previous_place = appointment.starts_at, appointment.place
     appointment.starts_at = starts_at
@@ -1147,7 +1156,7 @@ def appointment_move(
     if override_reason.strip():
         appointment.override_reason = override_reason.strip()
     appointment.save(update_fields=["starts_at", "place", "outside_window_reason", "override_reason", "updated_at"])
-    reminders_materialise_for_appointment(appointment=appointment, now=now)
+    reminders_materialise_for_appointment(appointment=appointment, now=now, clinic=clinic)
     # The patient's open request is met by the move, and the patient is told (after commit).
     _change_requests_close(
         appointment=appointment,

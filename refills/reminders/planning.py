@@ -416,15 +416,18 @@ def _reminder_obsolete_reason(reminder: Reminder, appointment: Appointment, offs
 
 
 @transaction.atomic
-def reminders_materialise_for_appointment(*, appointment: Appointment, now: dt.datetime | None = None) -> int:
+def reminders_materialise_for_appointment(
+    *, appointment: Appointment, now: dt.datetime | None = None, clinic: ClinicSettings | None = None
+) -> int:
     """The scan, for one appointment: call it inside appointment_book / _move / _cancel.
 
     The rows then exist in the booking's own transaction; the periodic scan would find them
     anyway a few minutes later (level-triggered), so forgetting this call delays, never loses.
     Same rules as the scan, decided in Python for this one appointment (a handful of queries).
+    `clinic`: the settings the calling service has already read in its transaction (one read a call).
     """
     now = now or timezone.now()
-    clinic = ClinicSettings.load()
+    clinic = clinic or ClinicSettings.load()
     offsets = sorted(set(clinic.reminder_offsets_days or []))
     appointment = Appointment.objects.select_related("patient").get(pk=appointment.pk)
     existing = list(Reminder.objects.filter(appointment=appointment))

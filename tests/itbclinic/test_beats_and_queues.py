@@ -3,8 +3,8 @@
 - Two workers on the embedded filesystem broker, one per queue (as in the Procfile): 200 slow
   sends (0.5 s each: 100 s of work) are queued on "sends", then a scan is queued on "scans"; the
   scan completes within seconds, while most sends still wait.
-- Two beat processes with the production scheduler (itbclinic/beat.py) and a 5-second test entry
-  run together, then the one sending is killed: every 5-second run is claimed by exactly one of
+- Two beat processes with the production scheduler (itbclinic/beat.py) and a 3-second test entry
+  run together, then the one sending is killed: every 3-second run is claimed by exactly one of
   them, the other logs the runs it left alone, and the survivor keeps the schedule.
 """
 
@@ -128,7 +128,9 @@ def test_a_scan_runs_on_time_behind_a_long_batch_of_slow_sends(celery_worker_fac
 # ---------------------------------------------------------------------------
 # Two beats
 # ---------------------------------------------------------------------------
-PERIOD = 5
+PERIOD = 3  # seconds: tests/beat_settings.py's entry
+TOGETHER = 7 * PERIOD  # seven runs with both beats up
+AFTER_KILL = 5 * PERIOD  # the survivor's next five runs
 CLAIM = re.compile(r"beat: claimed tick at (\S+)")
 LEFT = re.compile(r"beat: tick at (\S+) already sent by another beat")
 
@@ -194,22 +196,22 @@ def test_two_beats_send_each_scheduled_run_once_and_the_survivor_takes_over(tmp_
             beat.start()
         # both up: each has made a claim or seen the other's
         assert wait_until(lambda: all(b.claimed() or b.left() for b in beats), timeout=90), beats[0].log[-2000:]
-        time.sleep(35)  # real processes on the wall clock: seven runs together
+        time.sleep(TOGETHER)  # real processes on the wall clock: seven runs together
         together = [b.claimed() for b in beats]
         all_runs = together[0] + together[1]
-        # each 5-second run sent once (by one beat), none doubled, the cadence kept
+        # each run of the period sent once (by one beat), none doubled, the cadence kept
         assert len(all_runs) == len(set(all_runs)), together
-        assert len(all_runs) >= 35 // PERIOD - 1, together
+        assert len(all_runs) >= TOGETHER // PERIOD - 1, together
         assert sum(len(b.left()) for b in beats) >= 3, "the two beats were not running together"
         # when the beat that sent the last run dies
         active = max(beats, key=lambda b: max(b.claimed(), default=""))
         survivor = beats[1 - beats.index(active)]
         before = set(survivor.claimed())
         active.kill()
-        time.sleep(25)  # the survivor's next five runs
+        time.sleep(AFTER_KILL)  # the survivor's next five runs
         # then the survivor sends the next runs, still once each
         taken_over = set(survivor.claimed()) - before
-        assert len(taken_over) >= 25 // PERIOD - 1, survivor.log[-2000:]
+        assert len(taken_over) >= AFTER_KILL // PERIOD - 1, survivor.log[-2000:]
         runs = [*active.claimed(), *survivor.claimed()]
         assert len(runs) == len(set(runs))
         slots = sorted(dt.datetime.fromisoformat(s) for s in runs)

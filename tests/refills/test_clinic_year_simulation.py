@@ -3,8 +3,8 @@
 The services are called directly (no broker, for speed): each day one 09:00 beat (scan, alerts
 and no-shows, dispatch, send); then the day's appointments (the visit is recorded when the
 patient comes); then a simulated nurse who books a refill some days after an alert appears
-(sooner when urgent, through a clinician when the safe window has closed), calling the reminder
-hook in the booking's transaction as `appointment_book` will. 10 % of appointments are no-shows and 5 % of reminder
+(sooner when urgent, through a clinician when the safe window has closed); `appointment_book`
+plans the booking's reminders in its own transaction. 10 % of appointments are no-shows and 5 % of reminder
 sends fail for good (every retry), from a seeded random generator.
 
 The year also brings what a clinic meets besides refills: new pumps implanted with their theatre
@@ -40,7 +40,7 @@ from refills.models import Alert, Appointment, ClinicSettings, Reminder
 from refills.reminders import delivery
 from refills.reminders.delivery import SendOutcome, reminder_mark_failed, reminder_send
 from refills.reminders.dispatch import reminders_dispatch
-from refills.reminders.planning import reminders_materialise_for_appointment, reminders_scan
+from refills.reminders.planning import reminders_scan
 from refills.reminders.reads import reminder_figures
 from refills.selectors import implant_get_expected_residual, refill_slot_proposals
 from refills.services import appointment_book, refill_visit_record
@@ -335,7 +335,7 @@ class Clinic:
         if day > implant.forecast_due_by:
             by, reason = self.clinician, "Overdue: first free slot"
             self.figures["bookings after due-by (clinician)"] += 1
-        appointment = appointment_book(
+        appointment_book(
             patient=implant.patient,
             implant=implant,
             kind="refill",
@@ -344,7 +344,6 @@ class Clinic:
             outside_window_reason=reason,
             now=now,
         )
-        reminders_materialise_for_appointment(appointment=appointment, now=now)
         self.figures["refills booked"] += 1
         self.planned.pop(implant_pk)
 

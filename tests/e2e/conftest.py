@@ -66,7 +66,10 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
-    # A landscape tablet, the clinic's own locale and zone (date inputs show day/month/year).
+    # A landscape tablet, the clinic's own locale and zone (navigator.language, Intl and the
+    # Accept-Language header are en-GB). The native date field keeps this headless Chromium's own
+    # layout, month first, whatever the context's locale, --lang or LANG: the screenshots show
+    # 12/07/2026 for 7 December, where a browser set to English (UK) shows 07/12/2026.
     return {
         **browser_context_args,
         "viewport": {"width": 1280, "height": 900},

@@ -57,7 +57,7 @@ COLUMNS: tuple[Column, ...] = (
         "Phone",
         False,
         "a phone number, national or international (+44…)",
-        "+447700900101",
+        "020 7946 0101",
         ("phone number", "mobile", "telephone"),
     ),
     Column(
@@ -139,9 +139,18 @@ COLUMNS: tuple[Column, ...] = (
         "daily_dose_mcg",
         "Daily dose",
         True,
-        "mcg/day (150, 150 mcg/day or 0.15 mg/day)",
-        "150",
+        "mcg/day (400, 400 mcg/day or 0.4 mg/day)",
+        "400",
         ("dose", "daily dose mcg", "dose mcg day", "rate"),
+    ),
+    Column(
+        "dose_confirmed",
+        "Dose confirmed",
+        False,
+        "yes when a daily dose outside the clinic's usual range for the patient is the prescription "
+        "in force (yes, y, true, 1 or x); blank or no: such a dose is refused, as on the refill form",
+        "",
+        ("confirmed", "dose outside usual range confirmed", "prescription confirmed", "unusual dose confirmed"),
     ),
     Column(
         "drug_lot",
@@ -164,7 +173,7 @@ COLUMNS: tuple[Column, ...] = (
         "Refill by",
         False,
         DATE_FORMATS + "; the date the clinic worked out, compared with ITB Clinic's",
-        "10/01/2027",
+        "26/01/2027",
         ("next refill", "refill due", "due by", "next refill due"),
     ),
     Column(
@@ -172,7 +181,7 @@ COLUMNS: tuple[Column, ...] = (
         "Alarm date",
         False,
         DATE_FORMATS + "; the low-reservoir alarm date the clinic worked out, compared",
-        "24/01/2027",
+        "31/01/2027",
         ("alarm on", "low reservoir alarm date"),
     ),
 )

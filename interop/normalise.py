@@ -38,6 +38,22 @@ def clean_text(value: object) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+_YES = {"yes", "y", "true", "1", "x", "✓"}
+_NO = {"", "no", "n", "false", "0"}
+
+
+def parse_yes_no(value: object) -> bool:
+    """A yes/no cell: yes, y, true, 1, x or a tick; blank, no, n, false or 0 (any case)."""
+    if isinstance(value, bool):
+        return value
+    text = clean_text(value).lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise CellError(f"“{clean_text(value)}” is not yes or no.")
+
+
 _ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00)?)?$")
 _DAY_FIRST = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{2,4})$")
 _SERIAL = re.compile(r"^\d{5}(?:\.\d+)?$")

@@ -43,10 +43,20 @@ from refills.clinic_time import clinic_day_start
 from refills.models import ClinicSettings, RefillVisit
 from refills.selectors import implant_forecast_compute, implant_history_events_of
 from refills.services import REFILL_DOSE_REASON, refill_visit_prepare, refill_visit_record
+from refills.validation import CONFIRMATION_HINT
 
 from .columns import BY_KEY
 from .models import ClinicImport, content_digest
-from .normalise import CellError, clean_text, parse_concentration, parse_daily_dose, parse_date, parse_volume, squash
+from .normalise import (
+    CellError,
+    clean_text,
+    parse_concentration,
+    parse_daily_dose,
+    parse_date,
+    parse_volume,
+    parse_yes_no,
+    squash,
+)
 from .sheet import Sheet, sheet_read
 
 NOT_RECORDED = "Not recorded (import)"
@@ -258,6 +268,7 @@ class _Parsed:
     volume_added_ml: Decimal
     drug: Drug
     daily_dose_mcg: Decimal
+    dose_confirmed: bool
     drug_lot: str
     alarm_threshold_ml: Decimal | None
     sheet_due_by: dt.date | None
@@ -292,6 +303,7 @@ def _parse(cells: dict[str, object], catalogue: _Catalogue, headers: dict[str, s
         values[key] = read(key, parse_volume)
     values["concentration"] = read("concentration", parse_concentration)
     values["daily_dose_mcg"] = read("daily_dose_mcg", parse_daily_dose)
+    values["dose_confirmed"] = read("dose_confirmed", parse_yes_no)
 
     diagnosis_text = read("diagnosis")
     diagnosis = _DIAGNOSES.get(squash(diagnosis_text)) if diagnosis_text else None
@@ -357,6 +369,7 @@ def _parse(cells: dict[str, object], catalogue: _Catalogue, headers: dict[str, s
             volume_added_ml=values["volume_added_ml"],
             drug=drug,
             daily_dose_mcg=values["daily_dose_mcg"],
+            dose_confirmed=bool(values["dose_confirmed"]),
             drug_lot=values["drug_lot"],
             alarm_threshold_ml=values["alarm_threshold_ml"],
             sheet_due_by=values["sheet_refill_by"],
@@ -364,6 +377,11 @@ def _parse(cells: dict[str, object], catalogue: _Catalogue, headers: dict[str, s
         ),
         notes,
     )
+
+
+_SHEET_CONFIRMATION_HINT = (
+    f"Write yes in the “{BY_KEY['dose_confirmed'].header}” column if this is the prescription in force."
+)
 
 
 def _column_errors(exc: ValidationError, headers: dict[str, str], *, default: str) -> dict[str, str]:
@@ -374,7 +392,7 @@ def _column_errors(exc: ValidationError, headers: dict[str, str], *, default: st
     for name, messages in exc.message_dict.items():
         key = _COLUMN_OF_FIELD.get(name)
         column = headers.get(key, BY_KEY[key].header) if key else default
-        text = " ".join(messages)
+        text = " ".join(messages).replace(CONFIRMATION_HINT, _SHEET_CONFIRMATION_HINT)
         errors[column] = f"{errors[column]} {text}" if column in errors else text
     return errors
 
@@ -444,6 +462,8 @@ def _refill_arguments(parsed: _Parsed, *, by: User, performed_at: dt.datetime) -
         "drug": parsed.drug,
         "drug_lot": parsed.drug_lot,
         "daily_dose_after_mcg": parsed.daily_dose_mcg,
+        # A dose outside the usual range is imported only when the sheet says it is the prescription.
+        "titration_confirmed": parsed.dose_confirmed,
         "prescriber": by,
         "alarm_threshold_ml": parsed.alarm_threshold_ml,
         "notes": IMPORT_NOTE,

@@ -78,6 +78,10 @@ def dose_bounds_errors(
     )
 
 
+# The last words of a dose needing confirmation: the onboarding import names its own column instead.
+CONFIRMATION_HINT = "Tick the confirmation if this is the prescription."
+
+
 def titration_confirmation_errors(
     *,
     field: str,
@@ -103,4 +107,4 @@ def titration_confirmation_errors(
     )
     if not reasons or confirmed:
         return {}
-    return {field: " ".join(reasons) + " Tick the confirmation if this is the prescription."}
+    return {field: " ".join(reasons) + " " + CONFIRMATION_HINT}

@@ -172,3 +172,55 @@ def test_a_csv_with_semicolons_and_a_bom_reads_like_the_xlsx(frozen, clinic_admi
 def test_a_file_that_is_not_a_sheet_is_refused_whole(content, filename, words):
     with pytest.raises(SheetError, match=words):
         sheet_read(content=content, filename=filename)
+
+
+def _dose_row(i: int, dose: str, confirmed: str | None) -> tuple[list[str], list[object]]:
+    headers = [*messy.HEADERS, "Dose confirmed"] if confirmed is not None else list(messy.HEADERS)
+    row = messy.good_row(i)
+    row[17] = dose
+    return headers, [*row, confirmed] if confirmed is not None else row
+
+
+@pytest.mark.parametrize(
+    ("dose", "confirmed", "error"),
+    [
+        ("60", None, "Write yes in the “Dose confirmed” column if this is the prescription in force."),
+        ("60", "", "Write yes in the “Dose confirmed” column"),
+        ("60", "no", "Write yes in the “Dose confirmed” column"),
+        ("60", "maybe", "“maybe” is not yes or no."),
+        ("60", "Yes", None),
+        ("60", "x", None),
+        ("99999", "yes", "above the 2000 mcg/day limit"),  # a hard bound stays refused
+    ],
+)
+def test_a_dose_outside_the_usual_range_imports_only_when_the_sheet_confirms_it(
+    frozen, clinic_admin, dose, confirmed, error
+):
+    headers, row = _dose_row(1, dose, confirmed)
+    report = clinic_import(
+        sheet=sheet_read(content=messy.Sample(rows=[headers, row]).xlsx(), filename="a.xlsx"),
+        by=clinic_admin,
+        dry_run=False,
+    )
+    (result,) = report.rows
+    if error is None:
+        assert result.errors == {}
+        assert result.outcome == Outcome.CREATED
+        assert Implant.objects.get(serial_number="SN00001").forecast_due_by is not None
+        assert DosePrescription.objects.get().daily_dose_mcg == Decimal(60)
+        return
+    column = "Dose confirmed" if "yes or no" in error else "Daily dose (mcg/day)"
+    assert error in result.errors.get(column, ""), result.errors
+    assert not Implant.objects.exists()
+
+
+def test_the_templates_example_row_imports_as_it_stands(clock, clinic_admin):
+    from interop.template import template_csv
+
+    clock(dt.datetime(2026, 11, 20, 9, tzinfo=NOW.tzinfo))  # after the example's last refill
+    report = clinic_import(
+        sheet=sheet_read(content=template_csv(), filename="template.csv"), by=clinic_admin, dry_run=True
+    )
+    (row,) = report.rows
+    assert row.errors == {}, row.errors
+    assert row.outcome == Outcome.CREATED

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from interop.onboarding import clinic_import
 from interop.sheet import SheetError, sheet_read
@@ -42,7 +43,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"        note: {note}")
         counts = report.counts
         summary = (
-            f"{len(report.rows)} rows: {counts['created']} created, {counts['updated']} updated, "
+            f"{len(report.rows)} row{pluralize(len(report.rows))}: {counts['created']} created, {counts['updated']} updated, "
             f"{counts['unchanged']} unchanged, {counts['error']} in error; {report.difference_count} with dates "
             "that differ from the sheet's."
         )

@@ -214,7 +214,7 @@ def bench(n: int, *, repeat: int, worklist_only: bool = False) -> list[tuple]:
     from django.db import connection
     from django.test import Client, override_settings
     from django.utils import timezone
-    from reminder_scan import RAW_INSERT_ALERTS, seed
+    from reminder_scan import RAW_INSERT_ALERTS, scan_params, seed
 
     from itbclinic.accounts.models import User
     from itbclinic.accounts.roles import Role
@@ -222,6 +222,7 @@ def bench(n: int, *, repeat: int, worklist_only: bool = False) -> list[tuple]:
     from pumps.models import Implant
     from refills.clinic_time import clinic_day_start
     from refills.models import Alert, ClinicSettings
+    from refills.programme_views import CSV_TABLES
 
     today = timezone.localdate()
     clinic = ClinicSettings.load()
@@ -230,14 +231,8 @@ def bench(n: int, *, repeat: int, worklist_only: bool = False) -> list[tuple]:
     if not Alert.objects.filter(resolved_at__isnull=True).exists():
         # The clinic as its first alert scan leaves it (one refill alert per pump overdue or due
         # soon: 395 at 1,000 pumps), inserted by hand: the worklist's alert section is full.
-        alert_params = {
-            "now": timezone.now(),
-            "today": today,
-            "horizon": today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days)),
-            "tz": settings.TIME_ZONE,
-        }
         with connection.cursor() as cursor:
-            cursor.execute(RAW_INSERT_ALERTS, alert_params)
+            cursor.execute(RAW_INSERT_ALERTS, scan_params(now=timezone.now(), today=today))
     nurse, _ = User.objects.get_or_create(username="bench-nurse")
     nurse.groups.add(Group.objects.get(name=Role.NURSE.value))
     client = Client()
@@ -292,6 +287,12 @@ def bench(n: int, *, repeat: int, worklist_only: bool = False) -> list[tuple]:
             "/staff/recall/?serial_from=0&serial_to=z",
             "/staff/field-safety/",
             f"/staff/field-safety/{notice_id}/",
+            f"/staff/field-safety/{notice_id}/export.csv",
+            "/staff/recall/export.csv?serial_from=0&serial_to=z",
+            *(f"/staff/quality/{table}.csv" for table in CSV_TABLES),
+            # A patient's own page (the seed has no refill visits: the printable record is held
+            # constant by tests/itbclinic/test_constant_queries.py instead).
+            f"/staff/patients/{patient_id}/wallet-card/",
         ):
             rows.append((url, *measure(client, url, repeat=repeat), None, ""))
         for url in ("/api/patients/", "/api/implants/", "/api/appointments/", "/api/due-for-refill/", "/api/alerts/"):

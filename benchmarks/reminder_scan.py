@@ -392,6 +392,32 @@ RETURNING id
 """
 
 
+def scan_params(*, now: dt.datetime, today: dt.date) -> dict:
+    """The parameters of the hand-written scan SQL, from the clinic's settings (pages.py too)."""
+    from django.conf import settings
+
+    from refills.alerts.rules import VISIT_ALERT_WINDOW_DAYS
+    from refills.models import ClinicSettings
+
+    clinic = ClinicSettings.load()
+    horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
+    return {
+        "now": now,
+        "today": today,
+        "horizon": horizon,
+        "plan_horizon": today + dt.timedelta(days=clinic.replacement_alert_days),
+        "unbooked": clinic.unbooked_alert_days,
+        "urgent": clinic.urgent_alert_days,
+        "tz": settings.TIME_ZONE,
+        "limit": settings.REMINDER_DISPATCH_BATCH,
+        "hour": clinic.reminder_hour,
+        "offsets": sorted(set(clinic.reminder_offsets_days)),
+        "no_show_before": now - dt.timedelta(hours=clinic.no_show_after_hours),
+        "visits_since": now - dt.timedelta(days=VISIT_ALERT_WINDOW_DAYS),
+        "escalate_before": now - dt.timedelta(minutes=clinic.escalate_after_minutes),
+    }
+
+
 def raw(sql: str, params: dict):
     from django.db import connection
 
@@ -433,9 +459,8 @@ def measure(n: int, *, reseed: bool, repeat: int) -> None:
     from django.utils import timezone
 
     from pumps.models import Implant
-    from refills.alerts.rules import VISIT_ALERT_WINDOW_DAYS
     from refills.alerts.scan import alerts_scan
-    from refills.models import Alert, ClinicSettings, Reminder
+    from refills.models import Alert, Reminder
     from refills.reminders.dispatch import reminders_dispatch
     from refills.reminders.planning import reminders_scan
 
@@ -448,23 +473,7 @@ def measure(n: int, *, reseed: bool, repeat: int) -> None:
         # every run starts with no reminder or alert rows: the first scan materialises them all
         cursor.execute("TRUNCATE refills_reminder, refills_alert RESTART IDENTITY CASCADE")
         cursor.execute("ANALYZE refills_reminder, refills_alert")
-    clinic = ClinicSettings.load()
-    horizon = today + dt.timedelta(days=max(clinic.unbooked_alert_days, clinic.urgent_alert_days))
-    params = {
-        "now": now,
-        "today": today,
-        "horizon": horizon,
-        "plan_horizon": today + dt.timedelta(days=clinic.replacement_alert_days),
-        "unbooked": clinic.unbooked_alert_days,
-        "urgent": clinic.urgent_alert_days,
-        "tz": settings.TIME_ZONE,
-        "limit": settings.REMINDER_DISPATCH_BATCH,
-        "hour": clinic.reminder_hour,
-        "offsets": sorted(set(clinic.reminder_offsets_days)),
-        "no_show_before": now - dt.timedelta(hours=clinic.no_show_after_hours),
-        "visits_since": now - dt.timedelta(days=VISIT_ALERT_WINDOW_DAYS),
-        "escalate_before": now - dt.timedelta(minutes=clinic.escalate_after_minutes),
-    }
+    params = scan_params(now=now, today=today)
 
     def scan():
         return reminders_scan(now=now), alerts_scan(now=now)

@@ -43,7 +43,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"        note: {note}")
         counts = report.counts
         summary = (
-            f"{len(report.rows)} row{pluralize(len(report.rows))}: {counts['created']} created, {counts['updated']} updated, "
+            f"{len(report.rows)} row{pluralize(len(report.rows))}: {counts['created']} created, "
+            f"{counts['updated']} updated, "
             f"{counts['unchanged']} unchanged, {counts['error']} in error; {report.difference_count} with dates "
             "that differ from the sheet's."
         )

@@ -91,6 +91,9 @@ def idempotent_form(view: Callable[..., HttpResponse]) -> Callable[..., HttpResp
             return _already_sent(request, winner) if winner is not None else _refused()
         return response
 
+    # Read through the decorators applied outside this one (functools.wraps copies __dict__): the
+    # test that every such route has its double-submit test (tests/staff/test_idempotency.py).
+    wrapped.idempotent_form = True  # type: ignore[attr-defined]
     return wrapped
 
 

@@ -230,6 +230,7 @@ CALENDAR_BOOKING_FIELDS = {**BOOKING_FIELDS, "patient": "patient", "implant": "p
 
 @staff_required("refills.add_appointment")
 @require_http_methods(["GET", "POST"])
+@idempotent_form
 def calendar_book(request: HttpRequest) -> HttpResponse:
     """Book an appointment on a day of the week calendar, for a patient chosen here: the same
     booking service (capacity, closed days, holidays, the safe window) as the patient page's."""

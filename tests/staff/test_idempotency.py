@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.contrib.messages.storage.fallback import FallbackStorage
+from django.db import transaction
 from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.urls import URLResolver, get_resolver, resolve, reverse
 
 from core import idempotency
 from core.idempotency import ALREADY_SENT
@@ -24,7 +26,7 @@ from core.models import FormSubmission
 from patients.models import Patient, ScreeningTrial, TrialAssessment, TrialStep
 from pumps.models import DosePrescription, Implant
 from pumps.services import implant_record_eri
-from refills.models import Appointment, AppointmentChangeRequest, RefillVisit, ReservoirEmptying
+from refills.models import Alert, Appointment, AppointmentChangeRequest, RefillVisit, ReservoirEmptying
 from refills.services import dose_change_record
 from tests import factories
 from tests.helpers import REFILL_LOTS, SAFETY_CHECKLIST_ALL_DONE, implant_register_filled
@@ -172,6 +174,31 @@ def appointment_book(w) -> Form:
     return Form(
         "nurse", reverse("staff:appointment_book", args=[w.implant.patient_id]), data, Appointment.objects.count
     )
+
+
+def calendar_book(w) -> Form:
+    # A review: a second refill would be refused as already booked, a second review would not.
+    data = {"patient": str(w.implant.patient_id), "kind": "review", "day": "2025-03-26", "time": "11:00"}
+    data |= {"location": "clinic", "place": "Room 2"}
+    return Form("nurse", reverse("staff:calendar_book") + "?day=2025-03-26", data, Appointment.objects.count)
+
+
+def _alert(w, kind: str) -> Alert:
+    return Alert.objects.create(
+        kind=kind, patient=w.implant.patient, implant=w.implant, key_date=NOW.date(), message="x"
+    )
+
+
+def alert_resolve(w) -> Form:
+    url = reverse("staff:alert_resolve", args=[_alert(w, Alert.Kind.REFILL_UNBOOKED).pk])
+    resolved = Alert.objects.filter(resolved_at__isnull=False).count
+    return Form("nurse", url, {"note": "Phoned the patient"}, resolved, page=reverse("staff:worklist"))
+
+
+def alert_acknowledge(w) -> Form:
+    url = reverse("staff:alert_acknowledge", args=[_alert(w, Alert.Kind.REFILL_URGENT).pk])
+    acknowledged = Alert.objects.filter(acknowledged_at__isnull=False).count
+    return Form("nurse", url, {}, acknowledged, page=reverse("staff:worklist"))
 
 
 def _booked(w, when=None) -> Appointment:
@@ -329,7 +356,10 @@ CREATING_FORMS = [
     trial_step_add,
     trial_assessment_add,
     trial_verdict,
+    alert_resolve,
+    alert_acknowledge,
     appointment_book,
+    calendar_book,
     appointment_move,
     appointment_cancel,
     appointment_no_show,
@@ -474,3 +504,76 @@ def test_a_button_that_answers_with_an_error_leaves_its_token_unused(nurse_clien
     assert not FormSubmission.objects.filter(token=token).exists()
     appointment.refresh_from_db()
     assert appointment.status == Appointment.Status.BOOKED
+
+
+# Routes whose view is wrapped in @idempotent_form but whose double submit is held outside
+# CREATING_FORMS (the portal's forms, and forms whose world is built in their own module).
+FIELD_SAFETY, IMPORT_PAGES, PORTAL = (
+    "tests/refills/test_field_safety.py",
+    "tests/interop/test_import_pages.py",
+    "tests/portal/test_idempotency.py",
+)
+HELD_ELSEWHERE = {
+    "staff:recall_flag": (
+        FIELD_SAFETY,
+        "test_the_clinician_flags_the_search_from_the_recall_page_once_whatever_the_clicks",
+    ),
+    "staff:field_safety_send": (FIELD_SAFETY, "test_the_send_button_queues_the_messages_and_says_who_must_be_phoned"),
+    "staff:field_safety_action": (FIELD_SAFETY, "test_the_action_form_needs_its_text_then_closes_the_flag"),
+    "staff:clinic_import_upload": (IMPORT_PAGES, "test_a_sheet_sent_twice_is_checked_once_and_confirmed_once"),
+    "staff:clinic_import_detail": (IMPORT_PAGES, "test_dry_run_then_confirm_then_double_click"),
+    "portal:change_request": (PORTAL, "test_the_same_token_sent_twice_records_once"),
+    "portal:change_request_withdraw": (PORTAL, "test_the_same_token_sent_twice_records_once"),
+    "portal:reminder_preferences": (PORTAL, "test_the_same_token_sent_twice_records_once"),
+    "portal:calendar_settings": (PORTAL, "test_the_same_token_sent_twice_records_once"),
+    "portal:invite": (PORTAL, "test_the_same_token_sent_twice_records_once"),
+}
+
+
+def _routes(patterns, namespace=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}:{pattern.namespace}" if namespace and pattern.namespace else pattern.namespace
+            yield from _routes(pattern.url_patterns, inner or namespace)
+        elif pattern.name:
+            yield f"{namespace}:{pattern.name}" if namespace else pattern.name, pattern.callback
+
+
+def test_every_route_wrapped_in_idempotent_form_has_its_double_submit_test(clinic):
+    wrapped = {name for name, view in _routes(get_resolver().url_patterns) if getattr(view, "idempotent_form", False)}
+    tested = set()
+    for make in CREATING_FORMS:
+        with transaction.atomic():  # each form's rows alone, as in its own test
+            tested.add(resolve(make(clinic).url.split("?")[0]).view_name)
+            transaction.set_rollback(True)
+    assert wrapped - tested - HELD_ELSEWHERE.keys() == set(), "add the route's form to CREATING_FORMS"
+    assert tested - wrapped == set(), "a form of CREATING_FORMS whose view is not wrapped in @idempotent_form"
+    for path, name in set(HELD_ELSEWHERE.values()):
+        assert re.search(rf"^def {name}\(", (settings.BASE_DIR / path).read_text(), re.MULTILINE), (path, name)
+
+
+# The POST forms that create nothing (a second send changes nothing more), by template.
+NOT_CREATING = {
+    "itbclinic/templates/base.html": "log out",
+    "itbclinic/templates/registration/login.html": "log in",
+    "itbclinic/templates/registration/password_change_form.html": "a new password, set again",
+    "itbclinic/templates/registration/password_reset_confirm.html": "the reset link works once",
+    "itbclinic/templates/registration/password_reset_form.html": "a reset email (rate-limited)",
+    "itbclinic/templates/admin/mark_entered_in_error.html": "the admin action refuses a row already marked",
+    "portal/templates/portal/account_email.html": "the account's email, set again",
+    "portal/templates/portal/carer_revoke.html": "a revoked link stays revoked",
+    "portal/templates/portal/invitation_accept.html": "the invitation's token works once",
+    "portal/templates/portal/invitation_revoke.html": "a revoked invitation stays revoked",
+}
+
+
+def test_every_post_form_of_ours_carries_a_one_time_token():
+    missing = []
+    for app in ("itbclinic", "patients", "pumps", "refills", "portal", "audit", "interop", "demo"):
+        for template in sorted((settings.BASE_DIR / app / "templates").rglob("*.html")):
+            path = template.relative_to(settings.BASE_DIR).as_posix()
+            html = template.read_text()
+            forms = re.findall(r'<form\b[^>]*method="post".*?</form>', html, re.IGNORECASE | re.DOTALL)
+            if path not in NOT_CREATING and any("{% form_token %}" not in form for form in forms):
+                missing.append(path)
+    assert missing == [], "a POST form without {% form_token %} (or name it in NOT_CREATING, with why)"

@@ -55,6 +55,16 @@ class Passport:
         )
 
 
+def _notes_as_sentences(*notes: str) -> str:
+    """Notes as one text, each said once and ending with a full stop. A pump registered with its
+    model's MRI note carries the same words as the model: they are not printed twice."""
+    kept: list[str] = []
+    for note in (strip_source_tags(note).strip() for note in notes):
+        if note and not any(note in other for other in kept):
+            kept = [other for other in kept if other not in note] + [note]
+    return " ".join(note if note.endswith((".", "!", "?")) else f"{note}." for note in kept)
+
+
 def _day(day: dt.date | None) -> str:
     return f"{day.day} {day:%b %Y}" if day else "not known: call the clinic"
 
@@ -82,7 +92,7 @@ def passport_build(
     if planned is not None:
         effective = timezone.localtime(planned.effective_at)
         dose_text += f"; planned: {format_dose(planned.daily_dose_mcg)} from {_day(effective.date())}"
-    mri = "; ".join(note for note in (strip_source_tags(model.mri_note), implant.mri_notes.strip()) if note)
+    mri = _notes_as_sentences(model.mri_note, implant.mri_notes)
     if clinic.emergency_phone:
         contact = f"{clinic.emergency_phone} (24 hours), {clinic.name}"
     else:

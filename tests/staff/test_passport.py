@@ -81,8 +81,30 @@ def test_the_passport_carries_everything_an_emergency_department_needs(nurse_cli
         "Withdrawal signs": "returning spasticity, itching without rash, fast heart rate; then high fever, confusion, "
         "rigidity. Can progress to rhabdomyolysis, multi-organ failure and death within 24-72 hours: an emergency.",
         "Overdose signs": "drowsiness, slowed breathing, floppiness, coma.",
-        "MRI": "Interrogate the pump after MRI: the motor may stall during the scan.; Catheter revised 2024",
+        "MRI": "Interrogate the pump after MRI: the motor may stall during the scan. Catheter revised 2024.",
     }
+
+
+@pytest.mark.parametrize(
+    ("implant_note", "shown"),
+    [
+        ("", "Interrogate the pump after MRI: the motor may stall during the scan."),
+        # registered with its model's note (pumps.services.implant_register's default): said once
+        (
+            "Interrogate the pump after MRI: the motor may stall during the scan.",
+            "Interrogate the pump after MRI: the motor may stall during the scan.",
+        ),
+        # the model's note with the clinician's words added: the longer text alone
+        (
+            "Interrogate the pump after MRI: the motor may stall during the scan. Revised 2024",
+            "Interrogate the pump after MRI: the motor may stall during the scan. Revised 2024.",
+        ),
+    ],
+)
+def test_the_mri_line_says_each_note_once(nurse_client, refilled, implant_note, shown):
+    refilled.mri_notes = implant_note
+    refilled.save()
+    assert dict(_card_lines(_card(nurse_client, refilled.patient_id)))["MRI"] == shown
 
 
 def test_the_qr_code_holds_the_cards_text(nurse_client, catalogued):

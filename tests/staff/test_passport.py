@@ -100,6 +100,7 @@ def test_the_passport_carries_everything_an_emergency_department_needs(nurse_cli
             "Interrogate the pump after MRI: the motor may stall during the scan. Revised 2024.",
         ),
     ],
+    ids=["none of its own", "the model's note", "the model's note and more"],
 )
 def test_the_mri_line_says_each_note_once(nurse_client, refilled, implant_note, shown):
     refilled.mri_notes = implant_note

@@ -47,7 +47,7 @@ run: $(STAMP) ## Run the whole app (web, worker, beat) on SQLite + filesystem br
 test: $(DEV_STAMP) ## Run the whole test suite, two processes (SQLite by default; DATABASE_URL/CELERY_BROKER_URL to change)
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
-test-fast: $(DEV_STAMP) ## The suite without browser, real-worker and simulation tests (about 90 s on 2 cores)
+test-fast: $(DEV_STAMP) ## The suite without browser, real-worker and simulation tests (about 4 minutes on 2 cores)
 	$(PY) -m pytest $(XDIST) -m "not e2e and not worker and not slow" $(PYTEST_ARGS)
 
 coverage: $(DEV_STAMP) ## The whole suite with a line-coverage report in the terminal

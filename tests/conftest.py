@@ -46,6 +46,10 @@ _LONG_FIRST = (
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if item.nodeid.startswith("tests/e2e/") and not item.get_closest_marker("e2e"):
+            # Every test here drives Chromium, whether or not its module says so: out of the fast
+            # lane, into the services group.
+            item.add_marker(pytest.mark.e2e)
         if any(item.get_closest_marker(name) for name in _SERVICE_MARKERS) or item.nodeid in _USES_THE_BROKER:
             item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))
         elif (path := item.nodeid.split("::")[0]) in _ONE_PROCESS_MODULES:

@@ -13,7 +13,7 @@ from tests import factories
 
 from .conftest import login, pump_refilled_days_ago
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 
 

@@ -12,7 +12,7 @@ from refills.models import RefillVisit
 
 from .conftest import fill_refill_checks, login, pump_refilled_days_ago
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 
 
